@@ -1,0 +1,31 @@
+"""The PyBullet manipulation suite: gymnasium envs registered under ``parrot/``."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from parrot_jax.envs.tasks import TASKS, TEST_TASKS, TRAIN_TASKS, TaskSpec
+
+ENV_IDS = tuple(TASKS)
+TRAIN_ENV_IDS = tuple(t.env_id for t in TRAIN_TASKS)
+TEST_ENV_IDS = tuple(t.env_id for t in TEST_TASKS)
+
+
+def register() -> None:
+    """Registers every task with gymnasium (idempotent; runs on import)."""
+    for env_id, task in TASKS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="parrot_jax.envs.manipulation:ManipulationEnv",
+                         kwargs={"task": task.env_id})
+
+
+def make(env_id: str, **kwargs) -> gym.Env:
+    """``gymnasium.make`` with an error that lists the valid ids for an unknown one."""
+    if env_id not in TASKS:
+        raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
+    return gym.make(env_id, **kwargs)
+
+
+register()
+
+__all__ = ["ENV_IDS", "TEST_ENV_IDS", "TRAIN_ENV_IDS", "TaskSpec", "make", "register"]

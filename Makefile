@@ -1,0 +1,27 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment in $(VENV) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/showcase
+
+.PHONY: demo test bench-env clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m experiments.showcase_envs --workdir=$(WORKDIR)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+bench-env: $(VENV)/.installed
+	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,53 @@
+"""Shared pieces of the benchmarks: machine description and JSON records."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from typing import Callable
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def versions(*packages: str) -> dict:
+    return {p: _version(p) for p in packages}
+
+
+def record(name: str, value: float, unit: str, config: dict, repeats: list[float]) -> dict:
+    """One benchmark figure: the median of ``repeats`` and how it was produced."""
+    return {"name": name, "value": value, "unit": unit, "config": config,
+            "repeats": repeats, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+
+
+def median_rate(fn: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
+    """Calls ``fn`` (which returns a count of work items) ``repeats`` times after one
+    warm-up call; returns the median items per second and every repeat's rate."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates), rates

@@ -1,0 +1,234 @@
+"""The gymnasium env: a 6-DoF arm manipulating objects, seen through a 48x48 camera.
+
+Action ``a`` in ``Box(-1, 1, (7,), float32)``; values outside [-1, 1] are clipped:
+- ``a[0:3]``: end-effector translation, ``XYZ_SCALE * a[0:3]`` metres from the current
+  end-effector position; the target is clipped to the workspace box
+  (``scene.WORKSPACE_LOW``/``WORKSPACE_HIGH``).
+- ``a[3:6]``: roll, pitch, yaw change of the gripper, ``ROT_SCALE * a[3:6]`` radians,
+  accumulated and clipped to ``RPY_LIMIT`` around the gripper-down pose.
+- ``a[6]``: gripper, with hysteresis: ``> 0.5`` opens, ``< -0.5`` closes, otherwise
+  the gripper keeps its state.
+Each step solves IK for the target pose and simulates ``SUBSTEPS`` physics steps of
+1/240 s (``GRIPPER_SUBSTEPS`` when the gripper changes state, so it can finish).
+
+Observation: the RGB camera image, ``Box(0, 255, (48, 48, 3), uint8)``, nothing else.
+Privileged state (poses, target, grasp and place flags) is returned in ``info`` for
+scripted policies and tests. Reward is 1.0 when the task succeeds, else 0.0; episodes
+are truncated after ``horizon`` steps and terminate early on success only if
+``terminate_on_success`` is set.
+
+Every ``reset`` rebuilds the simulation from scratch, so an episode is a function of
+its seed and actions alone: ``reset(seed=s)`` reproduces the scene and image exactly,
+however many episodes the env has run before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+
+from parrot_jax.envs import objects, scene, tasks
+from parrot_jax.envs.robot import Robot
+
+XYZ_SCALE = 0.05  # metres per unit action
+ROT_SCALE = np.deg2rad(20.0)  # radians per unit action, as in the original suite
+RPY_LIMIT = np.array([0.5, 0.5, 1.57])
+GRIPPER_THRESHOLD = 0.5
+SUBSTEPS = 10
+GRIPPER_SUBSTEPS = 40
+SETTLE_SUBSTEPS = 25
+HOME_EE_POS = np.array([0.42, 0.0, 0.22])
+ACTION_DIM = 7
+
+
+class ManipulationEnv(gym.Env):
+    """One task of the suite; see the module docstring for spaces and dynamics."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
+
+    def __init__(self, task: tasks.TaskSpec | str, horizon: int = 25,
+                 terminate_on_success: bool = False, render_mode: Optional[str] = None,
+                 camera: scene.Camera = scene.Camera()):
+        if isinstance(task, str):
+            task = tasks.TASKS.get(task) or _unknown_task(task)
+        if horizon < 1:
+            raise ValueError(f"horizon must be a positive number of steps, got {horizon}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.task = task
+        self.horizon = int(horizon)
+        self.terminate_on_success = terminate_on_success
+        self.render_mode = render_mode
+        self.camera = camera
+        self._camera_matrices = camera.matrices()
+        self.observation_space = gym.spaces.Box(0, 255, (camera.size, camera.size, 3), np.uint8)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self._cid = p.connect(p.DIRECT)
+        self._home_joints = self._solve_home_joints()
+        self._obs: Optional[np.ndarray] = None
+        self.scene_objects: tuple[str, ...] = ()
+        self.scene_container: Optional[str] = None
+
+    # --- gymnasium API -----------------------------------------------------------------
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        cid = self._cid
+        p.resetSimulation(physicsClientId=cid)
+        scene.configure_physics(cid)
+        scene.build_table(cid)
+        self._robot = Robot(cid)
+        self._robot.reset(self._home_joints, gripper_open=True)
+        specs, self._container = self._draw_scene(rng)
+        self.scene_objects = tuple(s.name for s in specs)
+        self.scene_container = self._container.name if self._container else None
+        self._specs = specs
+        footprints = [_footprint(s) for s in specs]
+        if self._container is not None:
+            footprints.append(self._container.radius)
+        xy = scene.sample_positions(rng, footprints)
+        yaws = rng.uniform(-np.pi, np.pi, size=len(footprints))
+        self._bodies = [objects.spawn_object(s, xy[i], yaws[i], cid) for i, s in enumerate(specs)]
+        self._container_body = None
+        self._container_xy = np.zeros(2)
+        if self._container is not None:
+            self._container_xy = xy[-1]
+            self._container_body = objects.spawn_container(self._container, xy[-1], yaws[-1], cid)
+        for _ in range(SETTLE_SUBSTEPS):
+            p.stepSimulation(physicsClientId=cid)
+        self._rpy = np.zeros(3)
+        self._t = 0
+        self._obs = scene.render(cid, self.camera, self._camera_matrices)
+        return self._obs.copy(), self._info()
+
+    def step(self, action):
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        a = _check_action(action)
+        state = self._robot.state()
+        target = np.clip(state.ee_pos + XYZ_SCALE * a[:3], scene.WORKSPACE_LOW, scene.WORKSPACE_HIGH)
+        self._rpy = np.clip(self._rpy + ROT_SCALE * a[3:6], -RPY_LIMIT, RPY_LIMIT)
+        changed = False
+        if a[6] > GRIPPER_THRESHOLD:
+            changed = self._robot.set_gripper(True)
+        elif a[6] < -GRIPPER_THRESHOLD:
+            changed = self._robot.set_gripper(False)
+        self._robot.move_to(target, self._rpy)
+        for _ in range(GRIPPER_SUBSTEPS if changed else SUBSTEPS):
+            p.stepSimulation(physicsClientId=self._cid)
+        self._t += 1
+        self._obs = scene.render(self._cid, self.camera, self._camera_matrices)
+        info = self._info()
+        success = bool(info["success"])
+        terminated = success and self.terminate_on_success
+        truncated = self._t >= self.horizon and not terminated
+        return self._obs.copy(), float(success), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "rgb_array" and self._obs is not None:
+            return self._obs.copy()
+        return None
+
+    def close(self):
+        if getattr(self, "_cid", None) is not None and p.isConnected(self._cid):
+            p.disconnect(self._cid)
+        self._cid = None
+
+    # --- scene ---------------------------------------------------------------------------
+
+    def _draw_scene(self, rng: np.random.Generator):
+        """Draws the three objects (target first) and the container of this episode."""
+        pool = objects.TRAIN_OBJECTS if self.task.split == "train" else objects.TEST_OBJECTS
+        if self.task.target is None:
+            picks = rng.choice(len(pool), size=tasks.NUM_OBJECTS, replace=False)
+            specs = [pool[i] for i in picks]
+        else:
+            target = objects.get_object(self.task.target)
+            others = [o for o in pool if o.name != target.name]
+            picks = rng.choice(len(others), size=tasks.NUM_OBJECTS - 1, replace=False)
+            specs = [target] + [others[i] for i in picks]
+        container = None
+        if self.task.goal == "place":
+            if self.task.container is not None:
+                container = objects.get_container(self.task.container)
+            else:
+                cpool = (objects.TRAIN_CONTAINERS if self.task.split == "train"
+                         else objects.TEST_CONTAINERS)
+                container = cpool[rng.integers(len(cpool))]
+        return specs, container
+
+    def _solve_home_joints(self) -> np.ndarray:
+        scene.configure_physics(self._cid)
+        robot = Robot(self._cid)
+        joints = robot.home_joints(HOME_EE_POS, np.zeros(3))
+        p.resetSimulation(physicsClientId=self._cid)
+        return joints
+
+    # --- privileged state ------------------------------------------------------------
+
+    def _info(self) -> dict[str, Any]:
+        cid = self._cid
+        state = self._robot.state()
+        centers = np.zeros((tasks.NUM_OBJECTS, 3))
+        bottoms = np.zeros(tasks.NUM_OBJECTS)
+        for i, body in enumerate(self._bodies):
+            lo, hi = p.getAABB(body, physicsClientId=cid)
+            centers[i] = 0.5 * (np.asarray(lo) + np.asarray(hi))
+            bottoms[i] = lo[2]
+        held = np.linalg.norm(centers - state.ee_pos, axis=1) < tasks.HOLD_DISTANCE
+        grasped = held & (bottoms >= self.task.lift_height)
+        placed = np.zeros(tasks.NUM_OBJECTS, dtype=bool)
+        container_pos = np.zeros(3)
+        drop_pos = np.zeros(3)
+        if self._container is not None:
+            c = self._container
+            container_pos = np.array([*self._container_xy, c.top_z])
+            inside = np.linalg.norm(centers[:, :2] - self._container_xy, axis=1) < c.radius
+            placed = inside & (bottoms <= c.top_z + tasks.PLACE_TOLERANCE)
+            # Release point for scripted placing: above the rim with the target's half
+            # height below the grasp point, plus a margin.
+            drop_pos = np.array([*self._container_xy,
+                                 c.height + 0.5 * self._specs[0].height + 0.04])
+        success = bool(placed[0] if self.task.goal == "place" else grasped[0])
+        return {
+            "success": success,
+            "ee_pos": state.ee_pos,
+            "ee_rpy": state.ee_rpy,
+            "gripper_open": self._robot.gripper_open,
+            "finger_width": state.finger_width,
+            "object_pos": centers,
+            "object_bottom": bottoms,
+            "target_index": 0,
+            "target_pos": centers[0].copy(),
+            "grasped": grasped,
+            "placed": placed,
+            "container_pos": container_pos,
+            "drop_pos": drop_pos,
+            "has_container": self._container is not None,
+            "timestep": self._t,
+        }
+
+
+def _footprint(spec) -> float:
+    """Radius of the disc an object occupies on the table when placed."""
+    return spec.footprint
+
+
+def _check_action(action) -> np.ndarray:
+    a = np.asarray(action)
+    if a.shape != (ACTION_DIM,):
+        raise ValueError(f"action must have shape ({ACTION_DIM},), got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"action must be a float array, got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action must be finite, got {a.tolist()}")
+    return np.clip(a.astype(np.float64), -1.0, 1.0)
+
+
+def _unknown_task(name: str):
+    valid = ", ".join(sorted(tasks.TASKS))
+    raise ValueError(f"unknown task {name!r}; valid env ids: {valid}")

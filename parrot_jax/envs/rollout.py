@@ -1,0 +1,102 @@
+"""Scripted rollouts: single episodes, and success rates over many seeds and tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+from typing import Optional, Sequence
+
+import numpy as np
+
+from parrot_jax import stats
+from parrot_jax.envs import scripted
+from parrot_jax.envs.manipulation import ManipulationEnv
+
+
+@dataclasses.dataclass(frozen=True)
+class Episode:
+    """One rollout: T+1 frames (first is the reset image), T actions, the outcome."""
+
+    frames: np.ndarray  # (T + 1, H, W, 3) uint8
+    actions: np.ndarray  # (T, 7) float32
+    rewards: np.ndarray  # (T,) float32
+    success: bool  # info["success"] at the last step
+    first_success: int  # first step (1-based) with reward 1, or -1
+
+
+def policy_seed(seed: int) -> int:
+    """Seed of the scripted policy's noise for the episode with env seed ``seed``."""
+    return seed + 1_000_003
+
+
+def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True) -> Episode:
+    """Runs the task's scripted policy for one episode from ``env.reset(seed=seed)``."""
+    obs, info = env.reset(seed=seed)
+    policy = scripted.make_policy(env.task.goal, np.random.default_rng(policy_seed(seed)))
+    policy.reset()
+    frames, actions, rewards = [obs], [], []
+    first = -1
+    while True:
+        action = policy(info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        if keep_frames:
+            frames.append(obs)
+        if reward > 0 and first < 0:
+            first = len(rewards)
+        if terminated or truncated:
+            break
+    return Episode(np.stack(frames), np.stack(actions), np.asarray(rewards, np.float32),
+                   bool(info["success"]), first)
+
+
+@dataclasses.dataclass(frozen=True)
+class SuccessRate:
+    env_id: str
+    successes: int
+    episodes: int
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return stats.wilson_interval(self.successes, self.episodes)
+
+    def as_dict(self) -> dict:
+        lo, hi = self.ci95
+        return {"env_id": self.env_id, "successes": self.successes, "episodes": self.episodes,
+                "success_rate": self.rate, "ci95_low": lo, "ci95_high": hi}
+
+
+def _success_count(args) -> tuple[str, int]:
+    env_id, seeds, horizon = args
+    env = ManipulationEnv(env_id, horizon=horizon)
+    try:
+        return env_id, sum(scripted_episode(env, s, keep_frames=False).success for s in seeds)
+    finally:
+        env.close()
+
+
+def scripted_success(env_ids: Sequence[str], episodes: int, seed: int = 0, horizon: int = 25,
+                     num_workers: Optional[int] = None) -> list[SuccessRate]:
+    """Success rate of the scripted policy on each task over seeds seed..seed+episodes-1.
+
+    Work is split into chunks over ``num_workers`` processes (default: all cores); the
+    result does not depend on the split, since each episode depends on its seed only.
+    """
+    chunk = max(1, episodes // 4)
+    jobs = [(env_id, list(range(seed + s, seed + min(s + chunk, episodes))), horizon)
+            for env_id in env_ids for s in range(0, episodes, chunk)]
+    workers = num_workers or mp.cpu_count()
+    if workers == 1:
+        counts = [_success_count(j) for j in jobs]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            counts = pool.map(_success_count, jobs)
+    totals = {env_id: 0 for env_id in env_ids}
+    for env_id, n in counts:
+        totals[env_id] += n
+    return [SuccessRate(env_id, totals[env_id], episodes) for env_id in env_ids]

@@ -1,0 +1,136 @@
+"""The gymnasium envs: spaces, registration, determinism, action handling, errors."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import parrot_jax.envs as envs
+from parrot_jax.envs import manipulation, scene
+from parrot_jax.envs.manipulation import ManipulationEnv
+
+PAPER_TEST_IDS = (
+    "parrot/PlaceCanInPan-v0", "parrot/PlaceSculptureInBasket-v0",
+    "parrot/PlaceChairOnCheckerboard-v0", "parrot/PickUpCup-v0", "parrot/PickUpCan-v0",
+    "parrot/PickUpVase-v0", "parrot/PickUpBaseballCap-v0", "parrot/PlaceBaseballCapOnBlock-v0")
+
+
+def test_registered_ids():
+    assert envs.TEST_ENV_IDS == PAPER_TEST_IDS
+    assert envs.TRAIN_ENV_IDS == ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0")
+    for env_id in envs.ENV_IDS:
+        assert env_id in gym.registry
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_check_env_and_spaces(env_id):
+    env = gym.make(env_id)
+    try:
+        assert env.observation_space == gym.spaces.Box(0, 255, (48, 48, 3), np.uint8)
+        assert env.action_space == gym.spaces.Box(-1, 1, (7,), np.float32)
+        check_env(env.unwrapped, skip_render_check=True)
+        obs, info = env.reset(seed=1)
+        assert obs.shape == (48, 48, 3) and obs.dtype == np.uint8
+        assert obs.std() > 5  # a real image, not a blank frame
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert obs.dtype == np.uint8 and reward in (0.0, 1.0)
+        assert isinstance(info["success"], bool) and reward == float(info["success"])
+        assert info["object_pos"].shape == (3, 3) and info["ee_pos"].shape == (3,)
+        assert not terminated and not truncated
+    finally:
+        env.close()
+
+
+def test_test_tasks_use_their_objects():
+    for env_id in PAPER_TEST_IDS:
+        env = ManipulationEnv(env_id)
+        env.reset(seed=0)
+        assert env.scene_objects[0] == env.task.target
+        assert len(set(env.scene_objects)) == 3
+        assert env.scene_container == env.task.container
+        env.close()
+
+
+def test_reset_reproduces_scene_after_other_episodes():
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(6, 7)).astype(np.float32)
+
+    def rollout(env, seed):
+        frames = [env.reset(seed=seed)[0]]
+        for a in actions:
+            frames.append(env.step(a)[0])
+        return np.stack(frames)
+
+    a, b = ManipulationEnv("parrot/PickPlaceTrain-v0"), ManipulationEnv("parrot/PickPlaceTrain-v0")
+    first = rollout(a, 5)
+    rollout(b, 11)  # b has run another episode before
+    second = rollout(b, 5)
+    np.testing.assert_array_equal(first, second)
+    assert a.scene_objects == b.scene_objects
+    other = rollout(a, 6)
+    assert not np.array_equal(first[0], other[0])  # seeds matter
+    a.close(), b.close()
+
+
+def test_horizon_and_terminate_on_success():
+    env = ManipulationEnv("parrot/GraspTrain-v0", horizon=3)
+    env.reset(seed=0)
+    zero = np.zeros(7, np.float32)
+    assert [env.step(zero)[3] for _ in range(3)] == [False, False, True]
+    env.close()
+    with pytest.raises(ValueError, match="horizon"):
+        ManipulationEnv("parrot/GraspTrain-v0", horizon=0)
+
+
+def test_actions_are_clipped_and_move_the_end_effector():
+    env = ManipulationEnv("parrot/GraspTrain-v0")
+    _, info = env.reset(seed=0)
+    start = info["ee_pos"]
+    _, _, _, _, info = env.step(np.array([0, 0, 50.0, 0, 0, 0, 0], np.float32))  # clipped to 1
+    rise = info["ee_pos"][2] - start[2]
+    assert 0.5 * manipulation.XYZ_SCALE < rise <= manipulation.XYZ_SCALE + 1e-3
+    for _ in range(20):
+        _, _, _, _, info = env.step(np.array([1, 1, 1, 0, 0, 0, 0], np.float32))
+    assert np.all(info["ee_pos"] <= scene.WORKSPACE_HIGH + 0.01)  # the workspace box holds
+    env.close()
+
+
+def test_gripper_hysteresis():
+    env = ManipulationEnv("parrot/GraspTrain-v0")
+    env.reset(seed=0)
+    step = lambda g: env.step(np.array([0, 0, 0, 0, 0, 0, g], np.float32))[4]
+    assert step(-0.4)["gripper_open"]  # inside the dead band: unchanged
+    info = step(-0.6)
+    assert not info["gripper_open"] and info["finger_width"] < 0.01
+    assert not step(0.4)["gripper_open"]
+    info = step(0.9)
+    assert info["gripper_open"] and info["finger_width"] > 0.08
+    env.close()
+
+
+@pytest.mark.parametrize("action, message", [
+    (np.zeros(6, np.float32), r"shape \(7,\)"),
+    (np.zeros((1, 7), np.float32), r"shape \(7,\)"),
+    (np.zeros(7, np.int64), "float"),
+    (np.array([0, 0, np.nan, 0, 0, 0, 0], np.float32), "finite"),
+])
+def test_bad_actions_raise(action, message):
+    env = ManipulationEnv("parrot/GraspTrain-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+    env.close()
+
+
+def test_step_before_reset_raises():
+    env = ManipulationEnv("parrot/GraspTrain-v0")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(7, np.float32))
+    env.close()
+
+
+def test_unknown_env_id_lists_valid_ids():
+    with pytest.raises(ValueError, match="parrot/PickUpCan-v0"):
+        envs.make("parrot/PickUpBanana-v0")
+    with pytest.raises(ValueError, match="parrot/GraspTrain-v0"):
+        ManipulationEnv("parrot/PickUpBanana-v0")

@@ -1,0 +1,15 @@
+import pytest
+
+from parrot_jax import stats
+
+
+def test_wilson_interval_known_values():
+    lo, hi = stats.wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert stats.wilson_interval(0, 20)[0] == 0.0 and stats.wilson_interval(20, 20)[1] == 1.0
+
+
+@pytest.mark.parametrize("s, n", [(1, 0), (-1, 5), (6, 5)])
+def test_wilson_interval_rejects_bad_counts(s, n):
+    with pytest.raises(ValueError):
+        stats.wilson_interval(s, n)
