@@ -214,8 +214,8 @@ class ManipulationEnv(gym.Env):
 
 
 def _footprint(spec) -> float:
-    """Radius of the disc an object occupies on the table when placed."""
-    return spec.footprint
+    """Radius of the disc an object occupies on the table at any yaw."""
+    return 0.5 * float(np.hypot(spec.length, spec.width))
 
 
 def _check_action(action) -> np.ndarray:
