@@ -179,20 +179,18 @@ class ManipulationEnv(gym.Env):
             lo, hi = p.getAABB(body, physicsClientId=cid)
             centers[i] = 0.5 * (np.asarray(lo) + np.asarray(hi))
             bottoms[i] = lo[2]
-        held = np.linalg.norm(centers - state.ee_pos, axis=1) < tasks.HOLD_DISTANCE
-        grasped = held & (bottoms >= self.task.lift_height)
+        near = np.linalg.norm(centers - state.ee_pos, axis=1) < tasks.HOLD_DISTANCE
+        held = near & (not self._robot.gripper_open) & (bottoms > tasks.HELD_CLEARANCE)
+        grasped = near & (bottoms >= self.task.lift_height)
         placed = np.zeros(tasks.NUM_OBJECTS, dtype=bool)
         container_pos = np.zeros(3)
-        drop_pos = np.zeros(3)
+        container_rim = 0.0
         if self._container is not None:
             c = self._container
             container_pos = np.array([*self._container_xy, c.top_z])
+            container_rim = c.height
             inside = np.linalg.norm(centers[:, :2] - self._container_xy, axis=1) < c.radius
             placed = inside & (bottoms <= c.top_z + tasks.PLACE_TOLERANCE)
-            # Release point for scripted placing: above the rim with the target's half
-            # height below the grasp point, plus a margin.
-            drop_pos = np.array([*self._container_xy,
-                                 c.height + 0.5 * self._specs[0].height + 0.04])
         success = bool(placed[0] if self.task.goal == "place" else grasped[0])
         return {
             "success": success,
@@ -204,10 +202,11 @@ class ManipulationEnv(gym.Env):
             "object_bottom": bottoms,
             "target_index": 0,
             "target_pos": centers[0].copy(),
+            "held": held,
             "grasped": grasped,
             "placed": placed,
             "container_pos": container_pos,
-            "drop_pos": drop_pos,
+            "container_rim": container_rim,
             "has_container": self._container is not None,
             "timestep": self._t,
         }

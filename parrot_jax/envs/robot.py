@@ -28,6 +28,7 @@ FINGER_OPEN = 0.045  # per finger: 0.09 m between the fingers when open
 FINGER_FORCE = 40.0  # N per finger
 ARM_FORCE = 300.0
 IK_ITERATIONS = 100
+PALM_ABOVE_EE = 0.03  # the palm's underside is this far above the grasp point
 
 # A posture of the elbow-up family; IK starts from the current joints, so seeding the
 # arm here at reset keeps every later solution in that family.

@@ -4,15 +4,18 @@ Both read the privileged ``info`` of the env, never the image:
 - :class:`ScriptedGrasp` (Algorithm 2): move the end effector to the object, close the
   gripper within ``threshold``, lift, then do nothing.
 - :class:`ScriptedPickPlace` (Algorithm 3): grasp as above, carry the object to a point
-  above the container, open the gripper within ``threshold``, then do nothing.
+  above the container, open the gripper within ``threshold``, then do nothing. The
+  release point is ``drop_margin`` above the container's rim for the bottom of the
+  object as it hangs in the gripper.
 
 Every action gets Gaussian noise N(0, ``noise``) on every dimension and is clipped to
 [-``clip``, ``clip``] (0.9 in the paper, which keeps atanh finite for the flow).
 
-One deviation from the paper's pseudo-code, for our arm: while the end effector is
-more than ``threshold`` away horizontally, it aims ``hover`` metres above the grasp
-point, so the open fingers come down onto the object rather than sweeping into it
-from the side.
+One deviation from the paper's pseudo-code, for our arm: the open gripper approaches
+inside a cone above the object. Its height above the grasp point is at most
+``slope`` times its horizontal distance, and it aims no lower than ``clearance`` above
+the object's top while it is far, so the fingers come down onto the object instead of
+sweeping into it from the side.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from parrot_jax.envs import manipulation, scene
+from parrot_jax.envs import manipulation, robot, scene
 
 _OPEN, _CLOSE, _KEEP = 1.0, -1.0, 0.0
 
@@ -35,7 +38,8 @@ class ScriptedGrasp:
     clip: float = 0.9
     threshold: float = 0.02
     lift_to: float = 0.16  # end-effector height to lift to, metres
-    hover: float = 0.05
+    clearance: float = 0.035  # end effector above the object's top while approaching
+    slope: float = 2.0
     object_index: int | None = None  # None: the task's target
 
     def reset(self) -> None:
@@ -47,11 +51,14 @@ class ScriptedGrasp:
     def _grasp_action(self, info: dict) -> np.ndarray:
         ee = np.asarray(info["ee_pos"])
         index = info["target_index"] if self.object_index is None else self.object_index
-        target = _grasp_point(np.asarray(info["object_pos"])[index])
+        center = np.asarray(info["object_pos"])[index]
+        top = 2.0 * center[2] - info["object_bottom"][index]
+        target = _grasp_point(center, top)
         if info["gripper_open"]:
             xy_dist = np.linalg.norm(target[:2] - ee[:2])
             if xy_dist > self.threshold:
-                target = target + [0.0, 0.0, min(self.hover, 2.0 * xy_dist)]
+                above = max(0.0, top + self.clearance - target[2])
+                target = target + [0.0, 0.0, min(above, self.slope * xy_dist)]
             if np.linalg.norm(target - ee) > self.threshold:
                 return _move(target - ee, _KEEP)
             return _move(np.zeros(3), _CLOSE)
@@ -68,6 +75,7 @@ class ScriptedGrasp:
 class ScriptedPickPlace(ScriptedGrasp):
     """Algorithm 3: grasp, carry above the container, release, then stay still."""
 
+    drop_margin: float = 0.025
     place_attempted: bool = False
 
     def reset(self) -> None:
@@ -77,12 +85,14 @@ class ScriptedPickPlace(ScriptedGrasp):
         if not info["has_container"]:
             raise ValueError("ScriptedPickPlace needs a task with a container (a place task)")
         ee = np.asarray(info["ee_pos"])
-        drop = np.asarray(info["drop_pos"])
         index = info["target_index"] if self.object_index is None else self.object_index
+        hang = ee[2] - info["object_bottom"][index]  # object bottom below the grasp point
+        drop = np.asarray(info["container_pos"], dtype=np.float64).copy()
+        drop[2] = info["container_rim"] + self.drop_margin + max(hang, 0.0)
         drop_dist = np.linalg.norm(drop - ee)
         if self.place_attempted:
             action = _move(np.zeros(3), _KEEP)
-        elif not info["grasped"][index] and drop_dist > self.threshold:
+        elif not info["held"][index] and drop_dist > self.threshold:
             action = self._grasp_action(info)
         elif drop_dist > self.threshold:
             action = _move(drop - ee, _KEEP)
@@ -101,9 +111,14 @@ def make_policy(goal: str, rng: np.random.Generator, **kwargs) -> ScriptedGrasp:
     raise ValueError(f"unknown goal {goal!r}; expected 'grasp' or 'place'")
 
 
-def _grasp_point(center: np.ndarray) -> np.ndarray:
-    """Where to put the end effector to grasp an object with this AABB centre."""
-    return np.array([center[0], center[1], max(center[2], scene.WORKSPACE_LOW[2])])
+def _grasp_point(center: np.ndarray, top: float) -> np.ndarray:
+    """Where to put the end effector to grasp an object (AABB centre and top).
+
+    At the centre's height, unless the object is taller than the fingers reach: then
+    as low as the palm allows (it stops ``PALM_ABOVE_EE`` above the end effector).
+    """
+    z = max(center[2], top - robot.PALM_ABOVE_EE + 0.005, scene.WORKSPACE_LOW[2])
+    return np.array([center[0], center[1], z])
 
 
 def _move(delta: np.ndarray, gripper: float) -> np.ndarray:

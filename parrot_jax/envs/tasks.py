@@ -18,6 +18,7 @@ import dataclasses
 from typing import Literal, Optional
 
 HOLD_DISTANCE = 0.08
+HELD_CLEARANCE = 0.01  # info["held"]: closed gripper, near, and this far off the table
 PLACE_TOLERANCE = 0.03
 NUM_OBJECTS = 3
 

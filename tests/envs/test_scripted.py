@@ -36,7 +36,8 @@ def test_scripted_episode_is_deterministic():
 def test_noise_statistics():
     policy = scripted.ScriptedGrasp(np.random.default_rng(0))
     info = {"ee_pos": np.array([0.5, 0.0, 0.2]), "object_pos": np.array([[0.5, 0.0, 0.2]] * 3),
-            "target_index": 0, "gripper_open": False}
+            "target_index": 0, "gripper_open": False,
+            "object_bottom": np.zeros(3)}
     actions = np.stack([policy(info) for _ in range(4000)])  # lifted and holding: action 0
     np.testing.assert_allclose(actions.std(axis=0), 0.1, atol=0.01)
     np.testing.assert_allclose(actions.mean(axis=0), 0.0, atol=0.01)
