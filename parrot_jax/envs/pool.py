@@ -34,9 +34,9 @@ hung. The pool is then unusable and ``close()`` (or leaving ``with``) ends the w
 Start methods: ``"forkserver"`` (default) is safe with threads in the parent (JAX) and
 starts workers in ~0.2 s for the first pool, ~15 ms after. ``"fork"`` (~15 ms) must not be
 used once JAX or a PyBullet client runs in the parent (it copies locks and connections).
-``"spawn"``: ~0.5 s. Except with fork, factories travel by cloudpickle, so env classes must
-be importable (module level, not ``__main__`` of an interactive session) or use an env id;
-the forkserver preloads env modules, so they must not connect to PyBullet at import time.
+``"spawn"``: ~0.5 s. Factories are sent with cloudpickle (lambdas and ``__main__`` classes
+work; other classes are imported by module name in the workers). The forkserver preloads
+the env modules, so these must not connect to PyBullet at import time.
 Not thread-safe: use a pool from one thread.
 """
 
@@ -75,8 +75,11 @@ class EnvPoolError(RuntimeError):
 def _origin(fn) -> tuple[str, str | None]:
     """(name, defining module) of the env behind a factory, for messages and preloading."""
     while isinstance(fn, functools.partial):
-        if fn.func is gym.make:
-            spec = fn.args[0]
+        if fn.func is gym.make and fn.args:  # an EnvSpec (env id given to EnvPool) or an id
+            try:
+                spec = fn.args[0] if hasattr(fn.args[0], "entry_point") else gym.spec(fn.args[0])
+            except Exception:
+                return str(fn.args[0]), None
             entry = spec.entry_point
             return spec.id, entry.split(":")[0] if isinstance(entry, str) else entry.__module__
         fn = fn.func
@@ -139,6 +142,8 @@ def _worker(env_fns: bytes, env_indices: list[int], conn) -> None:
     except (EOFError, BrokenPipeError):
         pass  # the parent is gone
     except Exception as exc:
+        # The exception travels as bytes so that one which cannot be unpickled in the
+        # parent (e.g. required constructor arguments) only loses the __cause__.
         try:
             exc_bytes = pickle.dumps(exc)
         except Exception:
@@ -393,7 +398,7 @@ class EnvPool:
         where = f"env {env_index} ({env_id!r})" if env_index is not None else f"env {env_id!r}"
         err = self._fail(f"EnvPool worker {w}: {where} raised during {what}: {text}\n\n"
                          f"Worker traceback:\n{tb}", worker=w, env_index=env_index, env_id=env_id)
-        try:
+        try:  # bytes from our own worker process, not from a file
             err.__cause__ = pickle.loads(exc_bytes) if exc_bytes else None
         except Exception:
             pass

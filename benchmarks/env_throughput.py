@@ -1,0 +1,87 @@
+"""Env throughput: steps/s of one env and of the env pool, with random actions.
+
+    python -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json
+
+Every step includes IK, physics and the 48x48 render; resets (every ``horizon`` steps)
+are included in the time, as they are in data collection. The pool figures are for N
+envs on N worker processes; the goal is N workers >= 0.8 * N * one env.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks import common
+from parrot_jax import io
+from parrot_jax.envs.manipulation import ManipulationEnv
+from parrot_jax.envs.pool import EnvPool
+
+_OUT = flags.DEFINE_string("out", None, "JSON file to write (also printed).")
+_ENV = flags.DEFINE_string("env", "parrot/PickPlaceTrain-v0", "Env id.")
+_STEPS = flags.DEFINE_integer("steps", 500, "Env steps per repeat (per env).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (after one warm-up).")
+_WORKERS = flags.DEFINE_list("workers", None, "Pool sizes to measure (default 1..cores).")
+
+
+def single_env_rate(env_id: str, steps: int, repeats: int) -> tuple[float, list[float]]:
+    env = ManipulationEnv(env_id)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+
+    def run() -> int:
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 7).astype(np.float32))
+            if terminated or truncated:
+                env.reset()
+        return steps
+
+    try:
+        return common.median_rate(run, repeats)
+    finally:
+        env.close()
+
+
+def pool_rate(env_id: str, workers: int, steps: int, repeats: int) -> tuple[float, list[float]]:
+    rng = np.random.default_rng(0)
+    with EnvPool(env_id, num_envs=workers, num_workers=workers) as pool:
+        pool.reset(seed=0)
+
+        def run() -> int:
+            for _ in range(steps):
+                pool.step(rng.uniform(-1, 1, (workers, 7)).astype(np.float32))
+            return steps * workers
+
+        return common.median_rate(run, repeats)
+
+
+def main(argv):
+    del argv
+    cores = os.cpu_count() or 1
+    sizes = [int(w) for w in _WORKERS.value] if _WORKERS.value else list(range(1, cores + 1))
+    config = {"env": _ENV.value, "steps": _STEPS.value, "repeats": _REPEATS.value,
+              "actions": "uniform random", "render": "48x48 TinyRenderer"}
+    records = []
+    single, reps = single_env_rate(_ENV.value, _STEPS.value, _REPEATS.value)
+    records.append(common.record("env/single_steps_per_s", single, "steps/s", config, reps))
+    print(f"one env: {single:.0f} steps/s")
+    for w in sizes:
+        rate, reps = pool_rate(_ENV.value, w, _STEPS.value, _REPEATS.value)
+        records.append(common.record(f"env/pool_{w}_workers_steps_per_s", rate, "steps/s",
+                                     dict(config, workers=w, envs=w), reps))
+        print(f"pool, {w} workers: {rate:.0f} steps/s ({rate / (w * single):.2f} x {w} x one env)")
+    result = {"machine": common.machine(), "versions": common.versions("pybullet", "gymnasium",
+                                                                       "numpy"),
+              "records": records}
+    if _OUT.value:
+        io.write_json(_OUT.value, result)
+        print(f"wrote {_OUT.value}")
+    else:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
