@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
-from parrot_jax.envs import objects, scene, tasks
+from parrot_jax.envs import containers, objects, scene, tasks
 from parrot_jax.envs.robot import Robot
 
 XYZ_SCALE = 0.05  # metres per unit action
@@ -97,7 +97,7 @@ class ManipulationEnv(gym.Env):
         self._container_xy = np.zeros(2)
         if self._container is not None:
             self._container_xy = xy[-1]
-            self._container_body = objects.spawn_container(self._container, xy[-1], yaws[-1], cid)
+            self._container_body = containers.spawn_container(self._container, xy[-1], yaws[-1], cid)
         for _ in range(SETTLE_SUBSTEPS):
             p.stepSimulation(physicsClientId=cid)
         self._rpy = np.zeros(3)
@@ -154,10 +154,10 @@ class ManipulationEnv(gym.Env):
         container = None
         if self.task.goal == "place":
             if self.task.container is not None:
-                container = objects.get_container(self.task.container)
+                container = containers.get_container(self.task.container)
             else:
-                cpool = (objects.TRAIN_CONTAINERS if self.task.split == "train"
-                         else objects.TEST_CONTAINERS)
+                cpool = (containers.TRAIN_CONTAINERS if self.task.split == "train"
+                         else containers.TEST_CONTAINERS)
                 container = cpool[rng.integers(len(cpool))]
         return specs, container
 

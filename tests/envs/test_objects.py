@@ -1,4 +1,4 @@
-"""Tests of the object library: split, sizes, physics settling, containers, speed, rendering."""
+"""Tests of the object and container libraries: split, sizes, settling, containers, speed, rendering."""
 
 import time
 
@@ -8,9 +8,10 @@ import pytest
 
 from parrot_jax.envs import meshes as M
 from parrot_jax.envs import objects as O
+from parrot_jax.envs import containers as C
 
 ALL = O.TRAIN_OBJECTS + O.TEST_OBJECTS
-CONTAINERS = O.TRAIN_CONTAINERS + O.TEST_CONTAINERS
+CONTAINERS = C.TRAIN_CONTAINERS + C.TEST_CONTAINERS
 PAPER_TEST = ("can", "sculpture", "chair", "cup", "vase", "baseball_cap", "bar")
 MARGIN = 0.002  # pybullet pads getAABB by this much on every side
 DT = 1.0 / 240.0
@@ -50,20 +51,20 @@ def _step(cid, n):
 
 def test_counts_names_and_split():
     assert len(O.TRAIN_OBJECTS) >= 50 and len(O.TEST_OBJECTS) >= 9
-    assert len(O.TRAIN_CONTAINERS) >= 6
-    assert {c.name for c in O.TEST_CONTAINERS} == {"pan", "basket", "checkerboard_table", "block"}
+    assert len(C.TRAIN_CONTAINERS) >= 6
+    assert {c.name for c in C.TEST_CONTAINERS} == {"pan", "basket", "checkerboard_table", "block"}
     names = [s.name for s in ALL]
     assert len(set(names)) == len(names)
     cnames = [c.name for c in CONTAINERS]
     assert len(set(cnames)) == len(cnames)
-    assert all(s.split == "train" for s in O.TRAIN_OBJECTS + O.TRAIN_CONTAINERS)
-    assert all(s.split == "test" for s in O.TEST_OBJECTS + O.TEST_CONTAINERS)
+    assert all(s.split == "train" for s in O.TRAIN_OBJECTS + C.TRAIN_CONTAINERS)
+    assert all(s.split == "test" for s in O.TEST_OBJECTS + C.TEST_CONTAINERS)
     test_names = {s.name for s in O.TEST_OBJECTS}
     assert set(PAPER_TEST) <= test_names and len(test_names - set(PAPER_TEST)) >= 2
     # novel objects: no training object shares a test object's category
     assert not {s.category for s in O.TRAIN_OBJECTS} & {s.category for s in O.TEST_OBJECTS}
-    assert not {c.category for c in O.TRAIN_CONTAINERS} & {c.category for c in O.TEST_CONTAINERS}
-    assert O.get_object("can") is O.TEST_OBJECTS[0] and O.get_container("pan").name == "pan"
+    assert not {c.category for c in C.TRAIN_CONTAINERS} & {c.category for c in C.TEST_CONTAINERS}
+    assert O.get_object("can") is O.TEST_OBJECTS[0] and C.get_container("pan").name == "pan"
 
 
 def test_unknown_names_raise():
@@ -71,7 +72,7 @@ def test_unknown_names_raise():
         O.get_object("nope")
     assert "can" in str(err.value) and "duck" in str(err.value)
     with pytest.raises(ValueError, match="basket"):
-        O.get_container("nope")
+        C.get_container("nope")
 
 
 def test_spec_sizes_within_gripper_limits():
@@ -132,7 +133,7 @@ def test_objects_drop_into_containers(client, obj):
     pairs = []
     for k, c in enumerate(CONTAINERS):
         xy = (-1.5 + 0.3 * (k % 6), -0.6 + 0.3 * (k // 6))
-        cb = O.spawn_container(c, xy, 0.3 * k, client)
+        cb = C.spawn_container(c, xy, 0.3 * k, client)
         lo, hi = p.getAABB(cb, physicsClientId=client)  # static bodies: AABB not padded
         assert abs(hi[2] - c.height) < 0.001 and abs(lo[2]) < 0.001, c.name
         g = c.geometry
@@ -156,7 +157,7 @@ def test_walls_hold_objects_in(client):
     spec = O.get_object("short_drum")
     for k, c in enumerate(c for c in CONTAINERS if c.top_z < c.height * 0.5):
         xy = (-1.5 + 0.3 * k, 0.0)
-        O.spawn_container(c, xy, 0.0, client)
+        C.spawn_container(c, xy, 0.0, client)
         ob = O.spawn_object(spec, xy, 0.0, client)
         p.resetBasePositionAndOrientation(ob, [xy[0], xy[1], c.top_z + spec.com_z + 0.002], [0, 0, 0, 1],
                                           physicsClientId=client)
@@ -177,7 +178,7 @@ def test_spawn_is_deterministic_and_fast():
                 b = O.spawn_object(s, (0.5, 0.1), 0.7, cid)
                 per_client.append((p.getAABB(b, physicsClientId=cid), p.getMeshData(b, physicsClientId=cid)))
             for c in CONTAINERS:
-                b = O.spawn_container(c, (0.5, 0.1), 0.7, cid)
+                b = C.spawn_container(c, (0.5, 0.1), 0.7, cid)
                 per_client.append((p.getAABB(b, physicsClientId=cid), None))
             data.append(per_client)
         assert data[0] == data[1]
@@ -206,7 +207,7 @@ def test_render_48x48(client):
         return np.asarray(img, dtype=np.uint8).reshape(48, 48, 4)[..., :3].astype(np.float64)
 
     empty = render()
-    O.spawn_container(O.get_container("checkerboard_table"), (0.5, 0.12), 0.0, client)
+    C.spawn_container(C.get_container("checkerboard_table"), (0.5, 0.12), 0.0, client)
     for name, xy in (("can", (0.42, -0.1)), ("duck", (0.5, -0.05)), ("blob_134", (0.58, -0.12))):
         O.spawn_object(O.get_object(name), xy, 0.0, client)
     img = render()
