@@ -86,18 +86,16 @@ class ManipulationEnv(gym.Env):
         specs, self._container = self._draw_scene(rng)
         self.scene_objects = tuple(s.name for s in specs)
         self.scene_container = self._container.name if self._container else None
-        self._specs = specs
         footprints = [_footprint(s) for s in specs]
         if self._container is not None:
             footprints.append(self._container.radius)
         xy = scene.sample_positions(rng, footprints)
         yaws = rng.uniform(-np.pi, np.pi, size=len(footprints))
         self._bodies = [objects.spawn_object(s, xy[i], yaws[i], cid) for i, s in enumerate(specs)]
-        self._container_body = None
         self._container_xy = np.zeros(2)
         if self._container is not None:
             self._container_xy = xy[-1]
-            self._container_body = containers.spawn_container(self._container, xy[-1], yaws[-1], cid)
+            containers.spawn_container(self._container, xy[-1], yaws[-1], cid)
         for _ in range(SETTLE_SUBSTEPS):
             p.stepSimulation(physicsClientId=cid)
         self._rpy = np.zeros(3)
