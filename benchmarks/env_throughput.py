@@ -63,6 +63,27 @@ def pool_rate(env_id: str, workers: int, per_worker: int, steps: int,
         return common.median_rate(run, repeats)
 
 
+def async_vector_rate(env_id: str, n: int, steps: int, repeats: int) -> tuple[float, list[float]]:
+    """gymnasium's AsyncVectorEnv (one env per process, shared memory) for comparison."""
+    import gymnasium as gym
+
+    rng = np.random.default_rng(0)
+    envs = gym.vector.AsyncVectorEnv(
+        [lambda: gym.make(env_id)] * n, shared_memory=True, context="forkserver",
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        envs.reset(seed=0)
+
+        def run() -> int:
+            for _ in range(steps):
+                envs.step(rng.uniform(-1, 1, (n, 7)).astype(np.float32))
+            return steps * n
+
+        return common.median_rate(run, repeats)
+    finally:
+        envs.close()
+
+
 def main(argv):
     del argv
     cores = os.cpu_count() or 1
@@ -81,6 +102,12 @@ def main(argv):
                 dict(config, workers=w, envs=w * e, scaling=rate / (w * single)), reps))
             print(f"pool, {w} workers x {e} envs: {rate:.0f} steps/s "
                   f"({rate / (w * single):.2f} x {w} x one env)")
+        rate, reps = async_vector_rate(_ENV.value, w, _STEPS.value, _REPEATS.value)
+        records.append(common.record(
+            f"env/gymnasium_async_{w}_envs_steps_per_s", rate, "steps/s",
+            dict(config, workers=w, envs=w, scaling=rate / (w * single)), reps))
+        print(f"gymnasium AsyncVectorEnv, {w} envs: {rate:.0f} steps/s "
+              f"({rate / (w * single):.2f} x {w} x one env)")
     result = {"machine": common.machine(), "versions": common.versions("pybullet", "gymnasium",
                                                                        "numpy"),
               "records": records}

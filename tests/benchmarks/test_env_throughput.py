@@ -17,8 +17,11 @@ def test_env_throughput_writes_records(tmp_path):
     result = json.loads(out.read_text())
     assert result["machine"]["cores"] >= 1 and "pybullet" in result["versions"]
     names = [r["name"] for r in result["records"]]
-    assert names == ["env/single_steps_per_s"] + [
-        f"env/pool_{w}_workers_{e}_envs_each_steps_per_s" for w in (1, 2) for e in (1, 2)]
+    expected = ["env/single_steps_per_s"]
+    for w in (1, 2):
+        expected += [f"env/pool_{w}_workers_{e}_envs_each_steps_per_s" for e in (1, 2)]
+        expected.append(f"env/gymnasium_async_{w}_envs_steps_per_s")
+    assert names == expected
     for r in result["records"]:
         assert r["unit"] == "steps/s" and r["value"] > 0 and len(r["repeats"]) == 1
         assert r["config"]["env"] == "parrot/PickPlaceTrain-v0" and r["date"]
