@@ -18,7 +18,7 @@ import numpy as np
 import pybullet as p
 
 from parrot_jax.envs import meshes as M
-from parrot_jax.envs.objects import BLUE, FRICTION, GREEN, LIME, MAGENTA, ORANGE, RED, TEAL, WHITE, YELLOW, _quat_yaw
+from parrot_jax.envs.objects import BLUE, FRICTION, GREEN, LIME, MAGENTA, ORANGE, RED, TEAL, WHITE, YELLOW, yaw_quaternion
 
 @dataclasses.dataclass(frozen=True)
 class _ContainerGeometry:
@@ -233,7 +233,7 @@ def spawn_container(spec: ContainerSpec, position_xy, yaw: float, client_id: int
                      linkPositions=[zero3], linkOrientations=[ident], linkInertialFramePositions=[zero3],
                      linkInertialFrameOrientations=[ident], linkParentIndices=[0],
                      linkJointTypes=[p.JOINT_FIXED], linkJointAxis=[[0.0, 0.0, 1.0]])
-    body = p.createMultiBody(0.0, col, vis, basePosition=pos, baseOrientation=_quat_yaw(yaw),
+    body = p.createMultiBody(0.0, col, vis, basePosition=pos, baseOrientation=yaw_quaternion(yaw),
                              physicsClientId=cid, **links)
     p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=cid)
     return body

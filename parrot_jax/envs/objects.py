@@ -136,7 +136,7 @@ def _make_geometry(mesh: M.Mesh) -> _ObjectGeometry:
     )
 
 
-def _quat_yaw(yaw: float) -> list:
+def yaw_quaternion(yaw: float) -> list:
     """Quaternion (x, y, z, w) of a rotation about z (computed here: no pybullet client needed)."""
     return [0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2))]
 
@@ -149,7 +149,7 @@ def spawn_object(spec: ObjectSpec, position_xy, yaw: float, client_id: int) -> i
     vis = p.createVisualShape(p.GEOM_MESH, vertices=g.vis_vertices, indices=g.vis_indices,
                               normals=g.vis_normals, rgbaColor=spec.rgba, physicsClientId=cid)
     pos = [float(position_xy[0]), float(position_xy[1]), g.com_z + SPAWN_CLEARANCE]
-    body = p.createMultiBody(g.mass, col, vis, basePosition=pos, baseOrientation=_quat_yaw(yaw),
+    body = p.createMultiBody(g.mass, col, vis, basePosition=pos, baseOrientation=yaw_quaternion(yaw),
                              physicsClientId=cid)
     p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=cid)
     return body
