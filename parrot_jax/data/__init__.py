@@ -1,0 +1,1 @@
+"""Prior datasets (collection, on-disk format, reader), batch sampling and replay."""
