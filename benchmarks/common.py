@@ -7,15 +7,9 @@ import os
 import platform
 import statistics
 import time
-from importlib import metadata
 from typing import Callable
 
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+from parrot_jax import provenance
 
 
 def machine() -> dict:
@@ -32,7 +26,7 @@ def machine() -> dict:
 
 
 def versions(*packages: str) -> dict:
-    return {p: _version(p) for p in packages}
+    return {p: v or "not installed" for p, v in provenance.versions(*packages).items()}
 
 
 def record(name: str, value: float, unit: str, config: dict, repeats: list[float]) -> dict:

@@ -29,10 +29,17 @@ def policy_seed(seed: int) -> int:
     return seed + 1_000_003
 
 
-def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True) -> Episode:
-    """Runs the task's scripted policy for one episode from ``env.reset(seed=seed)``."""
+def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
+                     noise_seed: Optional[int] = None, **policy_kwargs) -> Episode:
+    """Runs the task's scripted policy for one episode from ``env.reset(seed=seed)``.
+
+    The policy's noise is seeded with ``noise_seed`` (default ``policy_seed(seed)``);
+    ``policy_kwargs`` go to ``scripted.make_policy`` (e.g. ``noise``, ``clip``).
+    """
     obs, info = env.reset(seed=seed)
-    policy = scripted.make_policy(env.task.goal, np.random.default_rng(policy_seed(seed)))
+    noise_seed = policy_seed(seed) if noise_seed is None else noise_seed
+    policy = scripted.make_policy(env.task.goal, np.random.default_rng(noise_seed),
+                                  **policy_kwargs)
     policy.reset()
     frames, actions, rewards = [obs], [], []
     first = -1

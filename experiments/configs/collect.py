@@ -1,0 +1,32 @@
+"""Prior dataset collection (paper appendix C.2): scripted grasp and pick-and-place.
+
+    python -m experiments.collect_data --config=experiments/configs/collect.py \
+        --config.num_trajectories=10000 --workdir=runs/data/prior
+
+Variants (``--config=experiments/configs/collect.py:VARIANT``):
+- default: the paper's 50K trajectories of 25 steps (10K already give most of the benefit);
+- ``tiny``: 24 trajectories in shards of 6, for tests and smoke runs.
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.num_trajectories = 50_000  # accepted (successful) trajectories to collect
+    config.trajectories_per_shard = 200  # a killed collection loses at most a shard per worker
+    config.seed = 0  # different machines collecting one dataset use different seeds
+    config.env_ids = ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0")
+    config.mix = (0.5, 0.5)  # share of accepted trajectories per env id
+    config.horizon = 25
+    config.noise = 0.1  # std of the Gaussian noise on every scripted action
+    config.clip = 0.9  # scripted actions are clipped to [-clip, clip] (atanh stays finite)
+    config.max_attempts = 100  # attempts per trajectory before the collector gives up
+    config.num_workers = 0  # worker processes; 0: one per CPU core
+    config.progress = True
+    if variant == "tiny":
+        config.num_trajectories = 24
+        config.trajectories_per_shard = 6
+    elif variant:
+        raise ValueError(f"unknown collect config variant {variant!r}; expected '' or 'tiny'")
+    return config

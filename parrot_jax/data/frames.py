@@ -1,0 +1,86 @@
+"""A lazy, read-only array of image frames spread over many memory-mapped shard files."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+class FrameArray:
+    """Concatenation of ``parts`` along axis 0, optionally viewed through ``index``.
+
+    Row ``i`` is row ``index[i]`` of the concatenation (all rows in order if ``index`` is
+    None). Nothing is read until rows are asked for, so a dataset larger than memory costs
+    only the rows in flight. ``frames[idx]`` with an int, a slice or an int array returns
+    an ndarray; gathering groups the rows by part so each memmap is touched once, and is
+    fastest when ``idx`` is sorted.
+    """
+
+    def __init__(self, parts: Sequence[np.ndarray], index: np.ndarray | None = None):
+        if not parts:
+            raise ValueError("FrameArray needs at least one part")
+        frame = parts[0].shape[1:]
+        for p in parts:
+            if p.shape[1:] != frame or p.dtype != parts[0].dtype:
+                raise ValueError(f"parts disagree: {p.shape[1:]} {p.dtype} vs {frame} "
+                                 f"{parts[0].dtype}")
+        self._parts = list(parts)
+        self._offsets = np.cumsum([0] + [len(p) for p in parts])
+        self._index = None if index is None else np.asarray(index, np.int64)
+        total = int(self._offsets[-1])
+        if self._index is not None and len(self._index) and (
+                self._index.min() < 0 or self._index.max() >= total):
+            raise IndexError(f"index out of range for {total} frames")
+        self.shape = (total if self._index is None else len(self._index),) + frame
+        self.dtype = parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def view(self, rows: np.ndarray) -> "FrameArray":
+        """A lazy FrameArray of the given rows of this one."""
+        rows = np.asarray(rows, np.int64)
+        return FrameArray(self._parts, rows if self._index is None else self._index[rows])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[np.arange(len(self))]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"frame {key} out of range for {len(self)} frames")
+            return self[np.asarray([key % len(self)])][0]
+        if isinstance(key, slice):
+            return self[np.arange(*key.indices(len(self)))]
+        rows = np.asarray(key)
+        if rows.dtype == bool or not np.issubdtype(rows.dtype, np.integer):
+            raise TypeError(f"frames are indexed by ints, slices or int arrays, not {rows.dtype}")
+        if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
+            raise IndexError(f"frame index out of range for {len(self)} frames")
+        rows = rows % max(len(self), 1)
+        flat = rows.reshape(-1)
+        flat = flat if self._index is None else self._index[flat]
+        return self._gather(flat).reshape(rows.shape + self.shape[1:])
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+        if len(self._parts) == 1:
+            out[...] = self._parts[0][rows]
+            return out
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        bounds = np.searchsorted(ordered, self._offsets)
+        for part in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            lo, hi = bounds[part], bounds[part + 1]
+            out[order[lo:hi]] = self._parts[part][ordered[lo:hi] - self._offsets[part]]
+        return out

@@ -1,0 +1,107 @@
+"""Random batches of frames, or of windows of consecutive frames, from a prior dataset.
+
+``BatchSampler.batch(k)`` is a pure function of ``(seed, k, process_index)``: streams are
+reproducible, training resumed at step ``k`` asks for batch ``k`` and gets what it would
+have got, and several threads may build different batches at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+def valid_starts(episode_starts: np.ndarray, episode_lengths: np.ndarray,
+                 window: int) -> np.ndarray:
+    """Every frame ``t`` such that ``t .. t + window - 1`` lie in one episode (sorted int64).
+
+    Episode ``e`` contributes ``max(0, len_e - window + 1)`` starts:
+    ``starts_e, starts_e + 1, ..., starts_e + len_e - window``.
+    """
+    starts = np.asarray(episode_starts, dtype=np.int64)
+    counts = np.maximum(np.asarray(episode_lengths, dtype=np.int64) - window + 1, 0)
+    # Position of each start inside its episode: 0, 1, ..., counts_e - 1 for each e.
+    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts,
+                                                                   counts)
+    return np.repeat(starts, counts) + offsets
+
+
+def gather(array, indices: np.ndarray) -> np.ndarray:
+    """``array[indices]`` for any index order, reading each distinct frame once, in order.
+
+    Lazy memory-mapped arrays read sorted unique indices much faster than random ones; the
+    inverse permutation then restores the requested (random) order and repeats.
+    """
+    flat = indices.reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    values = np.asarray(array[unique])[inverse]
+    return values.reshape(indices.shape + values.shape[1:])
+
+
+class BatchSampler:
+    """Uniform random batches ``{"observations", "actions"}`` from a dataset.
+
+    Without ``window``: ``B`` frames drawn uniformly with replacement from all frames of
+    all episodes; observations ``(B, 48, 48, 3)`` uint8, actions ``(B, A)`` float32.
+    With ``window=H``: ``B`` windows of ``H`` consecutive frames of one episode, their
+    start drawn uniformly with replacement from ``valid_starts(..., H)``; observations
+    ``(B, H, 48, 48, 3)``, actions ``(B, H, A)``.
+
+    ``B = batch_size // process_count`` is this process's share of the global batch;
+    processes draw independent batches because ``process_index`` enters the seed.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, window: int | None = None,
+                 process_index: int = 0, process_count: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if window is not None and window < 1:
+            raise ValueError(f"window={window} must be >= 1 (or None for single frames)")
+        if seed < 0:
+            raise ValueError(f"seed={seed} must be a non-negative integer")
+        if process_count < 1 or not 0 <= process_index < process_count:
+            raise ValueError(f"process_index={process_index} must be in "
+                             f"[0, process_count={process_count}) with process_count >= 1")
+        if batch_size % process_count:
+            raise ValueError(f"batch_size={batch_size} is not divisible by "
+                             f"process_count={process_count}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.local_batch_size = batch_size // process_count
+        self.seed = seed
+        self.window = window
+        self.process_index = process_index
+        self.process_count = process_count
+        self.starts = valid_starts(dataset.episode_starts, dataset.episode_lengths,
+                                   window or 1)
+        if self.starts.size == 0:
+            longest = int(np.max(dataset.episode_lengths, initial=0))
+            raise ValueError(f"no episode is at least window={window} frames long "
+                             f"(the longest has {longest})")
+
+    def indices(self, k: int) -> np.ndarray:
+        """Frame indices of batch ``k``: shape ``(B,)``, or ``(B, H)`` with a window."""
+        if k < 0:
+            raise ValueError(f"batch number k={k} must be >= 0")
+        rng = np.random.default_rng([self.seed, k, self.process_index])
+        starts = self.starts[rng.integers(self.starts.size, size=self.local_batch_size)]
+        if self.window is None:
+            return starts
+        return starts[:, None] + np.arange(self.window, dtype=np.int64)
+
+    def batch(self, k: int) -> dict[str, np.ndarray]:
+        """Batch number ``k`` (a pure function of ``seed``, ``k`` and ``process_index``)."""
+        idx = self.indices(k)
+        return {"observations": gather(self.dataset.observations, idx),
+                "actions": gather(self.dataset.actions, idx)}
+
+    def iterate(self, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Batches ``start, start + 1, ...`` forever."""
+        k = start
+        while True:
+            yield self.batch(k)
+            k += 1
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self.iterate()
