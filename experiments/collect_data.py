@@ -5,6 +5,8 @@
 
 Writes ``WORKDIR/metadata.json`` and ``WORKDIR/shards/shard-*/`` (layout in
 ``parrot_jax/data/format.py`` and the README). Only successful trajectories are kept.
+Killed or interrupted, the same command resumes and ends with the same data as an
+uninterrupted run.
 """
 
 from absl import app, flags
@@ -20,7 +22,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Dataset directory (created or r
 
 def main(argv):
     del argv
-    metadata = collect.collect(_CONFIG.value, _WORKDIR.value)
+    try:
+        metadata = collect.collect(_CONFIG.value, _WORKDIR.value)
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished shards are kept, rerun the same command to resume")
+        raise SystemExit(130)
     rate = metadata["acceptance_rate"] or 0.0
     print(f"{_WORKDIR.value}: {metadata['num_episodes']} trajectories, {metadata['num_steps']} "
           f"steps in {len(metadata['shards'])} shards, acceptance rate {rate:.2f}")

@@ -20,6 +20,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import signal
 import socket
 import time
 import traceback
@@ -100,7 +101,8 @@ def slot_tasks(index: int, size: int, mix: Sequence[float]) -> np.ndarray:
     counts = np.floor(weights * size).astype(int)
     remainder = weights * size - counts
     rotation = (np.arange(len(mix)) - index) % len(mix)
-    for t in sorted(range(len(mix)), key=lambda t: (-remainder[t], rotation[t]))[:size - counts.sum()]:
+    order = sorted(range(len(mix)), key=lambda t: (-remainder[t], rotation[t]))
+    for t in order[:size - counts.sum()]:
         counts[t] += 1
     return np.repeat(np.arange(len(mix)), counts)
 
@@ -113,7 +115,8 @@ def attempt_seeds(seed: int, shard: int, slot: int, attempt: int) -> tuple[int, 
 
 
 def collect_shard(settings: Settings, index: int, size: int, envs: dict,
-                  on_episode: Callable[[bool, int], None] = lambda ok, steps: None) -> tuple[dict, dict]:
+                  on_episode: Callable[[bool, int], None] = lambda ok, steps: None,
+                  ) -> tuple[dict, dict]:
     """Runs attempts until shard ``index`` holds ``size`` successful trajectories.
 
     ``envs`` caches one env per id; ``on_episode(accepted, steps)`` is called after each
@@ -145,7 +148,8 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
         "episode_seeds": np.asarray([s for _, s, _ in episodes], np.int64),
         "final_observations": np.stack([ep.frames[-1] for _, _, ep in episodes]),
     }
-    accepted = {e: int(np.sum(arrays["episode_tasks"] == t)) for t, e in enumerate(settings.env_ids)}
+    accepted = {e: int(np.sum(arrays["episode_tasks"] == t))
+                for t, e in enumerate(settings.env_ids)}
     return arrays, {"attempts": sum(attempts.values()), "attempts_per_task": attempts,
                     "episodes_per_task": accepted, "seed": settings.seed}
 
@@ -190,7 +194,8 @@ def _initial_metadata(workdir: str, settings: Settings, target: int) -> dict:
         return old
     return {
         "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION,
-        "created": provenance.utc_now(), "host": socket.gethostname(), "collection": settings.as_dict(),
+        "created": provenance.utc_now(), "host": socket.gethostname(),
+        "collection": settings.as_dict(),
         "seeds": [settings.seed], "env_ids": list(settings.env_ids),
         "tasks": {e: _task_description(e) for e in settings.env_ids},
         "policy": _policy_description(settings),
@@ -312,6 +317,7 @@ def _check_alive(procs) -> None:
 
 
 def _worker(settings: Settings, workdir: str, todo, events) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the collector's to handle
     parent = os.getppid()
     envs = {}
 

@@ -80,7 +80,8 @@ class Dataset:
             episode_tasks=self.episode_tasks[episodes], episode_seeds=self.episode_seeds[episodes],
             final_observations=self.final_observations.view(episodes))
 
-    def split(self, validation_fraction: float = 0.05, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+    def split(self, validation_fraction: float = 0.05,
+              seed: int = 0) -> tuple["Dataset", "Dataset"]:
         """(train, validation) split by whole episodes, chosen at random with ``seed``.
 
         The validation set gets ``round(fraction * E)`` episodes, at least one when the
@@ -106,7 +107,8 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({self.num_episodes} episodes, {self.num_steps} steps, images "
                 f"{self.image_shape} uint8 ({self.observations.nbytes / 1e9:.2f} GB), "
-                f"actions {self.action_dim}-D, tasks {list(self.env_ids)}, from {list(self.paths)})")
+                f"actions {self.action_dim}-D, tasks {list(self.env_ids)}, "
+                f"from {list(self.paths)})")
 
 
 def read_metadata(path: PathLike) -> dict:
@@ -204,7 +206,8 @@ def _open_shard(path: str, listed: dict, verify: Verify) -> dict:
     return {"arrays": arrays, "env_ids": header["env_ids"]}
 
 
-def _concatenate(shards: list[dict], paths: tuple[str, ...], metadatas: tuple[dict, ...]) -> Dataset:
+def _concatenate(shards: list[dict], paths: tuple[str, ...],
+                 metadatas: tuple[dict, ...]) -> Dataset:
     env_ids = list(dict.fromkeys(e for s in shards for e in s["env_ids"]))
     tasks = [np.asarray([env_ids.index(e) for e in s["env_ids"]], np.int64)[
         np.asarray(s["arrays"]["episode_tasks"])] for s in shards]

@@ -155,11 +155,13 @@ def write_shard(root: str, index: int, arrays: Mapping[str, np.ndarray], env_ids
 def shard_summary(headers: Mapping[int, dict]) -> dict:
     """The ``metadata.json`` fields that list finished shards (index -> shard.json)."""
     shards = [{"name": shard_name(k), "episodes": h["num_episodes"], "steps": h["num_steps"],
-               "attempts": h.get("attempts", h["num_episodes"])} for k, h in sorted(headers.items())]
+               "attempts": h.get("attempts", h["num_episodes"])}
+              for k, h in sorted(headers.items())]
     episodes = sum(s["episodes"] for s in shards)
     attempts = sum(s["attempts"] for s in shards)
-    return {"shards": shards, "num_episodes": episodes, "num_steps": sum(s["steps"] for s in shards),
-            "attempts": attempts, "acceptance_rate": episodes / attempts if attempts else None}
+    return {"shards": shards, "num_episodes": episodes,
+            "num_steps": sum(s["steps"] for s in shards), "attempts": attempts,
+            "acceptance_rate": episodes / attempts if attempts else None}
 
 
 def remove_partial_shards(root: str) -> list[str]:

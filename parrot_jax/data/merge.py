@@ -71,6 +71,7 @@ def _merged_metadata(merged: dataset_lib.Dataset, shards: list[dict]) -> dict:
         "tasks": {k: v for m in merged.metadata for k, v in m.get("tasks", {}).items()},
         "image_shape": list(merged.image_shape), "action_dim": merged.action_dim,
         "shards": shards, "num_episodes": merged.num_episodes, "num_steps": merged.num_steps,
-        "attempts": attempts, "acceptance_rate": merged.num_episodes / attempts if attempts else None,
+        "attempts": attempts,
+        "acceptance_rate": merged.num_episodes / attempts if attempts else None,
         "per_task": per_task, "complete": all(m.get("complete", True) for m in merged.metadata),
     }

@@ -65,7 +65,8 @@ def test_slot_tasks_follow_the_mix_exactly():
 
 
 def test_attempt_seeds_are_deterministic_and_distinct():
-    seeds = {collect.attempt_seeds(0, k, i, j) for k in range(3) for i in range(3) for j in range(3)}
+    seeds = {collect.attempt_seeds(0, k, i, j)
+             for k in range(3) for i in range(3) for j in range(3)}
     assert len(seeds) == 27
     assert collect.attempt_seeds(0, 1, 2, 3) == collect.attempt_seeds(0, 1, 2, 3)
     assert collect.attempt_seeds(0, 1, 2, 3) != collect.attempt_seeds(1, 1, 2, 3)
@@ -85,7 +86,8 @@ def test_collection_keeps_successes_with_metadata(small):
     assert metadata["attempts"] >= 6 and 0 < metadata["acceptance_rate"] <= 1
     assert metadata["per_task"]["parrot/GraspTrain-v0"]["episodes"] == 3
     assert len(metadata["tasks"]["parrot/GraspTrain-v0"]["objects"]) == 66
-    assert metadata["policy"]["grasp"]["noise"] == 0.1 and metadata["policy"]["place"]["clip"] == 0.9
+    assert metadata["policy"]["grasp"]["noise"] == 0.1
+    assert metadata["policy"]["place"]["clip"] == 0.9
     assert metadata["versions"]["pybullet"] and metadata["seeds"] == [0] and metadata["created"]
     # The stored seed reproduces the scene: resetting with it gives the first image.
     env = ManipulationEnv(ds.env_ids[ds.episode_tasks[4]])
