@@ -37,3 +37,13 @@ def test_gif_and_contact_sheet(tmp_path):
     assert sheet.shape == (2 * (48 + 14), 2 * 48, 3)
     np.testing.assert_array_equal(sheet[14:62, 48:96], frames[1])
     np.testing.assert_array_equal(io.upscale(frames[0], 3)[::3, ::3], frames[0])
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "out.json"
+        io.write_json(str(path), {"a": 1})
+        assert (path.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)

@@ -22,7 +22,7 @@ PathLike = Union[str, os.PathLike]
 Verify = Literal["quick", "full"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
     """Episodes of (image, action) pairs, stored back to back.
 

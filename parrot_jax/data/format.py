@@ -34,6 +34,8 @@ from typing import Mapping
 
 import numpy as np
 
+from parrot_jax import io
+
 FORMAT = "parrot_jax.dataset"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
@@ -122,6 +124,7 @@ def write_shard(root: str, index: int, arrays: Mapping[str, np.ndarray], env_ids
         return False
     tmp = tempfile.mkdtemp(dir=shards, prefix=f".tmp-{shard_name(index)}-")
     try:
+        os.chmod(tmp, 0o777 & ~io.current_umask())  # mkdtemp makes 0700
         described = {}
         for key in ARRAYS:
             path = os.path.join(tmp, key + ".npy")

@@ -235,3 +235,15 @@ def _rewrite_with_crc(root, shard, key, array):
     header = json.load(open(os.path.join(path, fmt.SHARD_JSON)))
     header["arrays"][key]["crc32"] = fmt.crc32(array)
     json.dump(header, open(os.path.join(path, fmt.SHARD_JSON), "w"))
+
+
+def test_shards_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        root = str(tmp_path / "ds")
+        write_synthetic_dataset(root, num_episodes=2, episode_length=3)
+        shard = os.path.join(root, fmt.SHARDS, "shard-000000")
+        assert os.stat(shard).st_mode & 0o777 == 0o755
+        assert os.stat(os.path.join(shard, "actions.npy")).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
