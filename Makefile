@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/showcase
 
-.PHONY: demo test bench-env clean
+.PHONY: demo test bench-env bench-data clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(VENV)/.installed
 
 bench-env: $(VENV)/.installed
 	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json
+
+bench-data: $(VENV)/.installed
+	$(PY) -m benchmarks.data_throughput --out=benchmarks/results/data_throughput.json \
+		--collect_trajectories=192 --loader_gb=8.64
 
 clean:
 	rm -rf $(VENV) runs

@@ -191,7 +191,8 @@ def _open_shard(path: str, listed: dict, verify: Verify) -> dict:
         if key not in described:
             raise fmt.DatasetError(f"{path}/{fmt.SHARD_JSON}: no entry for {key}")
         check = verify == "full" or key not in fmt.IMAGE_ARRAYS
-        arrays[key] = fmt.open_array(path, key, described[key], verify=check)
+        arrays[key] = fmt.open_array(path, key, described[key], verify=check,
+                                     random_access=key in fmt.IMAGE_ARRAYS)
     fmt.check_shard_arrays(arrays, path)
     if len(arrays["observations"]) != header["num_steps"]:
         raise fmt.DatasetError(f"{path}: {len(arrays['observations'])} steps stored, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from typing import Sequence
 
 import numpy as np
@@ -13,8 +14,8 @@ class FrameArray:
     Row ``i`` is row ``index[i]`` of the concatenation (all rows in order if ``index`` is
     None). Nothing is read until rows are asked for, so a dataset larger than memory costs
     only the rows in flight. ``frames[idx]`` with an int, a slice or an int array returns
-    an ndarray; gathering groups the rows by part so each memmap is touched once, and is
-    fastest when ``idx`` is sorted.
+    an ndarray; gathering groups the rows by part so each memmap is touched once.
+    ``windows(starts, length)`` copies runs of consecutive frames.
     """
 
     def __init__(self, parts: Sequence[np.ndarray], index: np.ndarray | None = None):
@@ -26,6 +27,7 @@ class FrameArray:
                 raise ValueError(f"parts disagree: {p.shape[1:]} {p.dtype} vs {frame} "
                                  f"{parts[0].dtype}")
         self._parts = list(parts)
+        self._maps = [_mapping(p) for p in self._parts]
         self._offsets = np.cumsum([0] + [len(p) for p in parts])
         self._index = None if index is None else np.asarray(index, np.int64)
         total = int(self._offsets[-1])
@@ -72,6 +74,32 @@ class FrameArray:
         flat = flat if self._index is None else self._index[flat]
         return self._gather(flat).reshape(rows.shape + self.shape[1:])
 
+    def windows(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """``frames[starts[:, None] + arange(length)]``: (B, length, ...) frames.
+
+        Each window that is one contiguous run of a part (always the case for windows
+        inside an episode) is copied as one block, after asking the kernel to read it in
+        whole (``MADV_WILLNEED``); other windows fall back to a gather.
+        """
+        starts = np.asarray(starts, np.int64).reshape(-1)
+        rows = starts[:, None] + np.arange(length)
+        if len(starts) and (starts.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"window out of range for {len(self)} frames")
+        base = starts if self._index is None else self._index[starts]
+        part = np.searchsorted(self._offsets, base, side="right") - 1
+        local = base - self._offsets[part]
+        contiguous = local + length <= self._offsets[part + 1] - self._offsets[part]
+        if self._index is not None:
+            contiguous &= self._index[rows[:, -1]] == base + length - 1
+        if not contiguous.all():
+            return self[rows]
+        out = np.empty((len(starts), length) + self.shape[1:], self.dtype)
+        for b in np.argsort(base, kind="stable"):
+            p, lo = part[b], local[b]
+            _will_need(self._maps[p], self._parts[p], lo, length)
+            out[b] = self._parts[p][lo:lo + length]
+        return out
+
     def _gather(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows),) + self.shape[1:], self.dtype)
         if len(self._parts) == 1:
@@ -84,3 +112,25 @@ class FrameArray:
             lo, hi = bounds[part], bounds[part + 1]
             out[order[lo:hi]] = self._parts[part][ordered[lo:hi] - self._offsets[part]]
         return out
+
+
+def _mapping(array: np.ndarray):
+    """(mmap, byte offset of the array's first element in it), or None if not mapped."""
+    owner = array
+    while owner is not None and not isinstance(owner, mmap.mmap):
+        owner = getattr(owner, "base", None)
+    if owner is None or len(owner) == 0 or not array.size:
+        return None
+    start = np.frombuffer(owner, np.uint8, 1).ctypes.data
+    return owner, array.ctypes.data - start
+
+
+def _will_need(mapping, part: np.ndarray, row: int, count: int) -> None:
+    """Asks the kernel to read rows ``row .. row + count - 1`` of ``part`` at once."""
+    if mapping is None or not hasattr(mmap, "MADV_WILLNEED"):
+        return
+    owner, offset = mapping
+    row_bytes = part.strides[0]
+    begin = offset + row * row_bytes
+    aligned = begin - begin % mmap.PAGESIZE
+    owner.madvise(mmap.MADV_WILLNEED, aligned, begin + count * row_bytes - aligned)

@@ -28,14 +28,10 @@ def valid_starts(episode_starts: np.ndarray, episode_lengths: np.ndarray,
 
 
 def gather(array, indices: np.ndarray) -> np.ndarray:
-    """``array[indices]`` for any index order, reading each distinct frame once, in order.
-
-    Lazy memory-mapped arrays read sorted unique indices much faster than random ones; the
-    inverse permutation then restores the requested (random) order and repeats.
-    """
-    flat = indices.reshape(-1)
-    unique, inverse = np.unique(flat, return_inverse=True)
-    values = np.asarray(array[unique])[inverse]
+    """``array[indices]`` for any index shape: a plain ndarray, or a lazy ``FrameArray``
+    (which sorts the rows itself so each shard file is read in order)."""
+    flat = np.asarray(indices).reshape(-1)
+    values = np.asarray(array[flat])
     return values.reshape(indices.shape + values.shape[1:])
 
 
@@ -93,8 +89,12 @@ class BatchSampler:
     def batch(self, k: int) -> dict[str, np.ndarray]:
         """Batch number ``k`` (a pure function of ``seed``, ``k`` and ``process_index``)."""
         idx = self.indices(k)
-        return {"observations": gather(self.dataset.observations, idx),
-                "actions": gather(self.dataset.actions, idx)}
+        observations = self.dataset.observations
+        if self.window is not None and hasattr(observations, "windows"):
+            images = observations.windows(idx[:, 0], self.window)  # one block per window
+        else:
+            images = gather(observations, idx)
+        return {"observations": images, "actions": gather(self.dataset.actions, idx)}
 
     def iterate(self, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Batches ``start, start + 1, ...`` forever."""

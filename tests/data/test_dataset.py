@@ -247,3 +247,21 @@ def test_shards_are_readable_by_others(tmp_path):
         assert os.stat(os.path.join(shard, "actions.npy")).st_mode & 0o777 == 0o644
     finally:
         os.umask(old)
+
+
+def test_windows_match_gather_on_shards_and_views(data_dir):
+    ds = load_dataset(data_dir)
+    rng = np.random.default_rng(0)
+    starts = ds.episode_starts[ds.episode_lengths >= 3]
+    np.testing.assert_array_equal(
+        ds.observations.windows(starts, 3), ds.observations[starts[:, None] + np.arange(3)])
+    train, _ = ds.split(0.3, seed=2)
+    ok = train.episode_starts[train.episode_lengths >= 2]
+    np.testing.assert_array_equal(train.observations.windows(ok, 2),
+                                  train.observations[ok[:, None] + np.arange(2)])
+    # Windows that cross a shard or a selection boundary fall back to a gather.
+    anywhere = rng.integers(0, train.num_steps - 4, 40)
+    np.testing.assert_array_equal(train.observations.windows(anywhere, 4),
+                                  train.observations[anywhere[:, None] + np.arange(4)])
+    with pytest.raises(IndexError, match="window out of range"):
+        ds.observations.windows(np.array([ds.num_steps - 1]), 2)
