@@ -1,0 +1,43 @@
+"""Trains the behavioral prior; rerun the same command to resume after a kill.
+
+    python -m experiments.train_prior --config=experiments/configs/prior.py \
+        --config.dataset=runs/data/prior --workdir=runs/prior
+
+Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` and metrics
+(``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``). Load the result with
+``parrot_jax.flows.prior.load_prior(WORKDIR)``.
+"""
+
+import logging as std_logging
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from parrot_jax.flows import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/prior.py",
+                                          "Prior training config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
+                               required=True)
+
+
+class _QuietOrbax(std_logging.Filter):
+    """Orbax logs a dozen INFO lines per checkpoint; keep its warnings and errors only."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
+def main(argv):
+    del argv
+    logging.get_absl_handler().addFilter(_QuietOrbax())
+    try:
+        state = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume from the last checkpoint")
+        raise SystemExit(130)
+    print(f"{_WORKDIR.value}: prior at step {int(state.step)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,71 @@
+"""Orbax checkpoints: the full training state plus the parameters on their own.
+
+Each step directory holds two items: ``state`` (everything needed to resume training:
+params, optimizer state, step, rng) and ``params`` (what a user of the trained model
+needs), so loading a model never needs the optimizer that trained it. Orbax writes each
+checkpoint to a temporary directory and renames it when complete, so a killed run
+leaves the previous checkpoints intact.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+DIRECTORY = "checkpoints"
+
+
+class Checkpoints:
+    """A ``CheckpointManager`` over ``directory`` keeping the last ``max_to_keep`` steps."""
+
+    def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                               read_only=read_only)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "params"))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def resolve_step(self, step: int | None) -> int:
+        """``step`` if it was saved, the latest step if None; else FileNotFoundError."""
+        steps = self.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"{self.directory}: no checkpoint saved yet")
+        if step is None:
+            return max(steps)
+        if step not in steps:
+            raise FileNotFoundError(f"{self.directory}: no checkpoint at step {step}; saved "
+                                    f"steps are {sorted(steps)}")
+        return step
+
+    def save(self, step: int, state: Any, params: Any) -> None:
+        """Saves asynchronously; call ``wait()`` before relying on it."""
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), params=ocp.args.StandardSave(params)),
+            force=True)
+
+    def restore_state(self, step: int, abstract_state: Any) -> Any:
+        """The training state at ``step``, with the structure (and shardings) of
+        ``abstract_state`` (e.g. ``jax.eval_shape`` of the init, or a live state)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state)))
+        return restored["state"]
+
+    def restore_params(self, step: int, abstract_params: Any) -> Any:
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(abstract_params)))
+        return restored["params"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,198 @@
+"""Rollouts of a policy in an env pool, and of the behavioral prior beside uniform noise.
+
+``rollout_success(env, act_fn, episodes, seed)`` runs any batched policy
+``act_fn(obs, key) -> actions`` in an ``EnvPool``, in waves of ``num_envs`` episodes:
+wave ``w`` resets the pool with ``seed + w * num_envs``, so episode ``i`` always starts
+from env seed ``seed + i`` whatever the policy, and each wave steps until every env has
+ended its episode (with the suite's fixed horizon they all end together). The key passed
+at step ``t`` of wave ``w`` is ``fold_in(fold_in(key, w), t)``, with ``key =
+jax.random.key(seed)`` unless given, so a run is deterministic given its seed (and
+``num_envs``). An episode's success is ``info["success"]`` at its final step.
+
+``evaluate_prior`` runs the prior with ``z ~ N(0, I)`` at every step (paper Figure 4) and
+uniform random actions in ``[-1, 1]^action_dim`` on the same env seeds, with independent
+noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from parrot_jax.envs.pool import EnvPool
+from parrot_jax.envs.rollout import SuccessRate
+from parrot_jax.flows.prior import BehavioralPrior
+
+ActFn = Callable[[np.ndarray, jax.Array], np.ndarray]  # (obs (B, ...), key) -> (B, action_dim)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollouts:
+    """Outcomes of ``episodes`` episodes; index ``i`` is the episode from env seed seed + i."""
+
+    successes: np.ndarray  # (episodes,) bool: success at the episode's final step
+    returns: np.ndarray  # (episodes,) float64: sum of the episode's rewards
+    lifted: np.ndarray  # (episodes,) bool: some object was held off the table at some step
+    frames: tuple[np.ndarray, ...]  # first episodes: (T + 1, H, W, C) uint8, reset image first
+    env_steps: int  # env steps taken, all envs together (for throughput)
+
+    def rate(self, env_id: str) -> SuccessRate:
+        return SuccessRate(env_id, int(self.successes.sum()), len(self.successes))
+
+    def lift_rate(self, env_id: str) -> SuccessRate:
+        """Episodes in which the gripper held any object off the table (interaction)."""
+        return SuccessRate(env_id, int(self.lifted.sum()), len(self.lifted))
+
+
+def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int = 0,
+                    num_envs: int | None = None, num_workers: int | None = None,
+                    keep_frames: int = 0, key: jax.Array | None = None,
+                    max_steps: int = 10_000) -> Rollouts:
+    """Runs ``act_fn`` for ``episodes`` episodes (seeding and keys: module docstring).
+
+    Args:
+        env: an env id (a pool of ``num_envs`` envs, default 8, in ``num_workers``
+            processes is made and closed here) or an open ``EnvPool`` or any object with
+            its ``num_envs``, ``reset(seed=)`` and ``step`` (used as is; the caller closes it).
+        act_fn: ``(obs (num_envs, *obs_shape), key) -> actions (num_envs, *action_shape)``.
+        keep_frames: how many of the first episodes to record frames of.
+        max_steps: a wave still running after this many steps raises ``RuntimeError``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if keep_frames < 0:
+        raise ValueError(f"keep_frames must be >= 0, got {keep_frames}")
+    key = jax.random.key(seed) if key is None else key
+    if isinstance(env, str):
+        with EnvPool(env, num_envs or 8, num_workers) as pool:
+            return _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps)
+    if num_envs not in (None, env.num_envs):
+        raise ValueError(f"num_envs={num_envs} but the pool given has {env.num_envs} envs")
+    return _rollouts(env, act_fn, episodes, seed, keep_frames, key, max_steps)
+
+
+def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Rollouts:
+    n = pool.num_envs
+    successes, returns, lifted, frames, env_steps = [], [], [], [], 0
+    for wave in range(-(-episodes // n)):
+        keep = min(max(0, keep_frames - wave * n), n)
+        wave_key = jax.random.fold_in(key, wave)
+        out = _wave(pool, act_fn, wave_key, seed + wave * n, keep, max_steps)
+        successes.append(out[0])
+        returns.append(out[1])
+        lifted.append(out[2])
+        frames.extend(out[3])
+        env_steps += out[4] * n
+    return Rollouts(np.concatenate(successes)[:episodes], np.concatenate(returns)[:episodes],
+                    np.concatenate(lifted)[:episodes], tuple(frames[:min(keep_frames, episodes)]),
+                    env_steps)
+
+
+def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
+    """One episode per env from ``pool.reset(seed=reset_seed)``; frames of the first ``keep``."""
+    obs, _ = pool.reset(seed=reset_seed)
+    n = pool.num_envs
+    done, success, lifted, returns = (np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool),
+                                      np.zeros(n))
+    frames = [[obs[i]] for i in range(keep)]
+    t = 0
+    while not done.all():
+        if t >= max_steps:
+            raise RuntimeError(f"envs {np.flatnonzero(~done).tolist()} did not end an episode "
+                               f"within max_steps={max_steps} steps")
+        actions = act_fn(obs, jax.random.fold_in(key, t))
+        obs, reward, terminated, truncated, infos = pool.step(actions)
+        live = ~done
+        returns[live] += reward[live]
+        ended = live & (terminated | truncated)
+        success[ended] = np.asarray(infos["success"], bool)[ended]
+        if "held" in infos:  # (n, objects): closed gripper, object near and off the table
+            lifted[live] |= np.asarray(infos["held"], bool).reshape(n, -1).any(-1)[live]
+        for i in np.flatnonzero(live[:keep]):
+            frames[i].append(infos["final_obs"][i])  # obs[i] is already the next episode's
+        done |= ended
+        t += 1
+    return success, returns, lifted, [np.stack(f) for f in frames], t
+
+
+def prior_act_fn(prior: BehavioralPrior) -> ActFn:
+    """``a = prior.sample(z, obs)`` with a fresh ``z ~ N(0, I)`` per env, one jitted call."""
+    image_shape = tuple(prior.image_shape)
+    return lambda obs, key: np.asarray(_prior_actions(prior.flow, image_shape, prior.params,
+                                                      obs, key))
+
+
+def random_act_fn(action_dim: int, low: float = -1.0, high: float = 1.0) -> ActFn:
+    """Uniform random actions in ``[low, high]^action_dim``."""
+    return lambda obs, key: np.asarray(_uniform_actions(len(obs), action_dim, low, high, key))
+
+
+# Module level with the flow as a static argument (flax modules hash by their fields), so
+# every task and every act_fn of the same prior reuses one compilation.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _prior_actions(flow, image_shape, params, obs, key):
+    z = jax.random.normal(key, (obs.shape[0], flow.action_dim), jnp.float32)
+    return BehavioralPrior(flow, params, image_shape).sample(z, obs)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _uniform_actions(batch, action_dim, low, high, key):
+    return jax.random.uniform(key, (batch, action_dim), jnp.float32, low, high)
+
+
+def check_compatible(prior: BehavioralPrior, env_id: str, observation_space,
+                     action_space) -> None:
+    """ValueError unless the env's images and actions have the shapes the prior was built for."""
+    if tuple(action_space.shape) != (prior.action_dim,):
+        raise ValueError(f"the prior has action_dim {prior.action_dim} but {env_id} takes "
+                         f"actions of shape {tuple(action_space.shape)}")
+    if tuple(observation_space.shape) != tuple(prior.image_shape):
+        raise ValueError(f"the prior expects images of shape {tuple(prior.image_shape)} but "
+                         f"{env_id} observes {tuple(observation_space.shape)}")
+    if observation_space.dtype != np.uint8:
+        raise ValueError(f"the prior expects uint8 images but {env_id} observes "
+                         f"{observation_space.dtype}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorEvaluation:
+    """The prior and uniform random actions on one task, episode i from env seed seed + i."""
+
+    env_id: str
+    prior: Rollouts
+    random: Rollouts
+    seconds: float  # wall time of both runs, pool start included
+
+    def as_dict(self) -> dict:
+        return {"env_id": self.env_id, "seconds": self.seconds,
+                **{name: {**r.rate(self.env_id).as_dict(),
+                          "per_episode": r.successes.astype(int).tolist(),
+                          "lifted": r.lift_rate(self.env_id).as_dict(),
+                          "lifted_per_episode": r.lifted.astype(int).tolist()}
+                   for name, r in (("prior", self.prior), ("random", self.random))}}
+
+
+def evaluate_prior(prior: BehavioralPrior, env_id: str, episodes: int, seed: int = 0,
+                   num_envs: int = 8, num_workers: int | None = None,
+                   keep_frames: int = 4) -> PriorEvaluation:
+    """The prior (``z ~ N(0, I)`` each step) and uniform random actions, on the same seeds.
+
+    Both runs use one pool; shapes are checked before any rollout. The two policies draw
+    from independent keys (``jax.random.split(key(seed))``): with one key, ``z`` and the
+    uniform actions come from the same bits, and an untrained prior's ``tanh(z)`` would be
+    a monotone function of the random actions, replaying nearly the same episodes.
+    """
+    start = time.perf_counter()
+    with EnvPool(env_id, num_envs, num_workers) as pool:
+        check_compatible(prior, env_id, pool.single_observation_space,
+                         pool.single_action_space)
+        fns = (prior_act_fn(prior), random_act_fn(prior.action_dim))
+        runs = [rollout_success(pool, fn, episodes, seed, keep_frames=keep_frames, key=key)
+                for fn, key in zip(fns, jax.random.split(jax.random.key(seed)))]
+    return PriorEvaluation(env_id, *runs, time.perf_counter() - start)

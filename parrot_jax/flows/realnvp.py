@@ -1,0 +1,108 @@
+"""Image-conditioned real NVP: the behavioral prior ``a = tanh(f(z; s))`` (paper 4.1, app. B).
+
+With ``e = psi(s)`` the image embedding (one encoder shared by every coupling) and masks
+``m_k`` selecting alternating halves of the action dimensions, coupling ``k`` maps
+
+    y = m_k * x + (1 - m_k) * (x * exp(l) + t),
+    (t, l_raw) = MLP_k([e, m_k * x]),   l = tanh(l_raw),
+
+so its inverse is ``x = m_k * y + (1 - m_k) * (y - t) * exp(-l)`` (the conditioner sees
+only the unchanged half) and ``log|det J| = sum((1 - m_k) * l)``. ``f`` chains
+``num_couplings`` such layers; the action is ``a = tanh(f(z; s))`` with ``z ~ N(0, I)``,
+so ``log p(a | s) = log N(f^{-1}(atanh a); 0, I) + log|det J_{f^{-1}}| - sum log(1 - a^2)``.
+The last layer of every conditioner is zero-initialised: at init ``t = l = 0`` and the
+flow is the identity (``a = tanh(z)``).
+
+The couplings are distrax ``MaskedCoupling`` bijectors around ``ScalarAffine``, chained
+with distrax's ``Tanh`` under ``Transformed``. distrax conditioners take only the masked
+input, so each closes over the image embedding; the bijector is rebuilt inside every
+method call, which is free under jit.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import distrax
+import flax.linen as nn
+import jax.numpy as jnp
+
+from parrot_jax.networks.encoder import ConvEncoder
+from parrot_jax.networks.mlp import MLP
+
+
+def coupling_masks(action_dim: int, num_couplings: int) -> list[jnp.ndarray]:
+    """Boolean masks (True: passed through unchanged) alternating between the first
+    ``action_dim // 2`` dimensions and the rest."""
+    first = jnp.arange(action_dim) < action_dim // 2
+    return [first if k % 2 == 0 else ~first for k in range(num_couplings)]
+
+
+def _affine(params: jnp.ndarray) -> distrax.Bijector:
+    shift, raw_log_scale = jnp.split(params, 2, axis=-1)
+    return distrax.ScalarAffine(shift=shift, log_scale=jnp.tanh(raw_log_scale))
+
+
+class ConditionalRealNVP(nn.Module):
+    """``log_prob(actions, images)``, ``sample(z, images)``, ``inverse(actions, images)``.
+
+    All take batches: images (B, 48, 48, 3) uint8, actions and z (B, action_dim).
+    """
+
+    action_dim: int = 7
+    num_couplings: int = 4
+    hidden: Sequence[int] = (256, 256)
+    encoder_channels: Sequence[int] = (16, 16, 16)
+    encoder_hidden: Sequence[int] = (1024, 512)
+    embedding: int = 256
+
+    def setup(self):
+        self.encoder = ConvEncoder(channels=self.encoder_channels, hidden=self.encoder_hidden,
+                                   features=self.embedding)
+        self.conditioners = [MLP(self.hidden, 2 * self.action_dim, zero_init_output=True)
+                             for _ in range(self.num_couplings)]
+
+    def bijector(self, embedding: jnp.ndarray) -> distrax.Bijector:
+        """``z -> a`` for the given image embeddings (B, embedding)."""
+        layers = []
+        for mask, conditioner in zip(coupling_masks(self.action_dim, self.num_couplings),
+                                     self.conditioners):
+            def condition(x, conditioner=conditioner):
+                return conditioner(jnp.concatenate([embedding, x], axis=-1))
+            layers.append(distrax.MaskedCoupling(mask, condition, _affine))
+        # Chain applies its last bijector first: z -> coupling 0 -> ... -> tanh.
+        return distrax.Chain([distrax.Block(distrax.Tanh(), 1)] + layers[::-1])
+
+    def embed(self, images: jnp.ndarray) -> jnp.ndarray:
+        """psi(s): (B, embedding). Compute once to evaluate many actions per image."""
+        return self.encoder(images)
+
+    def distribution(self, images: jnp.ndarray) -> distrax.Distribution:
+        """p(a | s): the base N(0, I) pushed through the flow and tanh."""
+        return self.distribution_given(self.encoder(images))
+
+    def distribution_given(self, embedding: jnp.ndarray) -> distrax.Distribution:
+        """p(a | s) from the image embedding psi(s) (B, embedding)."""
+        base = distrax.MultivariateNormalDiag(
+            jnp.zeros(embedding.shape[:-1] + (self.action_dim,)),
+            jnp.ones(embedding.shape[:-1] + (self.action_dim,)))
+        return distrax.Transformed(base, self.bijector(embedding))
+
+    def __call__(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        return self.log_prob(actions, images)
+
+    def log_prob(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        """log p(a | s) of squashed actions in (-1, 1), tanh Jacobian included: (B,)."""
+        return self.distribution(images).log_prob(actions)
+
+    def sample(self, z: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        """a = tanh(f(z; s)): (B, action_dim) in (-1, 1)."""
+        return self.bijector(self.encoder(images)).forward(z)
+
+    def inverse(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        """z = f^{-1}(atanh(a); s): (B, action_dim)."""
+        return self.bijector(self.encoder(images)).inverse(actions)
+
+    def forward_and_log_det(self, z: jnp.ndarray, images: jnp.ndarray):
+        """(a, log|det da/dz|) for each sample."""
+        return self.bijector(self.encoder(images)).forward_and_log_det(z)

@@ -1,0 +1,86 @@
+"""The training run's description in ``WORKDIR/config.json``, and the checks made on it.
+
+``config.json`` holds the full training config plus what the dataset decided (the
+model's ``action_dim``, ``image_shape``, the resolved dataset paths and sizes), so
+``load_prior(WORKDIR)`` can rebuild the flow. A rerun in the same workdir must agree on
+the fields that define what is trained (``RUN_DEFINING``); the rest (``num_steps``,
+logging intervals, ...) may change, e.g. to extend a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from parrot_jax import io
+from parrot_jax.flows.prior import CONFIG_FILE
+
+RUN_DEFINING = ("model", "data", "validation_fraction", "seed")
+
+
+def dataset_paths(spec: str) -> list[str]:
+    """``config.dataset`` ("DIR" or "DIR1,DIR2") as a list of absolute paths."""
+    paths = [p.strip() for p in str(spec).split(",") if p.strip()]
+    if not paths:
+        raise ValueError(f"config.dataset={spec!r}; expected a dataset directory or a "
+                         "comma-separated list of them (--config.dataset=DIR[,DIR...])")
+    return [os.path.abspath(p) for p in paths]
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raise ``ValueError`` naming the first invalid training setting."""
+    for name in ("num_steps", "batch_size", "steps_per_dispatch", "log_every", "eval_every",
+                 "checkpoint_every", "max_checkpoints"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name}={config[name]}; expected a positive integer")
+    if config.eval_batches < 0:
+        raise ValueError(f"config.eval_batches={config.eval_batches}; expected >= 0")
+    n = config.steps_per_dispatch
+    for name in ("num_steps", "log_every", "eval_every", "checkpoint_every"):
+        if config[name] % n:
+            raise ValueError(f"config.{name}={config[name]} is not a multiple of "
+                             f"config.steps_per_dispatch={n} (steps run {n} at a time)")
+    if not 0.0 < config.max_abs_action < 1.0:
+        raise ValueError(f"config.max_abs_action={config.max_abs_action}; expected a number "
+                         "in (0, 1) (atanh is infinite at +-1)")
+
+
+def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
+    """The JSON written to ``config.json``: the config plus dataset-derived fields."""
+    description = _to_json(config.to_dict())
+    model = dict(description["model"])
+    if model.get("action_dim") not in (None, dataset.action_dim):
+        raise ValueError(f"config.model.action_dim={model['action_dim']} but the dataset's "
+                         f"actions are {dataset.action_dim}-D; leave it unset (None)")
+    model["action_dim"] = dataset.action_dim
+    description.update(
+        model=model, image_shape=list(dataset.image_shape), action_dim=dataset.action_dim,
+        data={"paths": dataset_paths(config.dataset), "num_episodes": dataset.num_episodes,
+              "num_steps": dataset.num_steps})
+    return description
+
+
+def check_and_write(workdir: str, description: dict[str, Any]) -> None:
+    """Compares ``description`` with ``WORKDIR/config.json`` (if any), then writes it.
+
+    Raises ``ValueError`` listing every ``RUN_DEFINING`` field that differs.
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        differing = [k for k in RUN_DEFINING if saved.get(k) != description.get(k)]
+        if differing:
+            details = "; ".join(f"{k}: workdir has {saved.get(k)!r}, config has "
+                                f"{description.get(k)!r}" for k in differing)
+            raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
+                             "new --workdir, or the same model and dataset settings to resume")
+    io.write_json(path, description)
+
+
+def _to_json(value):
+    """Tuples to lists, as a JSON round trip would make them (so comparisons agree)."""
+    return json.loads(json.dumps(value))

@@ -1,0 +1,1 @@
+"""Network factories: the image encoder and MLPs shared by the prior and the agents."""

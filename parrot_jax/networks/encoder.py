@@ -1,0 +1,39 @@
+"""The paper's image encoder psi: 48x48 RGB uint8 image -> conditioning vector.
+
+Three 3x3 convolutions of 16 channels (stride 1, 'SAME' padding, ReLU), a 2x2 max-pool
+after the first two (48 -> 24 -> 12), flatten (12 * 12 * 16 = 2304), then fully
+connected layers 1024 -> 512 -> 256 (ReLU between, linear output). Images arrive as
+uint8 and are scaled to [0, 1] on the device, so only bytes cross the host boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class ConvEncoder(nn.Module):
+    channels: Sequence[int] = (16, 16, 16)
+    pooled: int = 2  # max-pool after this many of the first convolutions
+    hidden: Sequence[int] = (1024, 512)
+    features: int = 256
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
+        """images (..., H, W, C) uint8 or float in [0, 1] -> (..., features) float32."""
+        x = images.astype(jnp.float32)
+        if images.dtype == jnp.uint8:
+            x = x / 255.0
+        batch = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        for i, c in enumerate(self.channels):
+            x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x))
+            if i < self.pooled:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = x.reshape(x.shape[0], -1)
+        for i, h in enumerate(self.hidden):
+            x = nn.relu(nn.Dense(h, name=f"fc{i}")(x))
+        x = nn.Dense(self.features, name="out")(x)
+        return x.reshape(batch + (self.features,))

@@ -1,0 +1,157 @@
+"""Prior rollouts: shared env seeds, determinism, the binary's outputs and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import evaluate_prior as binary
+from parrot_jax.envs import TEST_ENV_IDS
+from parrot_jax.envs.pool import EnvPool
+from parrot_jax.flows import evaluate
+from parrot_jax.flows.prior import load_prior
+from tests.flows.prior_workdir import write_prior
+
+ENV = "parrot/PickUpCan-v0"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.fixture(scope="module")
+def prior_dir(tmp_path_factory):
+    return write_prior(tmp_path_factory.mktemp("prior"))
+
+
+@pytest.fixture(scope="module")
+def prior(prior_dir):
+    return load_prior(prior_dir)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with EnvPool(ENV, num_envs=2, num_workers=1) as p:
+        yield p
+
+
+def test_prior_and_random_share_seeds_and_runs_repeat(prior, pool):
+    prior_fn, random_fn = evaluate.prior_act_fn(prior), evaluate.random_act_fn(7)
+    a = evaluate.rollout_success(pool, prior_fn, episodes=2, seed=3, keep_frames=2)
+    b = evaluate.rollout_success(pool, random_fn, episodes=2, seed=3, keep_frames=2)
+    again = evaluate.rollout_success(pool, prior_fn, episodes=2, seed=3, keep_frames=2)
+    assert [f.shape for f in a.frames] == [(26, 48, 48, 3)] * 2  # reset image + 25 steps
+    assert a.successes.shape == (2,) and a.env_steps == 50
+    for f, g in zip(a.frames, b.frames):
+        np.testing.assert_array_equal(f[0], g[0])  # same scenes for both policies
+        assert not np.array_equal(f[-1], g[-1])  # but different actions
+    assert not np.array_equal(a.frames[0][0], a.frames[1][0])  # seeds 3 and 4 differ
+    for f, g in zip(a.frames, again.frames):
+        np.testing.assert_array_equal(f, g)  # same seed: same z, same episode
+    np.testing.assert_array_equal(a.successes, again.successes)
+
+
+class FakePool:
+    """EnvPool's interface and same-step autoreset over numpy envs: env seed s shows
+    images filled with s, lasts 2 + s % 3 steps, and succeeds iff its last action[0] > 0."""
+
+    num_envs = 3
+
+    def reset(self, seed):
+        self.seeds = np.arange(seed, seed + self.num_envs)
+        self.t = np.zeros(self.num_envs, int)
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.broadcast_to(self.seeds[:, None, None, None] % 256, (3, 4, 4, 3)).astype(np.uint8)
+
+    def step(self, actions):
+        self.t += 1
+        final_obs, ended = self._obs(), self.t == 2 + self.seeds % 3
+        success = ended & (actions[:, 0] > 0)
+        self.seeds = np.where(ended, self.seeds + 1000, self.seeds)  # autoreset: a new scene
+        self.t[ended] = 0
+        held = np.zeros((3, 3), bool)
+        held[:, 1] = (self.seeds % 4 == 1) & (self.t == 1)  # object 1 held once, mid-episode
+        infos = {"success": success, "final_obs": final_obs, "held": held}
+        return self._obs(), success.astype(float), np.zeros(3, bool), ended, infos
+
+
+def test_rollouts_map_episodes_to_seeds():
+    def even_seeds_succeed(obs, key):
+        del key
+        return np.where(obs[:, :1, 0, 0] % 2 == 0, 1.0, -1.0) * np.ones((len(obs), 7))
+
+    r = evaluate.rollout_success(FakePool(), even_seeds_succeed, episodes=7, seed=5,
+                                 keep_frames=4)
+    seeds = np.arange(5, 12)  # 3 waves of 3 envs; the last wave's last 2 are dropped
+    np.testing.assert_array_equal(r.successes, seeds % 2 == 0)
+    np.testing.assert_array_equal(r.returns, seeds % 2 == 0)
+    np.testing.assert_array_equal(r.lifted, seeds % 4 == 1)
+    assert r.lift_rate("x").successes == int(np.sum(seeds % 4 == 1))
+    assert [len(f) for f in r.frames] == [3 + s % 3 for s in seeds[:4]]  # ragged lengths
+    assert [int(f[-1, 0, 0, 0]) for f in r.frames] == seeds[:4].tolist()  # never the next
+    assert r.env_steps == 3 * 3 * 4  # 3 waves of 3 envs, each until its longest (4) ends
+    with pytest.raises(RuntimeError, match="max_steps=2"):
+        evaluate.rollout_success(FakePool(), even_seeds_succeed, episodes=3, max_steps=2)
+
+
+def test_act_fns_are_seeded_and_in_range(prior):
+    obs = np.zeros((3, 48, 48, 3), np.uint8)
+    key, other = jax.random.key(0), jax.random.key(1)
+    for fn in (evaluate.prior_act_fn(prior), evaluate.random_act_fn(7)):
+        actions = fn(obs, key)
+        assert actions.shape == (3, 7) and np.all(np.abs(actions) <= 1)
+        np.testing.assert_array_equal(actions, fn(obs, key))
+        assert not np.allclose(actions, fn(obs, other))
+    z = jax.random.normal(key, (3, 7))
+    compiled = evaluate._prior_actions._cache_size()
+    np.testing.assert_allclose(evaluate.prior_act_fn(prior)(obs, key), np.tanh(z), atol=1e-6)
+    assert evaluate._prior_actions._cache_size() == compiled  # a new act_fn, no new trace
+
+
+def test_binary_writes_json_table_and_gifs(tmp_path, prior_dir):
+    cmd = [sys.executable, "-m", "experiments.evaluate_prior", f"--prior={prior_dir}",
+           f"--env={ENV}", "--episodes=3", "--num_envs=2", "--workers=1", "--gif_episodes=2",
+           f"--workdir={tmp_path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "prior_rollouts.json").read_text())
+    assert summary["prior"]["step"] == 0 and summary["seed"] == 0
+    assert summary["prior"]["model"]["action_dim"] == 7
+    assert summary["config"]["episodes"] == 3 and summary["config"]["num_envs"] == 2
+    (task,) = summary["tasks"]
+    assert task["env_id"] == ENV
+    for policy in ("prior", "random"):
+        r = task[policy]
+        assert r["episodes"] == 3 and len(r["per_episode"]) == 3  # 3 of the 2 waves' 4 envs
+        assert r["successes"] == sum(r["per_episode"]) and r["success_rate"] == r["successes"] / 3
+        assert 0 <= r["ci95_low"] <= r["success_rate"] <= r["ci95_high"] <= 1
+        assert r["lifted"]["successes"] == sum(r["lifted_per_episode"])
+        assert r["lifted"]["episodes"] == 3
+        gif = Image.open(tmp_path / "gifs" / f"PickUpCan_{policy}.gif")
+        assert gif.n_frames == 26 and gif.size == (4 * (2 * 48 + 2), 4 * 48)
+    assert "| parrot/PickUpCan-v0 |" in (tmp_path / "prior_rollouts.md").read_text()
+    assert "| parrot/PickUpCan-v0 |" in out.stdout
+
+
+def test_env_ids():
+    assert binary.env_ids("all") == TEST_ENV_IDS and len(TEST_ENV_IDS) == 8
+    with pytest.raises(ValueError, match="parrot/Nope-v0.*'all'.*parrot/PickUpCan-v0"):
+        binary.env_ids("parrot/Nope-v0")
+
+
+def test_binary_errors(tmp_path):
+    common = dict(episodes=2, seed=0, num_envs=2, workers=1, workdir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="unknown env id 'PickUpCan'.*parrot/PickUpCan-v0"):
+        binary.run(str(tmp_path), "PickUpCan", **common)
+    with pytest.raises(FileNotFoundError, match="no prior here"):
+        binary.run(str(tmp_path / "missing"), ENV, **common)
+    with pytest.raises(ValueError, match="--episodes must be >= 1, got 0"):
+        binary.run(str(tmp_path), ENV, **{**common, "episodes": 0})
+    six = write_prior(tmp_path / "six", action_dim=6)
+    with pytest.raises(ValueError, match="action_dim 6 but .* actions of shape \\(7,\\)"):
+        binary.run(six, ENV, **common)
+    assert not os.path.exists(tmp_path / "out")

@@ -1,0 +1,245 @@
+"""Prior training: learning, exact resume, device and dispatch invariance, failure modes."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import prior as prior_config
+from parrot_jax import checkpoint, io, metrics, provenance
+from parrot_jax.data import DatasetError, format as fmt, load_dataset
+from parrot_jax.data.sampling import BatchSampler
+from parrot_jax.data.synthetic import write_synthetic_dataset
+from parrot_jax.flows import train, train_state
+from parrot_jax.flows.prior import load_prior, make_flow
+
+
+def _config(dataset, **overrides):
+    config = prior_config.get_config("tiny")
+    config.dataset = str(dataset)
+    config.update(overrides)
+    return config
+
+
+def _params(state):
+    return jax.tree.map(np.asarray, state.params)
+
+
+def _rows(workdir):
+    return {r["step"]: r for r in metrics.read_jsonl(os.path.join(workdir, metrics.JSONL))}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data")
+    write_synthetic_dataset(str(path), num_episodes=40, episodes_per_shard=20)
+    return path
+
+
+@pytest.fixture(scope="module")
+def straight(dataset, tmp_path_factory):
+    """20 uninterrupted steps on 4 devices, checkpoints at 10 and 20."""
+    workdir = str(tmp_path_factory.mktemp("straight"))
+    return workdir, train.train_and_evaluate(_config(dataset), workdir)
+
+
+def test_training_lowers_the_validation_nll(straight):
+    workdir, state = straight
+    rows = _rows(workdir)
+    assert int(state.step) == 20 and sorted(rows) == [0, 10, 20]
+    assert rows[20]["eval/nll"] < rows[0]["eval/nll"] - 0.3
+    assert rows[20]["train/loss"] < rows[10]["train/loss"]
+    assert np.isfinite(rows[20]["train/steps_per_sec"])
+
+
+def test_first_loss_is_that_of_tanh_of_a_standard_normal(dataset, tmp_path):
+    config = _config(dataset, num_steps=1, log_every=1, eval_every=1, checkpoint_every=1)
+    train.train_and_evaluate(config, str(tmp_path))
+    train_set, _ = load_dataset(str(dataset)).split(config.validation_fraction, config.seed)
+    a = BatchSampler(train_set, config.batch_size, config.seed).batch(0)["actions"]
+    u = np.arctanh(a.astype(np.float64))
+    # Identity flow at init: log p(a) = sum log N(atanh a; 0, 1) - sum log(1 - a^2).
+    log_prob = (-0.5 * u ** 2 - 0.5 * np.log(2 * np.pi) - np.log1p(-a ** 2)).sum(-1)
+    np.testing.assert_allclose(_rows(str(tmp_path))[1]["train/loss"], -log_prob.mean(),
+                               rtol=1e-5)
+
+
+def test_one_device_matches_four(dataset, straight, tmp_path):
+    state = train.train_and_evaluate(_config(dataset, num_devices=1), str(tmp_path))
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+                 _params(state), _params(straight[1]))
+
+
+def test_fused_steps_match_single_steps(dataset, straight, tmp_path):
+    state = train.train_and_evaluate(_config(dataset, steps_per_dispatch=2), str(tmp_path))
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+                 _params(state), _params(straight[1]))
+    assert sorted(_rows(str(tmp_path))) == [0, 10, 20]
+
+
+def test_killed_run_resumes_bit_identical(dataset, straight, tmp_path):
+    workdir = str(tmp_path)
+    train.train_and_evaluate(_config(dataset, num_steps=10), workdir)  # "killed" at 10
+    with open(os.path.join(workdir, metrics.JSONL), "a") as f:  # logged after the checkpoint
+        f.write(json.dumps({"step": 15, "train/loss": 1.0}) + "\n")
+    resumed = train.train_and_evaluate(_config(dataset), workdir)
+    jax.tree.map(np.testing.assert_array_equal, _params(resumed), _params(straight[1]))
+    assert sorted(_rows(workdir)) == [0, 10, 20]
+    assert _rows(workdir)[20]["eval/nll"] == _rows(straight[0])[20]["eval/nll"]
+
+
+def test_rerunning_a_finished_run_does_nothing(dataset, straight):
+    workdir, state = straight
+    before = open(os.path.join(workdir, metrics.JSONL)).read()
+    again = train.train_and_evaluate(_config(dataset), workdir)
+    assert int(again.step) == 20 and open(os.path.join(workdir, metrics.JSONL)).read() == before
+    jax.tree.map(np.testing.assert_array_equal, _params(again), _params(state))
+
+
+def test_load_prior_after_training(straight):
+    prior = load_prior(straight[0])
+    assert prior.step == 20 and prior.action_dim == 7
+    jax.tree.map(np.testing.assert_array_equal, _params(prior), _params(straight[1]))
+    images = jax.random.randint(jax.random.key(0), (16, 48, 48, 3), 0, 256).astype(jnp.uint8)
+    z = jax.random.normal(jax.random.key(1), (16, 7))
+    np.testing.assert_allclose(prior.inverse(prior.sample(z, images), images), z, atol=1e-4)
+
+
+def test_nan_loss_stops_before_saving_bad_params(dataset, tmp_path, monkeypatch):
+    batch = BatchSampler.batch
+
+    def poisoned(self, k):
+        out = batch(self, k)
+        if k >= 13 and self.dataset.num_episodes > 2:  # training batches only
+            out["actions"] = np.full_like(out["actions"], np.nan)
+        return out
+
+    monkeypatch.setattr(BatchSampler, "batch", poisoned)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 13 .*last good "
+                                                 r"checkpoint is step 10"):
+        train.train_and_evaluate(_config(dataset), str(tmp_path))
+    manager = checkpoint.Checkpoints(os.path.join(tmp_path, checkpoint.DIRECTORY))
+    assert manager.all_steps() == [10]
+    manager.close()
+    prior = load_prior(str(tmp_path))
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(_params(prior)))
+
+
+def test_different_model_in_the_same_workdir_is_refused(dataset, straight):
+    config = _config(dataset)
+    config.model.hidden = (16, 16)
+    with pytest.raises(ValueError, match=r"holds a different training run \(model: .*"
+                                         r"'hidden': \[32, 32\]"):
+        train.train_and_evaluate(config, straight[0])
+    with pytest.raises(ValueError, match=r"validation_fraction: workdir has 0.05"):
+        train.train_and_evaluate(_config(dataset, validation_fraction=0.1), straight[0])
+
+
+def test_missing_dataset(tmp_path):
+    with pytest.raises(DatasetError, match="no such dataset directory"):
+        train.train_and_evaluate(_config(tmp_path / "nowhere"), str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"config.dataset=''"):
+        train.train_and_evaluate(_config(""), str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_bad_settings_are_named(dataset, tmp_path):
+    with pytest.raises(ValueError, match=r"config.log_every=10 is not a multiple of "
+                                         r"config.steps_per_dispatch=4"):
+        train.train_and_evaluate(_config(dataset, steps_per_dispatch=4), str(tmp_path))
+    with pytest.raises(ValueError, match="batch_size=30 must be a positive multiple of 4"):
+        train.train_and_evaluate(_config(dataset, batch_size=30), str(tmp_path))
+
+
+def _write_dataset(root, observations, actions, episode_length):
+    """A dataset in the on-disk format holding exactly these frames and actions."""
+    steps = len(actions)
+    lengths = np.full(steps // episode_length, episode_length, np.int64)
+    arrays = {"observations": observations, "actions": actions.astype(np.float32),
+              "rewards": np.zeros(steps, np.float32), "episode_lengths": lengths,
+              "episode_tasks": np.zeros(len(lengths), np.int64),
+              "episode_seeds": np.arange(len(lengths), dtype=np.int64),
+              "final_observations": observations[lengths.cumsum() - 1]}
+    fmt.write_shard(str(root), 0, arrays, ["synthetic/A-v0"])
+    header = fmt.read_shard_json(os.path.join(root, fmt.SHARDS, fmt.shard_name(0)))
+    io.write_json(os.path.join(root, fmt.METADATA), {
+        "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION, "seeds": [0],
+        "created": provenance.utc_now(), "complete": True, **fmt.shard_summary({0: header})})
+
+
+def test_actions_depend_on_the_image_after_training(tmp_path):
+    # Black-image episodes act near +0.5, white-image episodes near -0.5.
+    rng = np.random.default_rng(0)
+    episodes, length = 40, 10
+    white = np.repeat(np.arange(episodes) % 2, length)
+    observations = np.broadcast_to((255 * white)[:, None, None, None].astype(np.uint8),
+                                   (episodes * length, 48, 48, 3)).copy()
+    actions = (0.5 - white)[:, None] + 0.1 * rng.normal(size=(episodes * length, 7))
+    _write_dataset(tmp_path / "data", observations, actions, length)
+    config = _config(tmp_path / "data", num_steps=150, log_every=50, eval_every=50,
+                     checkpoint_every=150)
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    prior = load_prior(str(tmp_path / "run"))
+    z = jax.random.normal(jax.random.key(0), (256, 7))
+    means = [float(prior.sample(z, jnp.full((256, 48, 48, 3), v, jnp.uint8)).mean())
+             for v in (0, 255)]
+    assert means[0] > 0.3 and means[1] < -0.3, means
+
+
+def test_fit_reaches_the_entropy_of_a_two_d_conditional_density():
+    """a = tanh(u), u ~ N(mu_c, Sigma_c) for a black (c=0) or white (c=1) image. Its
+    entropy is H(u | c) + E[sum_j log(1 - a_j^2)]; the fitted NLL on fresh samples is the
+    cross-entropy H + KL, so it should come within a little of H."""
+    mus = jnp.array([[0.4, -0.3], [-0.5, 0.2]])
+    chols = jnp.linalg.cholesky(jnp.array([[[0.25, 0.1], [0.1, 0.16]],
+                                           [[0.16, -0.08], [-0.08, 0.36]]]))
+
+    def draw(key, n):
+        kc, kz = jax.random.split(key)
+        c = jax.random.bernoulli(kc, 0.5, (n,)).astype(jnp.int32)
+        u = mus[c] + jnp.einsum("nij,nj->ni", chols[c], jax.random.normal(kz, (n, 2)))
+        images = jnp.broadcast_to((255 * c)[:, None, None, None], (n, 8, 8, 3))
+        return {"observations": images.astype(jnp.uint8), "actions": jnp.tanh(u)}, u
+
+    _, u = draw(jax.random.key(1), 400_000)
+    gaussian = jnp.mean(jnp.sum(jnp.log(jnp.diagonal(chols, axis1=1, axis2=2)), -1)) + \
+        jnp.log(2 * jnp.pi * jnp.e)
+    entropy = float(gaussian + jnp.mean(jnp.sum(jnp.log1p(-jnp.tanh(u) ** 2), -1)))
+
+    flow = make_flow(dict(action_dim=2, num_couplings=4, hidden=(64, 64),
+                          encoder_channels=(4, 4, 4), encoder_hidden=(32,), embedding=16))
+    optimizer = train_state.make_optimizer(3e-3)
+    state = jax.jit(train_state.create_train_state, static_argnums=(0, 1, 3))(
+        flow, optimizer, jax.random.key(0), (8, 8, 3))
+    kwargs = dict(flow=flow, optimizer=optimizer, max_abs_action=0.999999)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def fit(state, key):
+        batches, _ = draw(key, 100 * 256)
+        batches = jax.tree.map(lambda x: x.reshape((100, 256) + x.shape[1:]), batches)
+        return train_state.train_steps(state, batches, **kwargs)[0]
+
+    for key in jax.random.split(jax.random.key(2), 4):  # 400 steps
+        state = fit(state, key)
+    fresh, _ = draw(jax.random.key(3), 50_000)
+    nll = -float(flow.apply({"params": state.params}, fresh["actions"],
+                            fresh["observations"], method="log_prob").mean())
+    assert entropy - 0.02 < nll < entropy + 0.1, (nll, entropy)
+
+
+def test_binary_smoke(dataset, tmp_path):
+    command = [sys.executable, "-m", "experiments.train_prior",
+               "--config=experiments/configs/prior.py:tiny", f"--config.dataset={dataset}",
+               "--config.num_steps=2", "--config.log_every=1", "--config.eval_every=2",
+               "--config.checkpoint_every=2", f"--workdir={tmp_path}"]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{tmp_path}: prior at step 2" in done.stdout
+    assert sorted(_rows(str(tmp_path))) == [0, 1, 2] and load_prior(str(tmp_path)).step == 2
