@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
 import time
 from typing import Callable
 
-from parrot_jax import provenance
+from parrot_jax import io, provenance
 
 
 def machine() -> dict:
@@ -45,3 +46,12 @@ def median_rate(fn: Callable[[], int], repeats: int) -> tuple[float, list[float]
         n = fn()
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates), rates
+
+
+def write_result(out: str | None, result: dict) -> None:
+    """Writes the benchmark's JSON to ``out`` (atomically), or prints it without one."""
+    if out:
+        io.write_json(out, result)
+        print(f"wrote {out}")
+    else:
+        print(json.dumps(result, indent=2))

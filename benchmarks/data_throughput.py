@@ -25,7 +25,6 @@ import collections
 import concurrent.futures
 import gc
 import glob
-import json
 import math
 import os
 import shutil
@@ -38,7 +37,6 @@ from absl import app, flags
 
 from benchmarks import common
 from experiments.configs import collect as collect_config
-from parrot_jax import io
 from parrot_jax.data import collect, dataset as dataset_lib, sampling, synthetic
 
 _OUT = flags.DEFINE_string("out", None, "JSON file to write (also printed).")
@@ -361,11 +359,7 @@ def main(argv):
               "versions": common.versions("numpy", "jax", "jaxlib", "pybullet"),
               "goal": {"loader_host_samples_per_s": GOAL}, "records": records}
     print_table(records)
-    if _OUT.value:
-        io.write_json(_OUT.value, result)
-        print(f"wrote {_OUT.value}")
-    else:
-        print(json.dumps(result, indent=2))
+    common.write_result(_OUT.value, result)
 
 
 if __name__ == "__main__":

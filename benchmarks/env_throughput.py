@@ -11,14 +11,12 @@ out). The goal is N workers >= 0.8 * N * one env.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 from absl import app, flags
 
 from benchmarks import common
-from parrot_jax import io
 from parrot_jax.envs.manipulation import ManipulationEnv
 from parrot_jax.envs.pool import EnvPool
 
@@ -111,11 +109,7 @@ def main(argv):
     result = {"machine": common.machine(), "versions": common.versions("pybullet", "gymnasium",
                                                                        "numpy"),
               "records": records}
-    if _OUT.value:
-        io.write_json(_OUT.value, result)
-        print(f"wrote {_OUT.value}")
-    else:
-        print(json.dumps(result, indent=2))
+    common.write_result(_OUT.value, result)
 
 
 if __name__ == "__main__":
