@@ -178,7 +178,7 @@ def collect(config, workdir: str) -> dict:
             headers[index] = fmt.read_shard_json(os.path.join(workdir, fmt.SHARDS,
                                                               fmt.shard_name(index)))
             _write_metadata(workdir, metadata, headers, target)
-    return _write_metadata(workdir, metadata, headers, target)
+    return metadata  # written after the last shard (or above, when nothing was left)
 
 
 def _initial_metadata(workdir: str, settings: Settings, target: int) -> dict:

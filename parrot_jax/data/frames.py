@@ -101,10 +101,9 @@ class FrameArray:
         return out
 
     def _gather(self, rows: np.ndarray) -> np.ndarray:
+        if len(self._parts) == 1:  # fancy indexing already returns a fresh array
+            return self._parts[0][rows]
         out = np.empty((len(rows),) + self.shape[1:], self.dtype)
-        if len(self._parts) == 1:
-            out[...] = self._parts[0][rows]
-            return out
         order = np.argsort(rows, kind="stable")
         ordered = rows[order]
         bounds = np.searchsorted(ordered, self._offsets)

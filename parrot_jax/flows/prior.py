@@ -22,7 +22,6 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from parrot_jax.flows.realnvp import ConditionalRealNVP
 
@@ -114,5 +113,4 @@ def load_prior(workdir: str, step: int | None = None) -> BehavioralPrior:
         params = manager.restore_params(step, abstract)
     finally:
         manager.close()
-    params = jax.tree.map(np.asarray, params)
-    return BehavioralPrior(flow, jax.tree.map(jnp.asarray, params), image_shape, step)
+    return BehavioralPrior(flow, params, image_shape, step)
