@@ -22,7 +22,6 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags, logging
 
 from parrot_jax import io
@@ -49,15 +48,6 @@ def env_ids(env: str) -> tuple[str, ...]:
         raise ValueError(f"unknown env id {env!r}; valid: 'all' (the test tasks) or one of "
                          f"{', '.join(ENV_IDS)}")
     return (env,)
-
-
-def side_by_side(episodes: tuple[np.ndarray, ...], gap: int = 2) -> np.ndarray:
-    """(T + 1, H, k * (W + gap) - gap, 3) frames; shorter episodes hold their last frame."""
-    length = max(len(e) for e in episodes)
-    padded = [np.concatenate([e, np.repeat(e[-1:], length - len(e), axis=0)]) for e in episodes]
-    white = np.full((length, padded[0].shape[1], gap, 3), 255, np.uint8)
-    parts = [p for e in padded for p in (e, white)][:-1]
-    return np.concatenate(parts, axis=2)
 
 
 def markdown(results: list[evaluate.PriorEvaluation]) -> str:
@@ -96,7 +86,7 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
         for policy, rollouts in (("prior", result.prior), ("random", result.random)):
             if rollouts.frames:
                 path = os.path.join(workdir, "gifs", f"{name}_{policy}.gif")
-                io.write_gif(path, side_by_side(rollouts.frames))
+                io.write_gif(path, io.side_by_side(rollouts.frames))
         print(f"{env_id}: success prior {result.prior.successes.sum()}/{episodes}, random "
               f"{result.random.successes.sum()}/{episodes}; object lifted prior "
               f"{result.prior.lifted.sum()}/{episodes}, random {result.random.lifted.sum()}/"

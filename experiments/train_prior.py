@@ -8,11 +8,10 @@ Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` and metrics
 ``parrot_jax.flows.prior.load_prior(WORKDIR)``.
 """
 
-import logging as std_logging
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments.common import quiet_orbax
 from parrot_jax.flows import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/prior.py",
@@ -21,16 +20,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resum
                                required=True)
 
 
-class _QuietOrbax(std_logging.Filter):
-    """Orbax logs a dozen INFO lines per checkpoint; keep its warnings and errors only."""
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
-
-
 def main(argv):
     del argv
-    logging.get_absl_handler().addFilter(_QuietOrbax())
+    quiet_orbax()
     try:
         state = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except KeyboardInterrupt:

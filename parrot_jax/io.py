@@ -84,3 +84,12 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], columns: 
         r, c = divmod(i, columns)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
     return sheet
+
+
+def side_by_side(episodes: tuple[np.ndarray, ...], gap: int = 2) -> np.ndarray:
+    """(T + 1, H, k * (W + gap) - gap, 3) frames; shorter episodes hold their last frame."""
+    length = max(len(e) for e in episodes)
+    padded = [np.concatenate([e, np.repeat(e[-1:], length - len(e), axis=0)]) for e in episodes]
+    white = np.full((length, padded[0].shape[1], gap, 3), 255, np.uint8)
+    parts = [p for e in padded for p in (e, white)][:-1]
+    return np.concatenate(parts, axis=2)

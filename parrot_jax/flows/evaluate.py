@@ -7,7 +7,8 @@ from env seed ``seed + i`` whatever the policy, and each wave steps until every 
 ended its episode (with the suite's fixed horizon they all end together). The key passed
 at step ``t`` of wave ``w`` is ``fold_in(fold_in(key, w), t)``, with ``key =
 jax.random.key(seed)`` unless given, so a run is deterministic given its seed (and
-``num_envs``). An episode's success is ``info["success"]`` at its final step.
+``num_envs``). An episode's success is ``info["success"]`` at its final step (False for
+envs that do not report one).
 
 ``evaluate_prior`` runs the prior with ``z ~ N(0, I)`` at every step (paper Figure 4) and
 uniform random actions in ``[-1, 1]^action_dim`` on the same env seeds, with independent
@@ -111,7 +112,8 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
         live = ~done
         returns[live] += reward[live]
         ended = live & (terminated | truncated)
-        success[ended] = np.asarray(infos["success"], bool)[ended]
+        if "success" in infos:  # envs outside the suite may not report it: never a success
+            success[ended] = np.asarray(infos["success"], bool)[ended]
         if "held" in infos:  # (n, objects): closed gripper, object near and off the table
             lifted[live] |= np.asarray(infos["held"], bool).reshape(n, -1).any(-1)[live]
         for i in np.flatnonzero(live[:keep]):

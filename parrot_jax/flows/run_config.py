@@ -63,21 +63,22 @@ def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
     return description
 
 
-def check_and_write(workdir: str, description: dict[str, Any]) -> None:
+def check_and_write(workdir: str, description: dict[str, Any],
+                    defining: tuple[str, ...] = RUN_DEFINING) -> None:
     """Compares ``description`` with ``WORKDIR/config.json`` (if any), then writes it.
 
-    Raises ``ValueError`` listing every ``RUN_DEFINING`` field that differs.
+    Raises ``ValueError`` listing every ``defining`` field that differs.
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        differing = [k for k in RUN_DEFINING if saved.get(k) != description.get(k)]
+        differing = [k for k in defining if saved.get(k) != description.get(k)]
         if differing:
             details = "; ".join(f"{k}: workdir has {saved.get(k)!r}, config has "
                                 f"{description.get(k)!r}" for k in differing)
             raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
-                             "new --workdir, or the same model and dataset settings to resume")
+                             "new --workdir, or the same settings to resume")
     io.write_json(path, description)
 
 

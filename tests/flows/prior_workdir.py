@@ -12,13 +12,13 @@ TINY_MODEL = dict(action_dim=7, num_couplings=4, hidden=(32, 32), encoder_channe
                   encoder_hidden=(32,), embedding=16)
 
 
-def write_prior(workdir, step: int = 0, **model_overrides) -> str:
+def write_prior(workdir, step: int = 0, image_shape=(48, 48, 3), **model_overrides) -> str:
     """Writes ``config.json`` and an init checkpoint (the identity flow, ``a = tanh(z)``)."""
     model = {**TINY_MODEL, **model_overrides}
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-        json.dump({"model": model}, f)
-    params = init_params(make_flow(model), jax.random.key(0))
+        json.dump({"model": model, "image_shape": list(image_shape)}, f)
+    params = init_params(make_flow(model), jax.random.key(0), image_shape)
     manager = Checkpoints(os.path.join(workdir, DIRECTORY))
     manager.save(step, {"params": params}, params)
     manager.close()

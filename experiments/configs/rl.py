@@ -1,0 +1,141 @@
+"""RL on a new task: SAC, PARROT (SAC over z through the prior) and the paper's baselines.
+
+    python -m experiments.train_rl --config=experiments/configs/rl.py \
+        --config.agent=parrot --config.env=parrot/PickUpCan-v0 \
+        --config.prior=runs/prior --workdir=runs/rl/parrot_PickUpCan
+
+Agents: ``parrot``, ``sac``, ``bc_sac`` (needs ``--config.dataset``), ``prior_explore``
+(needs ``--config.prior``). ``env`` is any gymnasium id with Box spaces (images (H, W, C)
+uint8 or vectors); the suite's ids are ``parrot/...``.
+
+Variants (``--config=experiments/configs/rl.py:VARIANT``):
+- default: the paper (Table 1 and the original scripts): batch 256, separate conv
+  trunks, heads 1024-512-256, 2,500 env steps before training, 1 update per env step,
+  hard target copy every 1000 updates; a GPU's work;
+- ``cpu``: the same algorithm sized for a 2-core CPU (shared trunk, heads 256-256,
+  batch 64, 1 update per 4 env steps, target copy every 250 updates);
+- ``vector``: vector observations (MLP 256-256, Polyak targets), e.g. ``Pendulum-v1``;
+- ``tiny``: small networks and a few hundred steps, for tests and smoke runs.
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.agent = "parrot"  # parrot | sac | bc_sac | prior_explore
+    config.env = "parrot/PickUpCan-v0"
+    config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
+    config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
+    config.seed = 0
+
+    config.num_envs = 4  # envs stepped together; each pool step is num_envs env steps
+    config.num_workers = 0  # env processes (0: min(cores, num_envs))
+    config.total_env_steps = 200_000
+    config.start_steps = 2_500  # env steps collected (with the policy) before updates
+    config.updates_per_env_step = 1.0
+    config.batch_size = 256  # global: split over all devices
+    config.replay_capacity = 200_000  # frames (48x48x3 uint8: 6.9 kB each)
+
+    config.network = ml_collections.ConfigDict()
+    config.network.shared_trunk = False  # True: one conv trunk, in the critic
+    config.network.channels = (16, 16, 16)  # 3x3 convs, 2x2 max-pool after the first two
+    config.network.hidden = (1024, 512, 256)  # actor and Q heads
+    config.network.num_qs = 2
+    config.network.log_std_min = -10.0
+    config.network.log_std_max = 2.0
+
+    config.sac = ml_collections.ConfigDict()  # parrot_jax.agents.sac.Hyperparams
+    config.sac.discount = 0.99
+    config.sac.reward_scale = 1.0
+    config.sac.actor_lr = 3e-4
+    config.sac.critic_lr = 3e-4
+    config.sac.alpha_lr = 3e-4
+    config.sac.init_alpha = 1.0
+    config.sac.target_entropy = ml_collections.config_dict.placeholder(float)  # None: -dim
+    config.sac.target_update = "hard"  # hard | polyak
+    config.sac.target_update_period = 1000
+    config.sac.tau = 0.005
+    config.sac.augment_pad = 4
+
+    config.parrot = ml_collections.ConfigDict()
+    config.parrot.tanh_z = False  # True: the original code's z in (-1, 1) (ablation)
+    # Unsquashed z: mean softly within +-z_mean_bound (None: unbounded), log std <= this
+    # (0: std <= 1, the base distribution's). Both leave pi(z | s) = N(0, I) at init.
+    config.parrot.z_mean_bound = 3.0
+    config.parrot.z_log_std_max = 0.0
+    # "kl_standard_normal": -KL(pi(z|s) || N(0, I)) in place of SAC's entropy bonus, with the
+    # temperature tuned toward target_kl (parrot_jax.agents.sac); "entropy": plain SAC.
+    config.parrot.regularizer = "kl_standard_normal"
+    config.parrot.target_kl = 2.0
+    config.prior_explore = ml_collections.ConfigDict()
+    config.prior_explore.epsilon = 0.9
+    config.bc = ml_collections.ConfigDict()  # bc_sac's behaviour cloning
+    config.bc.steps = 20_000
+    config.bc.batch_size = 256
+    config.bc.learning_rate = 3e-4
+    config.bc.entropy_weight = 0.01
+
+    config.eval_every = 10_000  # env steps
+    config.eval_episodes = 50
+    config.eval_num_envs = 8
+    config.eval_deterministic = True  # the policy's mode (parrot: z = mean) in evaluation
+    config.eval_seed = 1_000_000  # eval episode i starts from env seed eval_seed + i
+    config.log_every = 1_000
+    config.checkpoint_every = 10_000
+    config.max_checkpoints = 3
+
+    config.num_devices = 0  # 0: every device
+    config.progress = True
+    config.fast_compile = False  # XLA optimisations off: faster compiles, slower steps
+
+    if variant == "cpu":
+        config.network.shared_trunk = True
+        config.network.hidden = (256, 256)
+        config.batch_size = 64
+        config.updates_per_env_step = 0.25
+        config.start_steps = 1_000
+        config.total_env_steps = 40_000
+        config.replay_capacity = 100_000
+        config.sac.target_update_period = 250
+        config.eval_every = 2_000
+        config.eval_episodes = 40
+        config.log_every = 500
+        config.checkpoint_every = 2_000
+        config.bc.steps = 2_000
+        config.bc.batch_size = 64
+        config.bc.learning_rate = 1e-3
+    elif variant == "vector":
+        config.env = "Pendulum-v1"
+        config.agent = "sac"
+        config.network.hidden = (256, 256)
+        config.sac.target_update = "polyak"
+        config.sac.augment_pad = 0
+        config.start_steps = 1_000
+        config.total_env_steps = 20_000
+        config.eval_every = 2_000
+        config.eval_episodes = 8
+        config.log_every = 1_000
+        config.checkpoint_every = 5_000
+    elif variant == "tiny":
+        config.network.channels = (4, 4)
+        config.network.hidden = (32, 32)
+        config.batch_size = 16
+        config.num_envs = 2
+        config.total_env_steps = 120
+        config.start_steps = 40
+        config.replay_capacity = 1_000
+        config.sac.target_update_period = 10
+        config.eval_every = 60
+        config.eval_episodes = 2
+        config.eval_num_envs = 2
+        config.log_every = 20
+        config.checkpoint_every = 60
+        config.bc.steps = 5
+        config.bc.batch_size = 16
+        config.progress = False
+        config.fast_compile = True
+    elif variant:
+        raise ValueError(f"unknown rl config variant {variant!r}; expected '', 'cpu', "
+                         "'vector' or 'tiny'")
+    return config

@@ -1,0 +1,59 @@
+"""Evaluates a trained agent from its run directory alone (``experiments.train_rl``'s).
+
+    python -m experiments.evaluate --workdir=runs/rl/parrot [--step=N] --episodes=50 \
+        [--stochastic] [--video]
+
+Restores the agent from the Orbax checkpoint (latest, or ``--step`` in env steps), rolls
+it out deterministically (the policy's mode; ``--stochastic`` samples) for
+``--episodes`` episodes from env seeds ``seed .. seed + episodes - 1``, prints the
+success rate with its 95% Wilson interval and writes ``WORKDIR/eval/step_N.json``
+(``--out`` to choose); ``--video`` also writes ``WORKDIR/eval/step_N.gif`` with the first
+``--video_episodes`` episodes side by side.
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from parrot_jax import io
+from parrot_jax.agents.evaluate import evaluate_agent
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of experiments.train_rl.",
+                               required=True)
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint (env steps); default: the latest.")
+_EPISODES = flags.DEFINE_integer("episodes", 50, "Evaluation episodes.")
+_STOCHASTIC = flags.DEFINE_boolean("stochastic", False, "Sample actions instead of the mode.")
+_SEED = flags.DEFINE_integer("seed", 1_000_000, "Env seed of the first episode.")
+_NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together.")
+_VIDEO = flags.DEFINE_boolean("video", False, "Write a GIF of the first episodes.")
+_VIDEO_EPISODES = flags.DEFINE_integer("video_episodes", 4, "Episodes in the GIF.")
+_OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N.json).")
+
+
+def main(argv):
+    del argv
+    if not flags.FLAGS["verbosity"].present:  # Orbax logs every restore at INFO
+        logging.set_verbosity(logging.WARNING)
+    if _EPISODES.value < 1:
+        raise app.UsageError(f"--episodes must be >= 1, got {_EPISODES.value}")
+    keep = _VIDEO_EPISODES.value if _VIDEO.value else 0
+    summary, rollouts = evaluate_agent(_WORKDIR.value, _STEP.value, _EPISODES.value,
+                                       not _STOCHASTIC.value, _SEED.value, _NUM_ENVS.value,
+                                       keep_frames=keep)
+    step = summary["step"]
+    out = _OUT.value or os.path.join(_WORKDIR.value, "eval", f"step_{step}.json")
+    io.write_json(out, summary)
+    low, high = summary["success_ci95"]
+    mode = "stochastic" if _STOCHASTIC.value else "deterministic"
+    print(f"{summary['agent']} on {summary['env']} at env step {step} ({mode}, "
+          f"{_EPISODES.value} episodes): success {summary['success_rate']:.3f} "
+          f"[{low:.3f}, {high:.3f}], mean return {summary['mean_return']:.3f}")
+    print(f"wrote {out}")
+    if keep and rollouts.frames and len(rollouts.frames[0].shape) == 4:
+        gif = os.path.splitext(out)[0] + ".gif"
+        io.write_gif(gif, io.side_by_side(rollouts.frames))
+        print(f"wrote {gif}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,39 @@
+"""Learns a task with SAC, PARROT or a baseline; rerun the same command to resume.
+
+    python -m experiments.train_rl --config=experiments/configs/rl.py \
+        --config.agent=parrot --config.env=parrot/PickUpCan-v0 \
+        --config.prior=runs/prior --workdir=runs/rl/parrot
+
+Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` (step = env steps) and metrics
+(``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``): ``eval/success`` (with its 95%
+interval), ``eval/return``, ``train/success``, ``train/episode_return``, SAC losses,
+temperature and entropy, env steps/s. Evaluate with ``experiments.evaluate``.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.common import quiet_orbax
+from parrot_jax.agents import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/rl.py",
+                                          "RL config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
+                               required=True)
+
+
+def main(argv):
+    del argv
+    quiet_orbax()
+    try:
+        result = train.train(_CONFIG.value, _WORKDIR.value)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume from the last checkpoint")
+        raise SystemExit(130)
+    evaluation = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())
+    print(f"{_WORKDIR.value}: {result.env_steps} env steps, {int(result.state.step)} updates"
+          + (f"; last evaluation: {evaluation}" if evaluation else ""))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,170 @@
+"""The four agents: what SAC's policy chooses, and how that becomes the env's action.
+
+- ``parrot`` (paper section 4.2): the policy chooses ``z`` and the env executes
+  ``a = prior.sample(z, s) = tanh(f(z; s))`` through the frozen prior; the replay buffer
+  stores ``z``. The policy is an unbounded Gaussian whose last layer starts at zero, so
+  at initialisation ``pi(z | s) = N(0, I)``, the prior's base distribution, and the first
+  episodes are exactly prior rollouts. The policy's mean is softly bounded to
+  ``+-parrot.z_mean_bound`` (3) and its standard deviation to ``<= exp(z_log_std_max)``
+  (1): that keeps ``z`` where the flow was trained (N(0, I) puts 99.7% of its mass within
+  +-3) and bounds the entropy bonus; with an unbounded mean and std up to e^2 the critic
+  diverged (measured: critic loss 6e20 after 750 updates on PickUpCan, the actor chasing
+  the critic's extrapolation to huge z). ``parrot.tanh_z=True`` reproduces the original
+  code's tanh-squashed ``z`` in (-1, 1) (an ablation). By default SAC's entropy bonus is
+  replaced by ``-KL(pi(z | s) || N(0, I))`` (``parrot.regularizer``; the reason is in
+  ``parrot_jax.agents.sac``); ``parrot.regularizer="entropy"`` is the paper's plain SAC.
+- ``sac``: SAC in the env's action space (tanh-squashed Gaussian, rescaled to the Box).
+- ``bc_sac``: as ``sac``, its actor first fitted to the prior dataset by behaviour cloning
+  (``parrot_jax.agents.bc``).
+- ``prior_explore``: as ``sac``, but each env independently executes a prior sample
+  ``prior.sample(z ~ N(0, I), s)`` instead of the policy's action with probability
+  ``epsilon`` (paper: 0.9); the buffer stores the executed action. Evaluation uses the
+  policy alone.
+
+``Agent.act(params, obs, key, deterministic)`` is pure and jittable:
+``params = {"actor", "critic"[, "prior"]}``, returns ``(policy_actions, env_actions)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from parrot_jax.agents import sac
+from parrot_jax.agents.networks import Actor, Critic, mode
+from parrot_jax.flows.prior import BehavioralPrior, make_flow
+from parrot_jax.flows.realnvp import ConditionalRealNVP
+
+AGENTS = ("parrot", "sac", "bc_sac", "prior_explore")
+NEEDS_PRIOR = ("parrot", "prior_explore")
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """An agent's static parts (hashable: a static argument of jit)."""
+
+    name: str
+    networks: sac.Networks
+    hp: sac.Hyperparams
+    env_action_dim: int
+    action_low: float = -1.0  # the env's Box bounds (scalars; checked when made)
+    action_high: float = 1.0
+    prior_flow: ConditionalRealNVP | None = None
+    prior_image_shape: tuple[int, ...] | None = None
+    epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
+
+    @property
+    def policy_dim(self) -> int:
+        """The dimension of what the policy chooses (and the buffer stores)."""
+        return self.networks.action_dim
+
+    def prior(self, params) -> BehavioralPrior:
+        return BehavioralPrior(self.prior_flow, params["prior"], self.prior_image_shape)
+
+    def policy_distribution(self, params, obs):
+        return self.networks.policy(params["actor"], params["critic"], obs)
+
+    def act(self, params, obs, key, deterministic: bool = False):
+        """(policy_actions (B, policy_dim), env_actions (B, env_action_dim))."""
+        policy_key, prior_key, coin_key = jax.random.split(key, 3)
+        dist = self.policy_distribution(params, obs)
+        chosen = mode(dist) if deterministic else dist.sample(seed=policy_key)
+        if self.name == "parrot":
+            return chosen, self.prior(params).sample(chosen, obs)
+        env_actions = self._rescale(chosen)
+        if self.name == "prior_explore" and not deterministic:
+            z = jax.random.normal(prior_key, (obs.shape[0], self.prior_flow.action_dim))
+            explore = jax.random.bernoulli(coin_key, self.epsilon, (obs.shape[0], 1))
+            env_actions = jnp.where(explore, self.prior(params).sample(z, obs), env_actions)
+            chosen = self._unscale(env_actions)
+        return chosen, env_actions
+
+    def _rescale(self, actions):
+        """(-1, 1) -> [low, high] (identity for the suite's Box(-1, 1))."""
+        if (self.action_low, self.action_high) == (-1.0, 1.0):
+            return actions
+        return self.action_low + (actions + 1.0) * 0.5 * (self.action_high - self.action_low)
+
+    def _unscale(self, actions):
+        if (self.action_low, self.action_high) == (-1.0, 1.0):
+            return actions
+        return (actions - self.action_low) / (self.action_high - self.action_low) * 2.0 - 1.0
+
+
+def check_agent_name(name: str) -> None:
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
+
+
+def _box_bounds(action_space) -> tuple[float, float]:
+    low, high = np.asarray(action_space.low), np.asarray(action_space.high)
+    if not (np.all(low == low.flat[0]) and np.all(high == high.flat[0])
+            and np.isfinite(low).all() and np.isfinite(high).all()):
+        raise ValueError(f"SAC needs an action Box with the same finite bounds on every "
+                         f"dimension, got low={low} high={high}")
+    return float(low.flat[0]), float(high.flat[0])
+
+
+def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
+               action_shape, action_bounds=(-1.0, 1.0),
+               prior_model: Mapping[str, Any] | None = None,
+               prior_image_shape=None) -> Agent:
+    """The agent described by a run config (a ``ConfigDict`` or its JSON ``dict``).
+
+    ``prior_model``: the prior's model config (``config.json``'s ``model``), needed by
+    ``parrot`` and ``prior_explore``.
+    """
+    name = config["agent"]
+    check_agent_name(name)
+    if len(tuple(action_shape)) != 1:
+        raise ValueError(f"SAC needs a 1-D action Box, got shape {tuple(action_shape)}")
+    env_action_dim = int(action_shape[0])
+    image_obs = len(tuple(observation_shape)) == 3
+    if image_obs and np.dtype(observation_dtype) != np.uint8:
+        raise ValueError(f"image observations must be uint8, got {observation_dtype}")
+    if not image_obs and len(tuple(observation_shape)) != 1:
+        raise ValueError(f"observations must be images (H, W, C) uint8 or vectors (D,), got "
+                         f"shape {tuple(observation_shape)}")
+    net = config["network"]
+    prior_flow = None
+    policy_dim, squash = env_action_dim, True
+    mean_bound, log_std_max = None, float(net["log_std_max"])
+    if name in NEEDS_PRIOR:
+        if prior_model is None:
+            raise ValueError(f"agent {name!r} needs a behavioral prior: pass "
+                             "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
+        prior_flow = make_flow(prior_model)
+        prior_image_shape = tuple(prior_image_shape)
+        if name == "parrot":
+            policy_dim, squash = prior_flow.action_dim, bool(config["parrot"]["tanh_z"])
+            if not squash:
+                mean_bound = config["parrot"]["z_mean_bound"]
+                log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
+    channels, hidden = tuple(net["channels"]), tuple(net["hidden"])
+    critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]))
+    actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
+                  squash=squash, log_std_min=float(net["log_std_min"]),
+                  log_std_max=log_std_max,
+                  mean_bound=None if mean_bound is None else float(mean_bound))
+    hp = sac.Hyperparams(**dict(config["sac"]))
+    if name == "parrot" and not squash:
+        regularizer = config["parrot"]["regularizer"]
+        if regularizer != "entropy":
+            hp = dataclasses.replace(hp, regularizer=regularizer,
+                                     target_entropy=-float(config["parrot"]["target_kl"]))
+    low, high = action_bounds
+    return Agent(name, sac.Networks(actor, critic), hp, env_action_dim, float(low), float(high),
+                 prior_flow, prior_image_shape,
+                 float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0)
+
+
+def acting_params(state: sac.SACState, prior_params: Any = None) -> dict[str, Any]:
+    """What ``Agent.act`` needs from a training state (plus the frozen prior's params)."""
+    params = {"actor": state.actor_params, "critic": state.critic_params}
+    if prior_params is not None:
+        params["prior"] = prior_params
+    return params

@@ -1,0 +1,89 @@
+"""Restore an agent from its run directory alone, and roll it out.
+
+    agent, params, step = load_agent("runs/rl/parrot")     # latest checkpoint
+    result = evaluate_agent("runs/rl/parrot", episodes=50)  # success rate with a 95% CI
+
+The run's ``config.json`` (written by ``experiments.train_rl``) rebuilds the agent's
+networks, and the checkpoint's ``params`` item holds the actor, the critic and, for
+``parrot`` and ``prior_explore``, the frozen prior, so nothing outside the directory is
+read. Episode ``i`` starts from env seed ``seed + i``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+
+from parrot_jax import checkpoint
+from parrot_jax.agents.agent import Agent
+from parrot_jax.agents.programs import act_fn
+from parrot_jax.agents.sac import init_params
+from parrot_jax.agents.train import agent_from_description
+from parrot_jax.flows.evaluate import Rollouts, rollout_success
+from parrot_jax.flows.prior import CONFIG_FILE
+from parrot_jax.flows.prior import init_params as init_prior_params
+from parrot_jax.stats import wilson_interval
+
+
+def read_description(workdir: str) -> dict[str, Any]:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{workdir}: no RL run here ({CONFIG_FILE} missing); pass the "
+                                "workdir of experiments.train_rl")
+    with open(path) as f:
+        description = json.load(f)
+    if "agent" not in description or "spaces" not in description:
+        raise ValueError(f"{path} is not an RL run's config (no 'agent'/'spaces'); is "
+                         f"{workdir} a prior's workdir?")
+    return description
+
+
+def load_agent(workdir: str, step: int | None = None) -> tuple[Agent, Any, int]:
+    """``(agent, acting params, checkpoint step in env steps)``; latest step by default."""
+    description = read_description(workdir)
+    agent = agent_from_description(description)
+    spaces = description["spaces"]
+
+    def fresh():
+        obs = jax.numpy.zeros(spaces["observation_shape"], spaces["observation_dtype"])
+        actor, critic = init_params(agent.networks, jax.random.key(0), obs)
+        params = {"actor": actor, "critic": critic}
+        if agent.prior_flow is not None:
+            params["prior"] = init_prior_params(agent.prior_flow, jax.random.key(0),
+                                                agent.prior_image_shape)
+        return params
+
+    manager = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
+                                     read_only=True)
+    try:
+        step = manager.resolve_step(step)
+        params = manager.restore_params(step, jax.eval_shape(fresh))
+    finally:
+        manager.close()
+    return agent, params, step
+
+
+def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
+                   deterministic: bool = True, seed: int = 1_000_000, num_envs: int = 8,
+                   num_workers: int | None = None, keep_frames: int = 0
+                   ) -> tuple[dict[str, Any], Rollouts]:
+    """Rolls the restored agent out in its run's env: (summary dict, rollouts)."""
+    description = read_description(workdir)
+    agent, params, step = load_agent(workdir, step)
+    rollouts = rollout_success(description["env"], act_fn(agent, params, deterministic),
+                               episodes, seed, num_envs=min(num_envs, episodes),
+                               num_workers=num_workers, keep_frames=keep_frames)
+    successes = int(rollouts.successes.sum())
+    low, high = wilson_interval(successes, episodes)
+    summary = {"workdir": os.path.abspath(workdir), "agent": agent.name,
+               "env": description["env"], "step": step, "episodes": episodes,
+               "deterministic": deterministic, "seed": seed,
+               "success_rate": successes / episodes, "successes": successes,
+               "success_ci95": [low, high], "mean_return": float(rollouts.returns.mean()),
+               "lifted_rate": float(rollouts.lifted.mean()),
+               "per_episode_success": rollouts.successes.astype(int).tolist(),
+               "per_episode_return": rollouts.returns.tolist()}
+    return summary, rollouts

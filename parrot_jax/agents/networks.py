@@ -1,0 +1,141 @@
+"""Actor and twin critic for SAC, from images (the paper's conv trunk) or from vectors.
+
+Trunk: for images (uint8, scaled to [0, 1] on the device) the paper's three 3x3
+convolutions of 16 channels with a 2x2 max-pool after the first two, flattened
+(48x48 -> 12 * 12 * 16 = 2304 features); for vectors the observation itself. The heads
+are MLPs on the trunk features (the critic's on ``[features, action]``); the paper's
+heads are 1024-512-256.
+
+Trunks are separate (the paper: one for the actor and one for each Q) or shared: one
+trunk inside the critic, trained by the critic loss only, whose features the actor reads
+through ``stop_gradient`` (as in SAC-AE / DrQ). The critic is an ensemble of ``num_qs``
+Q-networks built with ``nn.vmap`` (one batched computation, independent parameters).
+
+The actor outputs a diagonal Gaussian ``N(mu(s), diag(sigma(s)^2))`` with
+``log sigma`` clipped to ``[log_std_min, log_std_max]`` and, optionally, ``mu`` softly
+bounded by ``mean_bound * tanh(mu_raw / mean_bound)``; its last layer starts at zero, so
+at initialisation every state maps to ``N(0, I)``. ``squash=True`` returns the
+tanh-transformed distribution (actions in (-1, 1), log-density with the tanh Jacobian).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from parrot_jax.networks.mlp import MLP
+
+
+class ConvTrunk(nn.Module):
+    """uint8 (or [0, 1] float) images (..., H, W, C) -> flat features (..., F)."""
+
+    channels: Sequence[int] = (16, 16, 16)
+    pooled: int = 2  # 2x2 max-pool after this many of the first convolutions
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = images.astype(jnp.float32)
+        if images.dtype == jnp.uint8:
+            x = x / 255.0
+        batch = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        for i, c in enumerate(self.channels):
+            x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x))
+            if i < self.pooled:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        return x.reshape(batch + (-1,))
+
+
+class Flatten(nn.Module):
+    """The vector-observation trunk: the observation as float32 features."""
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return obs.astype(jnp.float32)
+
+
+def make_trunk(image_obs: bool, channels: Sequence[int], name: str | None = None) -> nn.Module:
+    return ConvTrunk(tuple(channels), name=name) if image_obs else Flatten(name=name)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): own trunk (unless given features), MLP on [features, action] -> scalar."""
+
+    hidden: Sequence[int]
+    trunk: nn.Module | None  # None: the input is trunk features already
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
+        features = obs if self.trunk is None else self.trunk(obs)
+        x = jnp.concatenate([features, actions.astype(jnp.float32)], axis=-1)
+        return MLP(tuple(self.hidden), 1, name="head")(x)[..., 0]
+
+
+class Critic(nn.Module):
+    """``num_qs`` independent Q-networks: (B, ...), (B, A) -> (num_qs, B).
+
+    ``shared_trunk``: one trunk (``encode``) feeds every Q head; otherwise each Q has its
+    own trunk.
+    """
+
+    hidden: Sequence[int]
+    image_obs: bool
+    channels: Sequence[int] = (16, 16, 16)
+    num_qs: int = 2
+    shared_trunk: bool = False
+
+    def setup(self):
+        ensemble = nn.vmap(QNetwork, variable_axes={"params": 0}, split_rngs={"params": True},
+                           in_axes=None, out_axes=0, axis_size=self.num_qs)
+        if self.shared_trunk:
+            self.trunk = make_trunk(self.image_obs, self.channels)
+            self.qs = ensemble(tuple(self.hidden), None)
+        else:
+            self.qs = ensemble(tuple(self.hidden), make_trunk(self.image_obs, self.channels))
+
+    def encode(self, obs: jax.Array) -> jax.Array:
+        """The shared trunk's features (only with ``shared_trunk``)."""
+        return self.trunk(obs)
+
+    def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
+        return self.qs(self.encode(obs) if self.shared_trunk else obs, actions)
+
+
+class Actor(nn.Module):
+    """pi(. | s): a diagonal Gaussian, optionally tanh-squashed (module docstring)."""
+
+    action_dim: int
+    hidden: Sequence[int]
+    image_obs: bool
+    channels: Sequence[int] = (16, 16, 16)
+    own_trunk: bool = True  # False: the input is the critic's shared trunk features
+    squash: bool = True
+    log_std_min: float = -10.0
+    log_std_max: float = 2.0
+    mean_bound: float | None = None  # soft bound b: mean = b * tanh(raw / b) (0 at init)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> distrax.Distribution:
+        features = (make_trunk(self.image_obs, self.channels, "trunk")(obs) if self.own_trunk
+                    else obs)
+        out = MLP(tuple(self.hidden), 2 * self.action_dim, zero_init_output=True,
+                  name="head")(features)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        if self.mean_bound is not None:
+            mean = self.mean_bound * jnp.tanh(mean / self.mean_bound)
+        log_std = jnp.clip(log_std, self.log_std_min, self.log_std_max)
+        base = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        if self.squash:
+            return distrax.Transformed(base, distrax.Block(distrax.Tanh(), 1))
+        return base
+
+
+def mode(distribution: distrax.Distribution) -> jax.Array:
+    """The deterministic action: the Gaussian mean (through tanh when squashed)."""
+    if isinstance(distribution, distrax.Transformed):
+        return distribution.bijector.forward(distribution.distribution.mean())
+    return distribution.mean()

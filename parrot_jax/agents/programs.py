@@ -1,0 +1,64 @@
+"""The jitted programs of an RL run: init, (fused) SAC updates and acting, with shardings.
+
+Parameters, optimizer states and the temperature are replicated over the mesh; a batch
+of transitions is split over its ``"data"`` axis (on the second axis when ``K > 1``
+updates are fused into one ``lax.scan`` dispatch over K stacked batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from parrot_jax import parallel
+from parrot_jax.agents import sac
+from parrot_jax.agents.agent import Agent
+from parrot_jax.flows.programs import FAST_COMPILE
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    init: Callable  # rng -> SACState at step 0, replicated
+    update: Callable  # (state, batch) -> (state, metrics); donates the state
+    batch_sharding: NamedSharding
+    replicated: NamedSharding
+
+
+@functools.lru_cache(maxsize=16)
+def compile_programs(agent: Agent, mesh: Mesh, observation_shape: tuple[int, ...],
+                     observation_dtype: str, fused_updates: int,
+                     fast_compile: bool = False) -> Programs:
+    jit = functools.partial(jax.jit, compiler_options=FAST_COMPILE if fast_compile else None)
+    replicated = parallel.replicated(mesh)
+    example = jnp.zeros(observation_shape, observation_dtype)
+
+    def init(rng):
+        return sac.init_state(agent.networks, agent.hp, rng, example)
+
+    fused = fused_updates > 1
+    step = sac.update_steps if fused else sac.update_step
+    data = (NamedSharding(mesh, P(None, parallel.DATA_AXIS)) if fused
+            else parallel.batch_sharding(mesh))
+    return Programs(
+        init=jit(init, out_shardings=replicated),
+        update=jit(functools.partial(step, networks=agent.networks, hp=agent.hp),
+                   in_shardings=(replicated, data), out_shardings=replicated,
+                   donate_argnums=0),
+        batch_sharding=data, replicated=replicated)
+
+
+@functools.partial(jax.jit, static_argnames=("agent", "deterministic"))
+def act(agent: Agent, params, obs, key, deterministic: bool = False):
+    """``agent.act`` compiled once per agent and mode: (policy_actions, env_actions)."""
+    return agent.act(params, obs, key, deterministic)
+
+
+def act_fn(agent: Agent, params, deterministic: bool):
+    """``(obs, key) -> env actions`` as NumPy, for ``flows.evaluate.rollout_success``."""
+    return lambda obs, key: np.asarray(act(agent, params, obs, key, deterministic)[1])

@@ -1,0 +1,368 @@
+"""``train(config, workdir)``: SAC-family agents learning a task from an env pool.
+
+The loop, one pool step (``num_envs`` env steps) at a time:
+
+    actions = act(params, obs, key_t)           # jitted; parrot: z ~ pi(. | s), a = f(z; s)
+    state = update(state, K replay batches)     # jitted, dispatched asynchronously ...
+    obs = pool.step(env actions)                # ... while the env workers step
+    replay.add(policy actions, rewards, ...)    # parrot stores z
+
+Updates start once ``start_steps`` env steps have been collected (with the policy itself:
+for ``parrot`` at initialisation that is the prior) and run ``updates_per_env_step``
+per env step: ``K = num_envs * ratio`` fused updates every pool step, or one update every
+``1 / (num_envs * ratio)`` pool steps. Evaluation episodes run in a second pool every
+``eval_every`` env steps, from fixed env seeds (``eval_seed + i``).
+
+Checkpoints (``WORKDIR/checkpoints``, step = env steps) hold the whole SAC state
+(parameters, target critic, optimizer states, temperature, rng, update count) and the
+acting parameters (actor, critic, and the frozen prior for ``parrot``/``prior_explore``),
+so ``experiments.evaluate`` needs only the workdir. Resuming a killed run restores that
+state exactly and continues counting env steps; the replay buffer is not saved: it
+starts empty and is refilled with ``start_steps`` env steps of the restored policy before
+updates resume, and the envs restart from fresh episodes (seeded by the env-step count).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+import gymnasium as gym
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from parrot_jax import checkpoint, parallel
+from parrot_jax.agents import bc
+from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, check_agent_name, \
+    make_agent
+from parrot_jax.agents.programs import Programs, act, act_fn, compile_programs
+from parrot_jax.agents.sac import SACState, optimizers
+from parrot_jax.data.replay import ReplayBuffer
+from parrot_jax.envs import ENV_IDS
+from parrot_jax.envs.pool import EnvPool
+from parrot_jax.flows import run_config
+from parrot_jax.flows.evaluate import check_compatible, rollout_success
+from parrot_jax.flows.prior import CONFIG_FILE, load_prior
+from parrot_jax.metrics import MetricWriter
+from parrot_jax.stats import wilson_interval
+
+# Fields that define what a run learns; a rerun in the same workdir must agree on them.
+RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "parrot", "prior_explore", "bc",
+                "num_envs", "batch_size", "updates_per_env_step", "prior_model")
+
+
+def check_env_id(env_id: str) -> None:
+    """ValueError unless gymnasium knows ``env_id``; the message lists the suite's ids."""
+    name = env_id.rpartition(":")[2]
+    if ":" in env_id:
+        __import__(env_id.rpartition(":")[0])
+    if name not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}: gymnasium does not know it. The "
+                         f"suite's ids are {', '.join(ENV_IDS)}; any registered gymnasium "
+                         "id with Box spaces (e.g. Pendulum-v1) also works")
+
+
+def pool_schedule(num_envs: int, ratio: float) -> tuple[int, int]:
+    """``(K, m)``: K fused updates every m pool steps, for ``ratio`` updates per env step."""
+    per_pool_step = num_envs * ratio
+    if per_pool_step >= 1:
+        if abs(per_pool_step - round(per_pool_step)) > 1e-9:
+            raise ValueError(f"updates_per_env_step={ratio} gives {per_pool_step} updates per "
+                             f"pool step of num_envs={num_envs} envs; it must be a whole number")
+        return int(round(per_pool_step)), 1
+    every = 1.0 / per_pool_step if per_pool_step > 0 else float("inf")
+    if abs(every - round(every)) > 1e-9:
+        raise ValueError(f"updates_per_env_step={ratio} with num_envs={num_envs} gives one "
+                         f"update every {every:.3g} pool steps; it must be a whole number")
+    return 1, int(round(every))
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """ValueError naming the first invalid setting (before any env or prior is loaded)."""
+    check_agent_name(config.agent)
+    check_env_id(config.env)
+    for name in ("num_envs", "total_env_steps", "batch_size", "replay_capacity", "eval_every",
+                 "eval_episodes", "eval_num_envs", "log_every", "checkpoint_every",
+                 "max_checkpoints"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name}={config[name]}; expected a positive integer")
+    if config.start_steps < 0:
+        raise ValueError(f"config.start_steps={config.start_steps}; expected >= 0")
+    if not config.updates_per_env_step > 0:
+        raise ValueError(f"config.updates_per_env_step={config.updates_per_env_step}; expected "
+                         "a positive number")
+    for name in ("total_env_steps", "log_every", "eval_every", "checkpoint_every"):
+        if config[name] % config.num_envs:
+            raise ValueError(f"config.{name}={config[name]} is not a multiple of "
+                             f"config.num_envs={config.num_envs} (each pool step is num_envs "
+                             "env steps)")
+    pool_schedule(config.num_envs, config.updates_per_env_step)
+    if config.agent in NEEDS_PRIOR and not config.prior:
+        raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
+                         "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
+    if config.agent == "bc_sac" and not config.dataset:
+        raise ValueError("agent 'bc_sac' clones the prior dataset: pass --config.dataset=DIR "
+                         "(written by experiments.collect_data)")
+    if not 0.0 <= config.prior_explore.epsilon <= 1.0:
+        raise ValueError(f"config.prior_explore.epsilon={config.prior_explore.epsilon}; "
+                         "expected a probability in [0, 1]")
+
+
+def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
+    """``config.json``: the config plus the env's spaces and the prior's model, which
+    ``load_agent`` needs to rebuild the agent from the workdir alone."""
+    description = run_config._to_json(config.to_dict())
+    obs_space, act_space = pool.single_observation_space, pool.single_action_space
+    description["spaces"] = {
+        "observation_shape": list(obs_space.shape), "observation_dtype": obs_space.dtype.name,
+        "action_shape": list(act_space.shape),
+        "action_bounds": [float(np.min(act_space.low)), float(np.max(act_space.high))]}
+    description["prior_model"] = None
+    if prior is not None:
+        with open(os.path.join(config.prior, CONFIG_FILE)) as f:
+            prior_config = run_config._to_json(__import__("json").load(f))
+        description["prior_model"] = prior_config["model"]
+        description["prior_image_shape"] = list(prior.image_shape)
+        description["prior_source"] = {"workdir": os.path.abspath(config.prior),
+                                       "step": prior.step}
+    return description
+
+
+def agent_from_description(description: dict[str, Any]) -> Agent:
+    spaces = description["spaces"]
+    return make_agent(description, spaces["observation_shape"], spaces["observation_dtype"],
+                      spaces["action_shape"], spaces["action_bounds"],
+                      description.get("prior_model"), description.get("prior_image_shape"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    env_steps: int
+    state: SACState  # the final SAC state
+    params: dict[str, Any]  # acting parameters (actor, critic[, prior]) as checkpointed
+    evaluation: dict[str, float]  # the last evaluation of this call (empty if none ran)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
+    """Trains (or resumes, or finds finished) the run in ``workdir``."""
+    check_config(config)
+    prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
+    mesh = parallel.make_mesh(config.num_devices or None)
+    parallel.check_batch_size(config.batch_size, mesh)
+    fused, every = pool_schedule(config.num_envs, config.updates_per_env_step)
+    with EnvPool(config.env, config.num_envs, config.num_workers or None) as pool:
+        if prior is not None:
+            check_compatible(prior, config.env, pool.single_observation_space,
+                             pool.single_action_space)
+        description = describe_run(config, pool, prior)
+        agent = agent_from_description(description)
+        os.makedirs(workdir, exist_ok=True)
+        run_config.check_and_write(workdir, description, RUN_DEFINING)
+        obs_space = pool.single_observation_space
+        programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
+                                    fused, config.fast_compile)
+        checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
+                                             config.max_checkpoints)
+        try:
+            state, prior_params, env_steps = _initial_state(
+                agent, programs, checkpoints, config, prior)
+            if env_steps >= config.total_env_steps:
+                logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
+                return Result(env_steps, state, acting_params(state, prior_params), {})
+            if env_steps == 0:
+                _save(checkpoints, state, prior_params, 0)  # BC is not redone on resume
+            with MetricWriter(workdir, env_steps or None) as writer:
+                loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
+                             fused, every)
+                return loop.run(state, env_steps)
+        finally:
+            checkpoints.close()
+
+
+def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior
+                   ) -> tuple[SACState, Any, int]:
+    """Fresh state (after behaviour cloning for bc_sac), or the latest checkpoint's."""
+    rng = jax.random.key(config.seed)
+    step = checkpoints.latest_step()
+    prior_params = None if prior is None else jax.device_put(prior.params, programs.replicated)
+    if step is None:
+        state = programs.init(rng)
+        if agent.name == "bc_sac":
+            state = jax.device_put(_behaviour_cloning(agent, state, config), programs.replicated)
+        return state, prior_params, 0
+    abstract = {"sac": jax.eval_shape(programs.init, rng)}
+    params_abstract = jax.eval_shape(lambda s: acting_params(s, prior_params), abstract["sac"])
+    restored = checkpoints.restore_state(step, abstract)
+    if prior is not None:
+        params = checkpoints.restore_params(step, params_abstract)
+        prior_params = params["prior"]
+    logging.info("resuming from %s at env step %d", checkpoints.directory, step)
+    return restored["sac"], prior_params, step
+
+
+def _behaviour_cloning(agent: Agent, state: SACState, config) -> SACState:
+    from parrot_jax.data import load_dataset
+    from parrot_jax.data.sampling import BatchSampler
+
+    dataset = load_dataset(run_config.dataset_paths(config.dataset), in_memory=False)
+    sampler = BatchSampler(dataset, config.bc.batch_size, config.seed)
+    actor, critic, _ = bc.pretrain(
+        agent.networks, state.actor_params, state.critic_params, sampler,
+        steps=config.bc.steps, learning_rate=config.bc.learning_rate,
+        entropy_weight=config.bc.entropy_weight, seed=config.seed,
+        augment_pad=agent.hp.augment_pad, progress=config.progress)
+    actor_opt, critic_opt, _ = optimizers(agent.hp)
+    # The target gets buffers of its own: the update donates the state, and XLA refuses
+    # (then crashes on) one buffer donated twice.
+    target = jax.tree.map(lambda x: x.copy(), critic)
+    return state.replace(actor_params=actor, critic_params=critic, target_critic_params=target,
+                         actor_opt_state=actor_opt.init(actor),
+                         critic_opt_state=critic_opt.init(critic))
+
+
+def _save(checkpoints, state: SACState, prior_params, env_steps: int) -> None:
+    checkpoints.save(env_steps, {"sac": state}, acting_params(state, prior_params))
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1)[0] >> 1)
+
+
+class _Loop:
+    """The training loop's state between pool steps (module docstring)."""
+
+    def __init__(self, config, agent, programs, pool, checkpoints, writer, prior_params,
+                 fused, every):
+        self.config, self.agent, self.programs, self.pool = config, agent, programs, pool
+        self.checkpoints, self.writer, self.prior_params = checkpoints, writer, prior_params
+        self.fused, self.every = fused, every
+        obs_space = pool.single_observation_space
+        self.replay = ReplayBuffer(config.replay_capacity, config.num_envs, obs_space.shape,
+                                   (agent.policy_dim,), obs_space.dtype)
+        self.metrics = []  # device-side update metrics since the last log
+        self.episode_returns = np.zeros(config.num_envs)
+        self.episode_lifted = np.zeros(config.num_envs, bool)  # suite envs: held an object
+        self.finished = collections.defaultdict(list)  # returns / successes since last log
+        self._eval_pool = None
+        self.last_eval: dict[str, float] = {}
+
+    def run(self, state: SACState, env_steps: int) -> dict[str, Any]:
+        config = self.config
+        key = jax.random.fold_in(jax.random.key(config.seed), 1)
+        sample_rng = np.random.default_rng([config.seed, env_steps, 2])
+        obs, _ = self.pool.reset(seed=_seed(config.seed, env_steps, 3))
+        self.replay.start(obs)
+        if env_steps == 0:
+            self._evaluate(state, 0)
+        collected, pool_steps, clock = 0, 0, (time.perf_counter(), env_steps)
+        try:
+            with tqdm.tqdm(total=config.total_env_steps, initial=env_steps, unit="step",
+                           dynamic_ncols=True, disable=not config.progress) as bar:
+                while env_steps < config.total_env_steps:
+                    params = acting_params(state, self.prior_params)
+                    policy_actions, env_actions = act(self.agent, params, obs,
+                                                      jax.random.fold_in(key, env_steps))
+                    policy_actions, env_actions = np.asarray(policy_actions), np.asarray(env_actions)
+                    if collected >= config.start_steps and pool_steps % self.every == 0:
+                        state = self._update(state, sample_rng)  # runs during pool.step
+                    obs = self._step(policy_actions, env_actions)
+                    env_steps += config.num_envs
+                    collected += config.num_envs
+                    pool_steps += 1
+                    bar.update(config.num_envs)
+                    if env_steps % config.log_every == 0:
+                        clock = self._log(state, env_steps, clock, bar)
+                    if env_steps % config.eval_every == 0 or env_steps >= config.total_env_steps:
+                        self._evaluate(state, env_steps, bar)
+                    if (env_steps % config.checkpoint_every == 0
+                            or env_steps >= config.total_env_steps):
+                        _save(self.checkpoints, state, self.prior_params, env_steps)
+        finally:
+            if self._eval_pool is not None:
+                self._eval_pool.close()
+        return Result(env_steps, state, acting_params(state, self.prior_params), self.last_eval)
+
+    def _update(self, state, rng):
+        batches = [self.replay.sample(rng, self.config.batch_size) for _ in range(self.fused)]
+        if self.fused > 1:
+            batch = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+        else:
+            batch = batches[0]
+        state, metrics = self.programs.update(
+            state, jax.device_put(batch, self.programs.batch_sharding))
+        self.metrics.append(metrics)
+        return state
+
+    def _step(self, policy_actions, env_actions):
+        obs, rewards, terminated, truncated, infos = self.pool.step(env_actions)
+        self.replay.add(policy_actions, rewards, terminated, truncated, obs, infos["final_obs"])
+        self.episode_returns += rewards
+        if "held" in infos:  # (num_envs, objects): an object held off the table
+            self.episode_lifted |= np.asarray(infos["held"], bool).reshape(len(obs), -1).any(-1)
+        for i in np.flatnonzero(terminated | truncated):
+            self.finished["return"].append(self.episode_returns[i])
+            if "success" in infos:
+                self.finished["success"].append(float(infos["success"][i]))
+            if "held" in infos:
+                self.finished["lifted"].append(float(self.episode_lifted[i]))
+            self.episode_returns[i], self.episode_lifted[i] = 0.0, False
+        return obs
+
+    def _log(self, state, env_steps, clock, bar):
+        now = time.perf_counter()
+        row = {"perf/env_steps_per_sec": (env_steps - clock[1]) / max(now - clock[0], 1e-9),
+               "perf/updates": float(state.step) if self.metrics else 0.0,
+               "perf/replay_transitions": float(len(self.replay))}
+        if self.metrics:
+            stacked = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in self.metrics])
+                       for k in self.metrics[0]}
+            if not np.isfinite(stacked["critic_loss"]).all():
+                raise FloatingPointError(f"non-finite critic loss before env step {env_steps}; "
+                                         "lower the learning rates or the reward scale")
+            row.update({f"train/{k}": float(np.mean(v)) for k, v in stacked.items()})
+            row["perf/updates"] = float(state.step)
+            self.metrics = []
+        if self.finished["return"]:
+            row["train/episode_return"] = float(np.mean(self.finished["return"]))
+            row["train/episodes"] = float(len(self.finished["return"]))
+        for name in ("success", "lifted"):
+            if self.finished[name]:
+                row[f"train/{name}"] = float(np.mean(self.finished[name]))
+        self.finished.clear()
+        self.writer.write(env_steps, row)
+        _report(bar, env_steps, row)
+        return now, env_steps
+
+    def _evaluate(self, state, env_steps, bar=None):
+        config = self.config
+        if self._eval_pool is None:
+            self._eval_pool = EnvPool(config.env, config.eval_num_envs,
+                                      config.num_workers or None)
+        params = acting_params(state, self.prior_params)
+        rollouts = rollout_success(self._eval_pool, act_fn(self.agent, params,
+                                                           config.eval_deterministic),
+                                   config.eval_episodes, config.eval_seed)
+        successes = int(rollouts.successes.sum())
+        low, high = wilson_interval(successes, config.eval_episodes)
+        row = {"eval/return": float(rollouts.returns.mean()),
+               "eval/success": successes / config.eval_episodes,
+               "eval/success_ci_low": low, "eval/success_ci_high": high}
+        if config.env.startswith("parrot/"):
+            row["eval/lifted"] = float(rollouts.lifted.mean())
+        self.last_eval = row
+        self.writer.write(env_steps, row)
+        _report(bar, env_steps, row)
+
+
+def _report(bar, env_steps: int, row: dict[str, float]) -> None:
+    line = f"env step {env_steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
+    if bar is None or bar.disable:
+        logging.info(line)
+    else:
+        bar.write(line)

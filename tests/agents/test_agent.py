@@ -1,0 +1,131 @@
+"""The four agents on the suite's real spaces: shapes, what reaches the env, PARROT at init."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments.configs import rl
+from parrot_jax.agents.agent import AGENTS, acting_params, make_agent
+from parrot_jax.agents.programs import act, compile_programs
+from parrot_jax import parallel
+from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior
+from tests.flows.prior_workdir import TINY_MODEL
+
+OBS, ACTIONS = (48, 48, 3), (7,)
+
+
+def _agent(name, **overrides):
+    config = rl.get_config("tiny")
+    config.agent = name
+    for key, value in overrides.items():
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
+    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS)
+
+
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (n,) + OBS, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_act_shapes_dtypes_and_range(name, deterministic):
+    agent = _agent(name)
+    policy, env = act(agent, _params(agent), _images(5), jax.random.key(0), deterministic)
+    assert policy.shape == (5, agent.policy_dim) and env.shape == (5, 7)
+    assert policy.dtype == env.dtype == jnp.float32
+    assert np.all(np.abs(np.asarray(env)) <= 1.0) and np.isfinite(np.asarray(policy)).all()
+
+
+def test_parrot_policy_at_init_is_the_base_distribution():
+    agent = _agent("parrot")
+    params = _params(agent)
+    images = np.repeat(_images(4), 2500, axis=0)  # 10,000 draws over four images
+    z, actions = act(agent, params, images, jax.random.key(3))
+    z = np.asarray(z, np.float64)
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.04)  # 4 sigma of the sample mean
+    np.testing.assert_allclose(z.std(0), 1.0, atol=0.03)
+    corr = np.corrcoef(z.T)[np.triu_indices(7, 1)]
+    assert np.abs(corr).max() < 0.05
+    assert stats.kstest(z[:, 0], "norm").pvalue > 1e-3
+    # the env receives the prior's action for that z: the first episodes are prior rollouts
+    prior = BehavioralPrior(agent.prior_flow, params["prior"], OBS)
+    np.testing.assert_allclose(actions, prior.sample(jnp.asarray(z, jnp.float32), images),
+                               atol=1e-5)
+    _, mode_actions = act(agent, params, images[:3], jax.random.key(0), True)
+    np.testing.assert_allclose(mode_actions, prior.sample(jnp.zeros((3, 7)), images[:3]),
+                               atol=1e-6)
+
+
+def test_parrot_tanh_z_ablation_bounds_z():
+    agent = _agent("parrot", **{"parrot.tanh_z": True})
+    z, _ = act(agent, _params(agent), _images(256), jax.random.key(0))
+    assert np.all(np.abs(np.asarray(z)) < 1) and np.asarray(z).std() > 0.3
+
+
+def test_parrot_z_bounds():
+    agent = _agent("parrot")
+    assert agent.networks.actor.mean_bound == 3.0 and agent.networks.actor.log_std_max == 0.0
+    params = _params(agent)
+    head = params["actor"]["head"]["out"]
+    params["actor"]["head"]["out"] = {**head, "bias": head["bias"] + 100.0}  # huge raw outputs
+    z, _ = act(agent, params, _images(512), jax.random.key(0))
+    # mean <= 3 and std <= 1: no draw of 512 x 7 lies beyond 3 + 6 sigma
+    assert np.asarray(z).max() < 9.0 and np.asarray(z).mean() > 2.5
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 1.0, 0.5])
+def test_prior_explore_executes_prior_samples_with_probability_epsilon(epsilon):
+    agent = _agent("prior_explore", **{"prior_explore.epsilon": epsilon})
+    sac_agent = _agent("sac")
+    params = _params(agent)
+    images = _images(400)
+    stored, executed = act(agent, params, images, jax.random.key(5))
+    np.testing.assert_array_equal(stored, executed)  # the buffer stores the executed action
+    _, own = act(sac_agent, params, images, jax.random.key(5))
+    from_policy = np.all(np.isclose(executed, own, atol=1e-6), axis=1)
+    assert abs(1 - from_policy.mean() - epsilon) < 0.08
+    _, mode_actions = act(agent, params, images[:4], jax.random.key(5), True)
+    _, sac_mode = act(sac_agent, params, images[:4], jax.random.key(5), True)
+    np.testing.assert_array_equal(mode_actions, sac_mode)  # evaluation: the policy alone
+
+
+def test_sac_on_a_box_with_other_bounds_rescales():
+    config = rl.get_config("vector")
+    agent = make_agent(config, (3,), "float32", (1,), (-2.0, 2.0))
+    params = _params_vector(agent)
+    policy, env = act(agent, params, np.ones((1000, 3), np.float32), jax.random.key(0))
+    np.testing.assert_allclose(env, 2.0 * np.asarray(policy), rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(env)).max() > 1.2
+
+
+def _params(agent, seed=0, obs=OBS, dtype="uint8"):
+    state = compile_programs(agent, parallel.make_mesh(1), obs, dtype, 1, True).init(
+        jax.random.key(seed))
+    prior = None
+    if agent.prior_flow is not None:
+        prior = jax.tree.map(lambda x: x + 0.05 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
+                             init_prior(agent.prior_flow, jax.random.key(1), OBS))
+    return acting_params(state, prior)
+
+
+def _params_vector(agent):
+    return _params(agent, obs=(3,), dtype="float32")
+
+
+def test_bad_agents_and_spaces_are_named():
+    with pytest.raises(ValueError, match="unknown agent 'ppo'; valid agents: parrot, sac, "
+                                         "bc_sac, prior_explore"):
+        _agent("ppo")
+    config = rl.get_config("tiny")
+    with pytest.raises(ValueError, match="needs a behavioral prior"):
+        make_agent(config, OBS, "uint8", ACTIONS)
+    with pytest.raises(ValueError, match="uint8"):
+        make_agent(config, OBS, "float32", ACTIONS, prior_model=TINY_MODEL, prior_image_shape=OBS)
+    config.agent = "sac"
+    with pytest.raises(ValueError, match="1-D action Box"):
+        make_agent(config, OBS, "uint8", (2, 3))

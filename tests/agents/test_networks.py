@@ -1,0 +1,82 @@
+"""Actor and critic shapes, the actor at init, and the random-shift augmentation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from parrot_jax.agents import sac
+from parrot_jax.agents.augment import random_crop
+from parrot_jax.agents.networks import Actor, Critic, mode
+
+IMAGES = (48, 48, 3)
+
+
+def _networks(image_obs=True, shared=False, squash=True, action_dim=7):
+    channels, hidden = (4, 4), (16, 16)
+    return sac.Networks(Actor(action_dim, hidden, image_obs, channels, own_trunk=not shared,
+                              squash=squash),
+                        Critic(hidden, image_obs, channels, 2, shared))
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("image_obs", [True, False])
+def test_shapes_and_dtypes(image_obs, shared):
+    networks = _networks(image_obs, shared)
+    obs = (jnp.zeros((5,) + IMAGES, jnp.uint8) if image_obs else jnp.zeros((5, 3), jnp.float32))
+    actor_params, critic_params = sac.init_params(networks, jax.random.key(0), obs[0])
+    q = networks.q_values(critic_params, obs, jnp.zeros((5, 7)))
+    assert q.shape == (2, 5) and q.dtype == jnp.float32
+    dist = networks.policy(actor_params, critic_params, obs)
+    actions, log_prob = dist.sample_and_log_prob(seed=jax.random.key(1))
+    assert actions.shape == (5, 7) and log_prob.shape == (5,)
+    assert np.all(np.abs(np.asarray(actions)) < 1)
+    if image_obs and shared:  # one trunk, in the critic, read by the actor
+        assert "trunk" in critic_params and "trunk" not in critic_params["qs"]
+        assert set(actor_params) == {"head"}
+    elif image_obs:  # the actor's and each Q's own
+        assert "trunk" in actor_params and "trunk" in critic_params["qs"]
+        assert critic_params["qs"]["trunk"]["conv0"]["kernel"].shape[0] == 2
+
+
+def test_the_two_q_networks_differ_at_init():
+    networks = _networks()
+    obs = jax.random.randint(jax.random.key(0), (4,) + IMAGES, 0, 255).astype(jnp.uint8)
+    _, critic_params = sac.init_params(networks, jax.random.key(0), obs[0])
+    q = networks.q_values(critic_params, obs, jnp.ones((4, 7)))
+    assert not np.allclose(q[0], q[1])
+
+
+def test_unsquashed_actor_is_a_standard_normal_at_init():
+    networks = _networks(squash=False)
+    obs = jax.random.randint(jax.random.key(0), (3,) + IMAGES, 0, 255).astype(jnp.uint8)
+    actor_params, critic_params = sac.init_params(networks, jax.random.key(1), obs[0])
+    dist = networks.policy(actor_params, critic_params, obs)
+    np.testing.assert_array_equal(dist.mean(), np.zeros((3, 7)))
+    np.testing.assert_array_equal(dist.stddev(), np.ones((3, 7)))
+    np.testing.assert_array_equal(mode(dist), np.zeros((3, 7)))
+
+
+def test_squashed_mode_is_tanh_of_the_mean():
+    networks = _networks(squash=True)
+    obs = jnp.zeros((2,) + IMAGES, jnp.uint8)
+    actor_params, critic_params = sac.init_params(networks, jax.random.key(1), obs[0])
+    actor_params = jax.tree.map(lambda x: x + 0.1, actor_params)  # a non-zero mean
+    dist = networks.policy(actor_params, critic_params, obs)
+    np.testing.assert_allclose(mode(dist), np.tanh(dist.distribution.mean()), rtol=1e-6)
+
+
+def test_random_crop_shifts_each_image_within_the_pad():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 12, 12, 3), dtype=np.uint8)
+    out = np.asarray(random_crop(jax.random.key(0), jnp.asarray(images), pad=2))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+    shifts = []
+    for i in range(len(images)):  # each output is one window of its own padded image
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if np.array_equal(out[i], padded[i, dy:dy + 12, dx:dx + 12])]
+        assert found, f"image {i} is not a shifted window"
+        shifts.append(found[0])
+    assert len(set(shifts)) > 10  # independent offsets per image
+    np.testing.assert_array_equal(random_crop(jax.random.key(0), jnp.asarray(images), 0), images)

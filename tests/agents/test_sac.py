@@ -1,0 +1,174 @@
+"""SAC's pure update: what each loss does, target copies, fusion and device invariance."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from parrot_jax import parallel
+from parrot_jax.agents import sac
+from parrot_jax.agents.networks import Actor, Critic
+
+
+def _networks(image_obs=False):
+    channels, hidden = (4, 4), (32, 32)
+    return sac.Networks(Actor(2, hidden, image_obs, channels), Critic(hidden, image_obs, channels))
+
+
+def _batch(seed=0, size=32, image_obs=False, terminated=False):
+    rng = np.random.default_rng(seed)
+    shape = (size, 12, 12, 3) if image_obs else (size, 3)
+    obs = (rng.integers(0, 255, shape, dtype=np.uint8) if image_obs
+           else rng.normal(size=shape).astype(np.float32))
+    next_obs = (rng.integers(0, 255, shape, dtype=np.uint8) if image_obs
+                else rng.normal(size=shape).astype(np.float32))
+    return dict(observations=obs, next_observations=next_obs,
+                actions=rng.uniform(-1, 1, (size, 2)).astype(np.float32),
+                rewards=rng.normal(size=size).astype(np.float32),
+                terminated=np.full(size, terminated))
+
+
+def _init(networks, hp, batch, seed=0):
+    return sac.init_state(networks, hp, jax.random.key(seed), batch["observations"][0])
+
+
+@functools.lru_cache(maxsize=None)
+def _update(networks, hp):
+    return jax.jit(functools.partial(sac.update_step, networks=networks, hp=hp))
+
+
+def test_critic_loss_falls_on_a_fixed_batch():
+    # terminated everywhere: the target is the reward, so the critic fits a fixed regression
+    networks, hp = _networks(), sac.Hyperparams(critic_lr=1e-3)
+    batch = _batch(terminated=True)
+    state = _init(networks, hp, batch)
+    update = _update(networks, hp)
+    losses = []
+    for _ in range(200):
+        state, metrics = update(state, batch)
+        losses.append(float(metrics["critic_loss"]))
+    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+    assert int(state.step) == 200
+
+
+@pytest.mark.parametrize("target_entropy, direction", [(-20.0, -1), (20.0, 1)])
+def test_temperature_moves_toward_the_target_entropy(target_entropy, direction):
+    networks = _networks()
+    hp = sac.Hyperparams(target_entropy=target_entropy, alpha_lr=1e-2)
+    batch = _batch()
+    state = _init(networks, hp, batch)
+    update = _update(networks, hp)
+    for _ in range(20):
+        state, metrics = update(state, batch)
+    # entropy of a 2-D tanh-Gaussian is between the two targets: alpha falls when the
+    # policy is more random than the target, and rises when it is less
+    assert -20 < float(metrics["entropy"]) < 20
+    assert direction * (float(jnp.exp(state.log_alpha)) - 1.0) > 0.1
+
+
+def test_hard_target_copy_happens_exactly_every_period():
+    networks, hp = _networks(), sac.Hyperparams(target_update_period=3)
+    batch = _batch()
+    state = _init(networks, hp, batch)
+    update = _update(networks, hp)
+    previous_target = state.target_critic_params
+    for step in range(1, 8):
+        state, _ = update(state, batch)
+        same_as_critic = jax.tree.all(jax.tree.map(np.array_equal, state.target_critic_params,
+                                                   state.critic_params))
+        unchanged = jax.tree.all(jax.tree.map(np.array_equal, state.target_critic_params,
+                                              previous_target))
+        if step % 3 == 0:
+            assert same_as_critic and not unchanged, step
+        else:
+            assert unchanged and not same_as_critic, step
+        previous_target = state.target_critic_params
+
+
+def test_polyak_target_update():
+    networks, hp = _networks(), sac.Hyperparams(target_update="polyak", tau=0.1)
+    batch = _batch()
+    state = _init(networks, hp, batch)
+    old = state.target_critic_params
+    state, _ = _update(networks, hp)(state, batch)
+    expected = jax.tree.map(lambda new, o: 0.1 * new + 0.9 * o, state.critic_params, old)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+                 state.target_critic_params, expected)
+
+
+def test_actor_loss_raises_the_q_of_its_actions():
+    networks, hp = _networks(), sac.Hyperparams(actor_lr=1e-3, init_alpha=1e-3)
+    batch = _batch()
+    state = _init(networks, hp, batch)
+    update = _update(networks, hp)
+    q0 = None
+    for i in range(100):
+        state, metrics = update(state, batch)
+        if i == 0:
+            q0 = -float(metrics["actor_loss"])
+    # the critic moves too, but the actor's objective (min Q - alpha log pi) must improve
+    obs = batch["observations"]
+    dist = networks.policy(state.actor_params, state.critic_params, obs)
+    actions = dist.sample(seed=jax.random.key(0))
+    q = networks.q_values(state.critic_params, obs, actions).min(0).mean()
+    random_q = networks.q_values(state.critic_params, obs, batch["actions"]).min(0).mean()
+    assert float(q) > float(random_q), (float(q), float(random_q), q0)
+
+
+def test_fused_updates_match_single_updates():
+    networks, hp = _networks(image_obs=True), sac.Hyperparams()
+    batches = [_batch(seed, size=8, image_obs=True) for seed in range(3)]
+    state = _init(networks, hp, batches[0])
+    single = state
+    for b in batches:
+        single, _ = _update(networks, hp)(single, b)
+    stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+    fused, metrics = jax.jit(functools.partial(sac.update_steps, networks=networks, hp=hp))(
+        state, stacked)
+    assert metrics["critic_loss"].shape == (3,)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5),
+                 fused.critic_params, single.critic_params)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5),
+                 fused.actor_params, single.actor_params)
+
+
+def test_one_device_matches_four():
+    from parrot_jax.agents.programs import compile_programs
+    from parrot_jax.agents.agent import make_agent
+    from experiments.configs import rl
+
+    config = rl.get_config("tiny")
+    config.agent = "sac"
+    agent = make_agent(config, (48, 48, 3), "uint8", (7,))
+    rng = np.random.default_rng(0)
+    batch = dict(observations=rng.integers(0, 255, (16, 48, 48, 3), dtype=np.uint8),
+                 next_observations=rng.integers(0, 255, (16, 48, 48, 3), dtype=np.uint8),
+                 actions=rng.uniform(-1, 1, (16, 7)).astype(np.float32),
+                 rewards=rng.normal(size=16).astype(np.float32), terminated=np.zeros(16, bool))
+    results = []
+    for devices in (1, 4):
+        programs = compile_programs(agent, parallel.make_mesh(devices), (48, 48, 3), "uint8", 1,
+                                    True)
+        state = programs.init(jax.random.key(0))
+        for _ in range(3):
+            state, metrics = programs.update(state, jax.device_put(batch,
+                                                                   programs.batch_sharding))
+        assert len(state.critic_params["qs"]["head"]["out"]["kernel"].sharding.device_set) == \
+            devices
+        results.append((jax.tree.map(np.asarray, state.critic_params),
+                        jax.tree.map(np.asarray, state.actor_params), float(metrics["critic_loss"])))
+    (c1, a1, l1), (c4, a4, l4) = results
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5), c1, c4)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5), a1, a4)
+    np.testing.assert_allclose(l1, l4, rtol=1e-4)
+
+
+def test_bad_hyperparameters_are_named():
+    with pytest.raises(ValueError, match="target_update='soft'"):
+        sac.Hyperparams(target_update="soft")
+    with pytest.raises(ValueError, match="discount=1.5"):
+        sac.Hyperparams(discount=1.5)
+    with pytest.raises(ValueError, match="critic_lr=0"):
+        sac.Hyperparams(critic_lr=0)

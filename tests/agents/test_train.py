@@ -1,0 +1,175 @@
+"""train_rl and evaluate: every agent end to end, resume, restore, errors, a learning check."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import rl
+from parrot_jax import metrics
+from parrot_jax.agents import train
+from parrot_jax.agents.evaluate import evaluate_agent, load_agent
+from parrot_jax.agents.programs import act
+from parrot_jax.data.synthetic import write_synthetic_dataset
+from tests.flows.prior_workdir import write_prior
+
+POINT_ENV = "tests.agents.point_env:PointReach-v0"
+
+
+@pytest.fixture(scope="module")
+def prior_dir(tmp_path_factory):
+    return write_prior(tmp_path_factory.mktemp("prior"))
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data"))
+    write_synthetic_dataset(path, num_episodes=8, episodes_per_shard=8)
+    return path
+
+
+def _config(agent, prior_dir="", dataset_dir="", **overrides):
+    config = rl.get_config("tiny")
+    config.agent = agent
+    config.prior = str(prior_dir) if agent in ("parrot", "prior_explore") else ""
+    config.dataset = str(dataset_dir) if agent == "bc_sac" else ""
+    config.update(overrides)
+    return config
+
+
+def _rows(workdir):
+    return metrics.read_jsonl(os.path.join(workdir, metrics.JSONL))
+
+
+@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore"])
+def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, tmp_path):
+    workdir = str(tmp_path / agent)
+    result = train.train(_config(agent, prior_dir, dataset_dir), workdir)
+    assert result.env_steps == 120
+    # start_steps=40 of 120 env steps, 2 envs, 1 update per env step
+    assert int(result.state.step) == 80
+    rows = _rows(workdir)
+    evals = [r["step"] for r in rows if "eval/success" in r]
+    assert evals == [0, 60, 120]
+    trained = [r for r in rows if "train/critic_loss" in r]
+    assert trained and all(np.isfinite(r["train/critic_loss"]) for r in trained)
+    assert os.path.exists(os.path.join(workdir, "tensorboard"))
+    # the checkpoint alone rebuilds the agent: same parameters, same actions
+    restored, params, step = load_agent(workdir)
+    assert step == 120 and restored.name == agent
+    jax.tree.map(np.testing.assert_array_equal, params, result.params)
+    obs = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    for deterministic in (True, False):
+        a = act(restored, params, obs, jax.random.key(1), deterministic)
+        b = act(restored, result.params, obs, jax.random.key(1), deterministic)
+        np.testing.assert_array_equal(a[1], b[1])
+    if agent == "bc_sac":  # behaviour cloning moved the actor away from its zero init
+        assert np.abs(np.asarray(params["actor"]["head"]["out"]["kernel"])).max() > 0
+
+
+def test_resume_continues_from_the_last_checkpoint(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    first = train.train(_config("parrot", prior_dir, total_env_steps=60), workdir)
+    assert first.env_steps == 60 and int(first.state.step) == 20
+    # a rerun with a larger budget restores step 60, refills the buffer with start_steps=40
+    # env steps (no updates), then updates for the remaining 20 env steps
+    second = train.train(_config("parrot", prior_dir), workdir)
+    assert second.env_steps == 120 and int(second.state.step) == 20 + 20
+    steps = [r["step"] for r in _rows(workdir) if "eval/success" in r]
+    assert steps == [0, 60, 120]
+    # a finished run does nothing
+    again = train.train(_config("parrot", prior_dir), workdir)
+    assert again.env_steps == 120 and int(again.state.step) == 40
+    jax.tree.map(np.testing.assert_array_equal, again.params, second.params)
+
+
+def test_settings_that_define_the_run_are_checked_on_resume(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train(_config("sac", total_env_steps=40, start_steps=40), workdir)
+    with pytest.raises(ValueError, match="holds a different training run.*agent"):
+        train.train(_config("parrot", prior_dir, total_env_steps=40), workdir)
+
+
+def test_bad_input_fails_before_training(prior_dir, tmp_path):
+    with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore"):
+        train.train(_config("dqn"), str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
+        train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="needs a behavioral prior: pass --config.prior"):
+        train.train(_config("parrot"), str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="needs a behavioral prior"):
+        train.train(_config("prior_explore"), str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="--config.dataset"):
+        train.train(_config("bc_sac"), str(tmp_path / "d"))
+    with pytest.raises(FileNotFoundError, match="no prior here"):
+        train.train(_config("parrot", tmp_path / "missing"), str(tmp_path / "e"))
+    wrong_dim = write_prior(tmp_path / "prior6", action_dim=6)
+    with pytest.raises(ValueError, match="the prior has action_dim 6 but parrot/PickUpCan-v0 "
+                                         "takes actions of shape \\(7,\\)"):
+        train.train(_config("parrot", wrong_dim), str(tmp_path / "f"))
+    wrong_image = write_prior(tmp_path / "prior64", image_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="expects images of shape \\(64, 64, 3\\)"):
+        train.train(_config("parrot", wrong_image), str(tmp_path / "g"))
+    with pytest.raises(ValueError, match="total_env_steps=121 is not a multiple of "
+                                         "config.num_envs=2"):
+        train.train(_config("sac", total_env_steps=121), str(tmp_path / "h"))
+    with pytest.raises(ValueError, match="updates_per_env_step=0.3"):
+        train.train(_config("sac", updates_per_env_step=0.3), str(tmp_path / "i"))
+    for name in "abcdefghi":  # nothing was trained: no checkpoint anywhere
+        assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
+
+
+def test_pool_schedule():
+    assert train.pool_schedule(4, 1.0) == (4, 1)
+    assert train.pool_schedule(4, 0.25) == (1, 1)
+    assert train.pool_schedule(4, 0.125) == (1, 2)
+    assert train.pool_schedule(2, 2.0) == (4, 1)
+
+
+def test_sac_learns_a_vector_task(tmp_path):
+    """Seeded: SAC from vectors on a point-reaching task beats random actions (-17) by far."""
+    config = rl.get_config("vector")
+    config.update(env=POINT_ENV, total_env_steps=3000, start_steps=500, eval_every=3000,
+                  eval_episodes=16, log_every=500, checkpoint_every=3000, progress=False,
+                  num_envs=4)
+    result = train.train(config, str(tmp_path / "point"))
+    rows = _rows(str(tmp_path / "point"))
+    first = next(r for r in rows if "eval/return" in r)
+    assert first["step"] == 0 and first["eval/return"] < -10
+    assert result.evaluation["eval/return"] > -6.0, result.evaluation
+
+
+def test_binaries(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    env = {**os.environ, "XLA_FLAGS": ""}
+    subprocess.run([sys.executable, "-m", "experiments.train_rl",
+                    "--config=experiments/configs/rl.py:tiny", f"--config.prior={prior_dir}",
+                    "--config.total_env_steps=60", f"--workdir={workdir}"],
+                   check=True, env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+                          "--episodes=3", "--video", "--video_episodes=2", "--stochastic"],
+                         check=True, env=env, capture_output=True, text=True).stdout
+    assert "parrot on parrot/PickUpCan-v0 at env step 60 (stochastic, 3 episodes)" in out
+    summary = json.load(open(os.path.join(workdir, "eval", "step_60.json")))
+    assert summary["episodes"] == 3 and len(summary["per_episode_success"]) == 3
+    low, high = summary["success_ci95"]
+    assert 0 <= low <= summary["success_rate"] <= high <= 1
+    assert os.path.getsize(os.path.join(workdir, "eval", "step_60.gif")) > 1000
+    bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
+                          f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "no RL run here" in bad.stderr
+
+
+def test_evaluate_agent_repeats_with_its_seed(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train(_config("sac", total_env_steps=40, start_steps=40), workdir)
+    a, _ = evaluate_agent(workdir, episodes=2, deterministic=False, seed=7, num_envs=2)
+    b, _ = evaluate_agent(workdir, episodes=2, deterministic=False, seed=7, num_envs=2)
+    assert a["per_episode_return"] == b["per_episode_return"] and a["seed"] == 7
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 5"):
+        evaluate_agent(workdir, step=5, episodes=1)
