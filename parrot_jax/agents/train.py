@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -117,7 +118,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
     """``config.json``: the config plus the env's spaces and the prior's model, which
     ``load_agent`` needs to rebuild the agent from the workdir alone."""
-    description = run_config._to_json(config.to_dict())
+    description = run_config.to_json(config.to_dict())
     obs_space, act_space = pool.single_observation_space, pool.single_action_space
     description["spaces"] = {
         "observation_shape": list(obs_space.shape), "observation_dtype": obs_space.dtype.name,
@@ -126,7 +127,7 @@ def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
     description["prior_model"] = None
     if prior is not None:
         with open(os.path.join(config.prior, CONFIG_FILE)) as f:
-            prior_config = run_config._to_json(__import__("json").load(f))
+            prior_config = json.load(f)
         description["prior_model"] = prior_config["model"]
         description["prior_image_shape"] = list(prior.image_shape)
         description["prior_source"] = {"workdir": os.path.abspath(config.prior),

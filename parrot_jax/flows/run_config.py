@@ -50,7 +50,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
     """The JSON written to ``config.json``: the config plus dataset-derived fields."""
-    description = _to_json(config.to_dict())
+    description = to_json(config.to_dict())
     model = dict(description["model"])
     if model.get("action_dim") not in (None, dataset.action_dim):
         raise ValueError(f"config.model.action_dim={model['action_dim']} but the dataset's "
@@ -82,6 +82,6 @@ def check_and_write(workdir: str, description: dict[str, Any],
     io.write_json(path, description)
 
 
-def _to_json(value):
+def to_json(value):
     """Tuples to lists, as a JSON round trip would make them (so comparisons agree)."""
     return json.loads(json.dumps(value))

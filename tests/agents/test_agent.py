@@ -61,6 +61,15 @@ def test_parrot_policy_at_init_is_the_base_distribution():
                                atol=1e-6)
 
 
+def test_parrot_regularizer_settings():
+    agent = _agent("parrot")
+    assert agent.hp.regularizer == "kl_standard_normal" and agent.hp.target_entropy == -2.0
+    plain = _agent("parrot", **{"parrot.regularizer": "entropy"})
+    assert plain.hp.regularizer == "entropy" and plain.hp.target_entropy is None
+    assert _agent("sac").hp.regularizer == "entropy"
+    assert _agent("parrot", **{"parrot.tanh_z": True}).hp.regularizer == "entropy"
+
+
 def test_parrot_tanh_z_ablation_bounds_z():
     agent = _agent("parrot", **{"parrot.tanh_z": True})
     z, _ = act(agent, _params(agent), _images(256), jax.random.key(0))

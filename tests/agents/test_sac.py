@@ -2,6 +2,7 @@
 
 import functools
 
+import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -172,3 +173,34 @@ def test_bad_hyperparameters_are_named():
         sac.Hyperparams(discount=1.5)
     with pytest.raises(ValueError, match="critic_lr=0"):
         sac.Hyperparams(critic_lr=0)
+
+
+def test_kl_regularizer_pulls_the_mean_of_z_back_and_entropy_does_not():
+    """Against a flat critic the entropy bonus leaves a Gaussian's mean where it is (its
+    entropy does not depend on the mean); -KL(pi || N(0, I)) pulls it toward 0."""
+    networks = sac.Networks(Actor(2, (16,), False, squash=False), Critic((16,), False))
+    obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    actor_params, critic_params = sac.init_params(networks, jax.random.key(0), obs[0])
+    bias = actor_params["head"]["out"]["bias"]
+    actor_params["head"]["out"]["bias"] = bias.at[:2].set(1.0)  # mean (1, 1), std 1
+    critic_params = jax.tree.map(jnp.zeros_like, critic_params)  # Q == 0 everywhere
+    grads = {}
+    for regularizer in ("entropy", "kl_standard_normal"):
+        hp = sac.Hyperparams(regularizer=regularizer)
+        grads[regularizer] = jax.grad(lambda p: sac.actor_loss(
+            p, critic_params, jnp.log(0.5), obs, jax.random.key(1), networks, hp)[0])(
+            actor_params)["head"]["out"]["bias"]
+    np.testing.assert_allclose(grads["entropy"][:2], 0.0, atol=1e-6)
+    # d/d mu of alpha * E[log pi - log N(0, I)] = alpha * mu = 0.5 per dimension
+    np.testing.assert_allclose(grads["kl_standard_normal"][:2], 0.5, atol=0.05)
+    with pytest.raises(ValueError, match="regularizer='kl'"):
+        sac.Hyperparams(regularizer="kl")
+
+
+def test_kl_of_the_base_distribution_is_zero():
+    z = jax.random.normal(jax.random.key(0), (20000, 7))
+    log_prob = distrax.MultivariateNormalDiag(jnp.zeros(7), jnp.ones(7)).log_prob(z)
+    hp = sac.Hyperparams(regularizer="kl_standard_normal")
+    np.testing.assert_allclose(sac.regularized_log_prob(z, log_prob, hp), 0.0, atol=1e-4)
+    np.testing.assert_array_equal(sac.regularized_log_prob(z, log_prob, sac.Hyperparams()),
+                                  log_prob)

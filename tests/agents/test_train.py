@@ -159,6 +159,10 @@ def test_binaries(prior_dir, tmp_path):
     low, high = summary["success_ci95"]
     assert 0 <= low <= summary["success_rate"] <= high <= 1
     assert os.path.getsize(os.path.join(workdir, "eval", "step_60.gif")) > 1000
+    subprocess.run([sys.executable, "-m", "experiments.plot_rl", f"--runs={workdir}",
+                    f"--out={tmp_path / 'curves.png'}"], check=True, env=env, capture_output=True)
+    assert os.path.getsize(tmp_path / "curves.png") > 1000
+    assert "| parrot | 60 |" in (tmp_path / "curves.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
                           f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,
                          text=True)
