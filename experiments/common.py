@@ -14,3 +14,14 @@ class _QuietOrbax(std_logging.Filter):
 
 def quiet_orbax() -> None:
     logging.get_absl_handler().addFilter(_QuietOrbax())
+
+
+def run_resumable(train_fn, config, workdir: str):
+    """``train_fn(config, workdir)`` with Orbax's INFO lines filtered; Ctrl-C exits with
+    status 130 and says how to resume."""
+    quiet_orbax()
+    try:
+        return train_fn(config, workdir)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume from the last checkpoint")
+        raise SystemExit(130)

@@ -11,7 +11,7 @@ Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` and metrics
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import quiet_orbax
+from experiments.common import run_resumable
 from parrot_jax.flows import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/prior.py",
@@ -22,12 +22,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resum
 
 def main(argv):
     del argv
-    quiet_orbax()
-    try:
-        state = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command to resume from the last checkpoint")
-        raise SystemExit(130)
+    state = run_resumable(train.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     print(f"{_WORKDIR.value}: prior at step {int(state.step)}")
 
 

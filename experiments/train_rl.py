@@ -13,7 +13,7 @@ temperature and entropy, env steps/s. Evaluate with ``experiments.evaluate``.
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import quiet_orbax
+from experiments.common import run_resumable
 from parrot_jax.agents import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/rl.py",
@@ -24,12 +24,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resum
 
 def main(argv):
     del argv
-    quiet_orbax()
-    try:
-        result = train.train(_CONFIG.value, _WORKDIR.value)
-    except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command to resume from the last checkpoint")
-        raise SystemExit(130)
+    result = run_resumable(train.train, _CONFIG.value, _WORKDIR.value)
     evaluation = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())
     print(f"{_WORKDIR.value}: {result.env_steps} env steps, {int(result.state.step)} updates"
           + (f"; last evaluation: {evaluation}" if evaluation else ""))

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from parrot_jax.networks.encoder import conv_features
 from parrot_jax.networks.mlp import MLP
 
 
@@ -38,16 +39,7 @@ class ConvTrunk(nn.Module):
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        x = images.astype(jnp.float32)
-        if images.dtype == jnp.uint8:
-            x = x / 255.0
-        batch = x.shape[:-3]
-        x = x.reshape((-1,) + x.shape[-3:])
-        for i, c in enumerate(self.channels):
-            x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x))
-            if i < self.pooled:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        return x.reshape(batch + (-1,))
+        return conv_features(images, self.channels, self.pooled)
 
 
 class Flatten(nn.Module):

@@ -53,9 +53,12 @@ from parrot_jax.flows.prior import CONFIG_FILE, load_prior
 from parrot_jax.metrics import MetricWriter
 from parrot_jax.stats import wilson_interval
 
-# Fields that define what a run learns; a rerun in the same workdir must agree on them.
-RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "parrot", "prior_explore", "bc",
-                "num_envs", "batch_size", "updates_per_env_step", "prior_model")
+# Fields that define what a run learns; a rerun in the same workdir must agree on them
+# (and on the agent's own section of the config, AGENT_SECTIONS).
+RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_size",
+                "updates_per_env_step", "prior_model")
+AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
+                  "sac": ()}
 
 
 def check_env_id(env_id: str) -> None:
@@ -164,7 +167,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         description = describe_run(config, pool, prior)
         agent = agent_from_description(description)
         os.makedirs(workdir, exist_ok=True)
-        run_config.check_and_write(workdir, description, RUN_DEFINING)
+        run_config.check_and_write(workdir, description,
+                                   RUN_DEFINING + AGENT_SECTIONS[config.agent])
         obs_space = pool.single_observation_space
         programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                     fused, config.fast_compile)
@@ -318,7 +322,7 @@ class _Loop:
     def _log(self, state, env_steps, clock, bar):
         now = time.perf_counter()
         row = {"perf/env_steps_per_sec": (env_steps - clock[1]) / max(now - clock[0], 1e-9),
-               "perf/updates": float(state.step) if self.metrics else 0.0,
+               "perf/updates": float(state.step),
                "perf/replay_transitions": float(len(self.replay))}
         if self.metrics:
             stacked = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in self.metrics])
@@ -327,7 +331,6 @@ class _Loop:
                 raise FloatingPointError(f"non-finite critic loss before env step {env_steps}; "
                                          "lower the learning rates or the reward scale")
             row.update({f"train/{k}": float(np.mean(v)) for k, v in stacked.items()})
-            row["perf/updates"] = float(state.step)
             self.metrics = []
         if self.finished["return"]:
             row["train/episode_return"] = float(np.mean(self.finished["return"]))

@@ -93,11 +93,13 @@ def _object_array(values: list) -> np.ndarray:
     return out
 
 
-def _worker(env_fns: bytes, env_indices: list[int], conn) -> None:
+def _worker(env_fns: bytes, env_indices: list[int], conn, modules: tuple[str, ...] = ()) -> None:
     """Worker loop: build envs, attach the shared obs buffers, serve reset/step/close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which closes us
     envs, shm, current = [], None, None
     try:
+        for module in modules:  # they register the env ids the factories make
+            importlib.import_module(module)
         for current, fn in zip(env_indices, cloudpickle.loads(env_fns)):
             envs.append(fn())
         current = None
@@ -212,6 +214,10 @@ class EnvPool:
         self.env_ids = [_origin(f)[0] for f in fns]
         try:
             ctx = mp.get_context(context)
+            # Imported by each worker before it builds its envs: a forkserver started
+            # earlier in this process (by another pool) has not preloaded them.
+            origins = tuple(m for m in dict.fromkeys(_origin(f)[1] for f in fns)
+                            if m and m != "__main__")
             if context == "forkserver":  # imported once by the server, so workers start fast
                 modules = ["__main__", __name__] + [_origin(f)[1] for f in fns]
                 ctx.set_forkserver_preload([m for m in dict.fromkeys(modules) if m])
@@ -219,7 +225,8 @@ class EnvPool:
             for w, sl in enumerate(self._slices):
                 parent_conn, child_conn = ctx.Pipe()
                 proc = ctx.Process(target=_worker, name=f"EnvPool-worker-{w}", daemon=True, args=(
-                    cloudpickle.dumps(fns[sl]), list(range(sl.start, sl.stop)), child_conn))
+                    cloudpickle.dumps(fns[sl]), list(range(sl.start, sl.stop)), child_conn,
+                    origins))
                 proc.start()
                 child_conn.close()
                 self._conns.append(parent_conn)

@@ -23,17 +23,28 @@ class ConvEncoder(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         """images (..., H, W, C) uint8 or float in [0, 1] -> (..., features) float32."""
-        x = images.astype(jnp.float32)
-        if images.dtype == jnp.uint8:
-            x = x / 255.0
-        batch = x.shape[:-3]
-        x = x.reshape((-1,) + x.shape[-3:])
-        for i, c in enumerate(self.channels):
-            x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x))
-            if i < self.pooled:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = x.reshape(x.shape[0], -1)
+        x = conv_features(images, self.channels, self.pooled)
+        batch = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
         for i, h in enumerate(self.hidden):
             x = nn.relu(nn.Dense(h, name=f"fc{i}")(x))
         x = nn.Dense(self.features, name="out")(x)
         return x.reshape(batch + (self.features,))
+
+
+def conv_features(images: jnp.ndarray, channels: Sequence[int], pooled: int) -> jnp.ndarray:
+    """The convolutions, flattened: (..., H, W, C) -> (..., H' W' channels[-1]).
+
+    Call it inside a module's ``@nn.compact`` method: the layers (``conv0``, ``conv1``, ...)
+    become that module's. uint8 images are scaled to [0, 1] here, on the device.
+    """
+    x = images.astype(jnp.float32)
+    if images.dtype == jnp.uint8:
+        x = x / 255.0
+    batch = x.shape[:-3]
+    x = x.reshape((-1,) + x.shape[-3:])
+    for i, c in enumerate(channels):
+        x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x))
+        if i < pooled:
+            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    return x.reshape(batch + (-1,))

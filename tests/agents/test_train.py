@@ -67,6 +67,9 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
         a = act(restored, params, obs, jax.random.key(1), deterministic)
         b = act(restored, result.params, obs, jax.random.key(1), deterministic)
         np.testing.assert_array_equal(a[1], b[1])
+    summary, rollouts = evaluate_agent(workdir, episodes=2, num_envs=2, keep_frames=1)
+    assert summary["agent"] == agent and summary["step"] == 120 and summary["episodes"] == 2
+    assert rollouts.frames[0].shape == (26, 48, 48, 3)  # reset image + 25 steps
     if agent == "bc_sac":  # behaviour cloning moved the actor away from its zero init
         assert np.abs(np.asarray(params["actor"]["head"]["out"]["kernel"])).max() > 0
 
@@ -92,6 +95,12 @@ def test_settings_that_define_the_run_are_checked_on_resume(prior_dir, tmp_path)
     train.train(_config("sac", total_env_steps=40, start_steps=40), workdir)
     with pytest.raises(ValueError, match="holds a different training run.*agent"):
         train.train(_config("parrot", prior_dir, total_env_steps=40), workdir)
+    with pytest.raises(ValueError, match="holds a different training run.*batch_size"):
+        train.train(_config("sac", total_env_steps=40, start_steps=40, batch_size=8), workdir)
+    # another agent's section does not define a sac run: the finished run is found as is
+    config = _config("sac", total_env_steps=40, start_steps=40)
+    config.parrot.target_kl = 5.0
+    assert train.train(config, workdir).env_steps == 40
 
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):

@@ -1,5 +1,7 @@
 """The conditional real NVP: identity at init, invertibility, log-determinants, density."""
 
+import zlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,9 +22,11 @@ def _perturbed(params, scale=0.1, seed=1):
         names = [getattr(k, "key", "") for k in path]
         if "out" not in names or not any(str(n).startswith("conditioners") for n in names):
             return p
-        return p + scale * jax.random.normal(jax.random.fold_in(key, hash(str(path)) % 2**31),
+        return p + scale * jax.random.normal(jax.random.fold_in(key, zlib.crc32(str(path).encode())),
                                              p.shape)
 
+    # crc32, not hash(): Python salts str hashes per process, which made the flow (and
+    # the numbers of the tests using it) differ from run to run
     return jax.tree_util.tree_map_with_path(perturb, params)
 
 
@@ -96,8 +100,9 @@ def test_two_d_density_integrates_to_one():
         return flow.apply({"params": params}, actions, image, method=given)
 
     for seed in (0, 1):
-        density = jnp.exp(jax.jit(log_prob)(prior.params, a, _images(1, seed)))
-        assert abs(float(density.sum()) * (2 / n) ** 2 - 1.0) < 0.02
+        density = np.exp(np.asarray(jax.jit(log_prob)(prior.params, a, _images(1, seed)),
+                                    np.float64))
+        assert abs(density.sum() * (2 / n) ** 2 - 1.0) < 0.005
 
 
 def test_jit_matches_eager(prior):
