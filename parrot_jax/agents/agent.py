@@ -100,7 +100,7 @@ def check_agent_name(name: str) -> None:
         raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
 
 
-def _box_bounds(action_space) -> tuple[float, float]:
+def box_bounds(action_space) -> tuple[float, float]:
     low, high = np.asarray(action_space.low), np.asarray(action_space.high)
     if not (np.all(low == low.flat[0]) and np.all(high == high.flat[0])
             and np.isfinite(low).all() and np.isfinite(high).all()):

@@ -40,8 +40,8 @@ import tqdm
 
 from parrot_jax import checkpoint, parallel
 from parrot_jax.agents import bc
-from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, check_agent_name, \
-    make_agent
+from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
+    check_agent_name, make_agent
 from parrot_jax.agents.programs import Programs, act, act_fn, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data.replay import ReplayBuffer
@@ -126,7 +126,7 @@ def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
     description["spaces"] = {
         "observation_shape": list(obs_space.shape), "observation_dtype": obs_space.dtype.name,
         "action_shape": list(act_space.shape),
-        "action_bounds": [float(np.min(act_space.low)), float(np.max(act_space.high))]}
+        "action_bounds": list(box_bounds(act_space))}
     description["prior_model"] = None
     if prior is not None:
         with open(os.path.join(config.prior, CONFIG_FILE)) as f:

@@ -138,3 +138,14 @@ def test_bad_agents_and_spaces_are_named():
     config.agent = "sac"
     with pytest.raises(ValueError, match="1-D action Box"):
         make_agent(config, OBS, "uint8", (2, 3))
+
+
+def test_box_bounds():
+    import gymnasium as gym
+    from parrot_jax.agents.agent import box_bounds
+
+    assert box_bounds(gym.spaces.Box(-2.0, 2.0, (3,))) == (-2.0, 2.0)
+    with pytest.raises(ValueError, match="same finite bounds on every dimension"):
+        box_bounds(gym.spaces.Box(np.array([-1.0, -2.0]), np.array([1.0, 2.0])))
+    with pytest.raises(ValueError, match="same finite bounds"):
+        box_bounds(gym.spaces.Box(-np.inf, np.inf, (2,)))
