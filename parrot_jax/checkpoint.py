@@ -69,3 +69,17 @@ class Checkpoints:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def load_params(directory: str, abstract_params: Any, step: int | None = None
+                ) -> tuple[Any, int]:
+    """``(params, step)`` from the ``params`` item of ``directory``'s checkpoint at ``step``
+    (latest if None), opened read-only; FileNotFoundError if there is none."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: no checkpoint saved yet")
+    manager = Checkpoints(directory, read_only=True)
+    try:
+        step = manager.resolve_step(step)
+        return manager.restore_params(step, abstract_params), step
+    finally:
+        manager.close()

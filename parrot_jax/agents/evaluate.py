@@ -56,13 +56,8 @@ def load_agent(workdir: str, step: int | None = None) -> tuple[Agent, Any, int]:
                                                 agent.prior_image_shape)
         return params
 
-    manager = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
-                                     read_only=True)
-    try:
-        step = manager.resolve_step(step)
-        params = manager.restore_params(step, jax.eval_shape(fresh))
-    finally:
-        manager.close()
+    params, step = checkpoint.load_params(os.path.join(workdir, checkpoint.DIRECTORY),
+                                          jax.eval_shape(fresh), step)
     return agent, params, step
 
 

@@ -294,11 +294,10 @@ class _Loop:
         return Result(env_steps, state, acting_params(state, self.prior_params), self.last_eval)
 
     def _update(self, state, rng):
-        batches = [self.replay.sample(rng, self.config.batch_size) for _ in range(self.fused)]
+        # One draw of K x B i.i.d. transitions, viewed as K batches: no per-batch copies.
+        batch = self.replay.sample(rng, self.fused * self.config.batch_size)
         if self.fused > 1:
-            batch = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
-        else:
-            batch = batches[0]
+            batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
         state, metrics = self.programs.update(
             state, jax.device_put(batch, self.programs.batch_sharding))
         self.metrics.append(metrics)

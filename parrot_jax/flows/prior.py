@@ -104,13 +104,6 @@ def load_prior(workdir: str, step: int | None = None) -> BehavioralPrior:
     flow = make_flow(config["model"])
     image_shape = tuple(config.get("image_shape", IMAGE_SHAPE))
     abstract = jax.eval_shape(lambda: init_params(flow, jax.random.key(0), image_shape))
-    directory = os.path.join(workdir, checkpoint.DIRECTORY)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory}: no checkpoint saved yet")
-    manager = checkpoint.Checkpoints(directory, read_only=True)
-    try:
-        step = manager.resolve_step(step)
-        params = manager.restore_params(step, abstract)
-    finally:
-        manager.close()
+    params, step = checkpoint.load_params(os.path.join(workdir, checkpoint.DIRECTORY),
+                                          abstract, step)
     return BehavioralPrior(flow, params, image_shape, step)
