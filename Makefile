@@ -5,9 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/showcase
 
-.PHONY: demo test bench-env bench-data clean
+.PHONY: demo test bench bench-env bench-data clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt setup.cfg \
+		pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -19,6 +20,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run --suite=full --out=benchmarks/results/suite_full_cpu.json
 
 bench-env: $(VENV)/.installed
 	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json

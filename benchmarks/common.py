@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -46,6 +47,19 @@ def median_rate(fn: Callable[[], int], repeats: int) -> tuple[float, list[float]
         n = fn()
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates), rates
+
+
+MIN_REPEAT_SECONDS = 0.2  # repeats of fast steps (a GPU's) are lengthened to this
+
+
+def calibrate(run: Callable[[int], float], steps: int) -> int:
+    """Steps per repeat: ``steps``, or more if ``run(steps)`` (returning the seconds it
+    took) lasts under ``MIN_REPEAT_SECONDS``, so that timer and dispatch jitter do not
+    dominate a repeat."""
+    elapsed = run(steps)
+    if elapsed >= MIN_REPEAT_SECONDS:
+        return steps
+    return int(math.ceil(steps * MIN_REPEAT_SECONDS / max(elapsed, 1e-6)))
 
 
 def write_result(out: str | None, result: dict) -> None:

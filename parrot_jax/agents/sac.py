@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from parrot_jax import fused
 from parrot_jax.agents.augment import random_crop
 from parrot_jax.agents.networks import Actor, Critic
 
@@ -247,6 +248,6 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
 
 
 def update_steps(state: SACState, batches: Batch, **kwargs) -> tuple[SACState, Metrics]:
-    """``update_step`` over K stacked batches (leading axis K) in one ``lax.scan``;
-    metrics come back stacked, shape (K,)."""
-    return jax.lax.scan(lambda s, b: update_step(s, b, **kwargs), state, batches)
+    """``update_step`` over K stacked batches (leading axis K) in one ``lax.scan``
+    (``parrot_jax.fused``); metrics come back stacked, shape (K,)."""
+    return fused.scan_steps(lambda s, b: update_step(s, b, **kwargs), state, batches)

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from parrot_jax import io
 from parrot_jax.flows.realnvp import ConditionalRealNVP
 
 CONFIG_FILE = "config.json"  # the training config, written by the trainer
@@ -107,3 +108,22 @@ def load_prior(workdir: str, step: int | None = None) -> BehavioralPrior:
     params, step = checkpoint.load_params(os.path.join(workdir, checkpoint.DIRECTORY),
                                           abstract, step)
     return BehavioralPrior(flow, params, image_shape, step)
+
+
+def write_initial_prior(workdir: str, model_config: Mapping[str, Any],
+                        image_shape=IMAGE_SHAPE, step: int = 0, seed: int = 0) -> str:
+    """A prior workdir as ``experiments.train_prior`` leaves it, holding the flow at
+    initialisation (the identity: ``a = tanh(z)``): for benchmarks and tests that need a
+    prior of a given architecture but not a trained one."""
+    from parrot_jax import checkpoint
+
+    params = init_params(make_flow(model_config), jax.random.key(seed), image_shape)
+    os.makedirs(workdir, exist_ok=True)
+    io.write_json(os.path.join(workdir, CONFIG_FILE),
+                  {"model": dict(model_config), "image_shape": list(image_shape)})
+    manager = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY))
+    try:
+        manager.save(step, {"params": params}, params)
+    finally:
+        manager.close()
+    return workdir

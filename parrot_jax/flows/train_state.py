@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from parrot_jax import fused
 from parrot_jax.flows.prior import init_params
 from parrot_jax.flows.realnvp import ConditionalRealNVP
 
@@ -93,11 +94,9 @@ def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
 
 
 def train_steps(state: TrainState, batches: Batch, **kwargs) -> tuple[TrainState, Metrics]:
-    """``train_step`` over stacked batches (leading axis K), fused with ``lax.scan``:
-    one dispatch for K updates. Metrics come back stacked, shape (K,)."""
-    def body(carry, batch):
-        return train_step(carry, batch, **kwargs)
-    return jax.lax.scan(body, state, batches)
+    """``train_step`` over stacked batches (leading axis K), fused with ``lax.scan``
+    (``parrot_jax.fused``): one dispatch for K updates. Metrics come back stacked, (K,)."""
+    return fused.scan_steps(lambda s, b: train_step(s, b, **kwargs), state, batches)
 
 
 def eval_step(params, batch: Batch, *, flow: ConditionalRealNVP,

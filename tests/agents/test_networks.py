@@ -35,8 +35,9 @@ def test_shapes_and_dtypes(image_obs, shared):
         assert "trunk" in critic_params and "trunk" not in critic_params["qs"]
         assert set(actor_params) == {"head"}
     elif image_obs:  # the actor's and each Q's own
-        assert "trunk" in actor_params and "trunk" in critic_params["qs"]
-        assert critic_params["qs"]["trunk"]["conv0"]["kernel"].shape[0] == 2
+        assert "trunk" in actor_params and "trunk" not in critic_params["qs"]
+        assert sorted(k for k in critic_params if k.startswith("trunk")) == ["trunk_0", "trunk_1"]
+        assert critic_params["qs"]["head"]["out"]["kernel"].shape[0] == 2
 
 
 def test_the_two_q_networks_differ_at_init():

@@ -1,0 +1,80 @@
+"""The suite's sizes: ``quick`` (tiny, for tests and smoke runs) and ``full`` (the paper's).
+
+``full`` measures the paper's architectures (flow: 4 couplings of 256-256 on the conv
+encoder with 1024-512-256 layers; SAC: separate conv trunks, heads 1024-512-256, two Qs)
+at batch 256 (the flow also at 1024), the ``:cpu`` RL network at its batch of 64, and the
+end-to-end loop with the ``:cpu`` agent network and the paper's prior. ``quick`` keeps
+every section and the JSON schema with sizes that run in about a minute.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+PAPER_FLOW = {"action_dim": 7}  # ConditionalRealNVP's defaults are the paper's model
+TINY_FLOW = {"action_dim": 7, "num_couplings": 4, "hidden": (32, 32),
+             "encoder_channels": (4, 4, 4), "encoder_hidden": (32,), "embedding": 16}
+PAPER_SAC = {}  # experiments/configs/rl.py defaults are the paper's networks
+CPU_SAC = {"shared_trunk": True, "hidden": (256, 256)}  # rl.py:cpu
+TINY_SAC = {"channels": (4, 4), "hidden": (32, 32)}
+
+_FULL = {
+    "repeats": 5,
+    "fast_compile": False,  # XLA's optimisations on, as training runs
+    "peak": {"size": 2048, "steps": 5},
+    "env": {"env": "parrot/PickPlaceTrain-v0", "steps": 800, "workers": None,  # 1..cores
+            "envs_per_worker": 4},
+    "data": {"episodes": 1000, "batch_size": 256, "batches": 50},
+    "flow": [  # (label, model, batch, steps per repeat, fused steps per dispatch)
+        ("paper", PAPER_FLOW, 256, 5, 1),
+        ("paper", PAPER_FLOW, 256, 8, 4),
+        ("paper", PAPER_FLOW, 1024, 2, 1),
+    ],
+    "sac": [  # (label, network, batch, updates per repeat, fused updates per dispatch)
+        ("paper", PAPER_SAC, 256, 1, 1),
+        ("cpu", CPU_SAC, 64, 5, 1),
+        ("cpu", CPU_SAC, 64, 8, 4),
+    ],
+    "acting": {"network": CPU_SAC, "prior_model": PAPER_FLOW, "batches": (1, 4, 16, 256),
+               "steps": 20},
+    "e2e": {"env": "parrot/PickUpCan-v0", "num_envs": 16, "num_workers": 2,
+            "prior_model": PAPER_FLOW, "network": CPU_SAC, "batch_size": 64,
+            "updates_per_env_step": 1 / 64, "start_steps": 960, "total_env_steps": 2880,
+            "log_every": 160, "replay_capacity": 20_000, "env_only_steps": 800},
+    "scaling": {"flow_model": PAPER_FLOW, "flow_batch": 256, "sac_network": CPU_SAC,
+                "sac_batch": 64, "steps": 3, "devices": (1, 2, 4)},
+    "torch_threads": None,  # None: os.cpu_count()
+}
+
+_QUICK = {
+    "repeats": 2,
+    "fast_compile": True,  # XLA's backend optimisations off: compiles dominate here
+    "peak": {"size": 256, "steps": 2},
+    "env": {"env": "parrot/PickPlaceTrain-v0", "steps": 8, "workers": [1],
+            "envs_per_worker": 2},
+    "data": {"episodes": 40, "batch_size": 32, "batches": 4},
+    "flow": [("tiny", TINY_FLOW, 16, 2, 1), ("tiny", TINY_FLOW, 16, 2, 2)],
+    "sac": [("tiny", TINY_SAC, 16, 2, 1), ("tiny", TINY_SAC, 16, 2, 2)],
+    "acting": {"network": TINY_SAC, "prior_model": TINY_FLOW, "batches": (1, 4), "steps": 3},
+    "e2e": {"env": "parrot/PickUpCan-v0", "num_envs": 2, "num_workers": 1,
+            "prior_model": TINY_FLOW, "network": TINY_SAC, "batch_size": 16,
+            "updates_per_env_step": 0.5, "start_steps": 24, "total_env_steps": 48,
+            "log_every": 8, "replay_capacity": 1_000, "env_only_steps": 8,
+            "fast_compile": True},
+    "scaling": {"flow_model": TINY_FLOW, "flow_batch": 16, "sac_network": TINY_SAC,
+                "sac_batch": 16, "steps": 2, "devices": (1, 2), "fast_compile": True},
+    "torch_threads": None,
+}
+
+SUITES = {"quick": _QUICK, "full": _FULL}
+
+
+def get(name: str) -> dict:
+    """A copy of the suite's settings (``ValueError`` naming the valid suites)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
+    settings = copy.deepcopy(SUITES[name])
+    if settings["env"]["workers"] is None:
+        settings["env"]["workers"] = list(range(1, (os.cpu_count() or 1) + 1))
+    return settings
