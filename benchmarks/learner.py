@@ -100,20 +100,25 @@ def time_flow(model: Mapping[str, Any], batch_size: int, mesh: Mesh, steps: int,
     programs = flow_programs.compile_programs(
         flow, mesh, IMAGE_SHAPE, learning_rate, None, steps_per_dispatch, MAX_ABS_ACTION,
         fast_compile)
+    return time_update(programs, flow_batch(batch_size), steps, repeats, steps_per_dispatch)
+
+
+def time_update(programs, batch: Mapping[str, np.ndarray], steps: int, repeats: int,
+                fused: int) -> Timing:
+    """Seconds per update of ``programs.update`` (flow or SAC programs) from a fresh state on
+    ``batch`` (stacked K times when ``fused = K > 1``); FLOPs from the unfused program."""
     state = programs.init(jax.random.key(0))
-    batch = flow_batch(batch_size)
     flops = None
-    if steps_per_dispatch == 1:
+    if fused == 1:
         flops = compiled_flops(programs.update, state,
                                jax.device_put(batch, programs.batch_sharding))
     else:
-        batch = stack(batch, steps_per_dispatch)
+        batch = stack(batch, fused)
     batch = jax.device_put(batch, programs.batch_sharding)
     state, _ = programs.update(state, batch)  # compile
     timing = time_calls(lambda s: programs.update(s, batch)[0], state,
-                        max(1, steps // steps_per_dispatch), repeats)
-    k = steps_per_dispatch
-    return Timing(timing.seconds_per_call / k, [r / k for r in timing.repeats], flops)
+                        max(1, steps // fused), repeats)
+    return Timing(timing.seconds_per_call / fused, [r / fused for r in timing.repeats], flops)
 
 
 # SAC.
@@ -148,20 +153,8 @@ def time_sac(config, batch_size: int, mesh: Mesh, steps: int, repeats: int,
     agent = make_agent(config)
     programs = agent_programs.compile_programs(agent, mesh, IMAGE_SHAPE, "uint8",
                                                fused_updates, fast_compile)
-    state = programs.init(jax.random.key(0))
-    batch = sac_batch(batch_size, agent.policy_dim)
-    flops = None
-    if fused_updates == 1:
-        flops = compiled_flops(programs.update, state,
-                               jax.device_put(batch, programs.batch_sharding))
-    else:
-        batch = stack(batch, fused_updates)
-    batch = jax.device_put(batch, programs.batch_sharding)
-    state, _ = programs.update(state, batch)  # compile
-    timing = time_calls(lambda s: programs.update(s, batch)[0], state,
-                        max(1, steps // fused_updates), repeats)
-    k = fused_updates
-    return Timing(timing.seconds_per_call / k, [r / k for r in timing.repeats], flops)
+    return time_update(programs, sac_batch(batch_size, agent.policy_dim), steps, repeats,
+                       fused_updates)
 
 
 # Acting.
