@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/showcase
+BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
 .PHONY: demo test bench bench-env bench-data clean
 
@@ -22,7 +23,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed
-	$(PY) -m benchmarks.run --suite=full --out=benchmarks/results/suite_full_cpu.json
+	$(PY) -m benchmarks.run --suite=full --out=$(BENCH_OUT)
 
 bench-env: $(VENV)/.installed
 	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json

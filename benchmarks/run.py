@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import os
-import statistics
 import tempfile
 import time
 

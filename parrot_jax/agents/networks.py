@@ -74,7 +74,8 @@ class Critic(nn.Module):
     ``num_qs``, under ``qs``). ``shared_trunk``: one trunk (``trunk``, see ``encode``) feeds
     every head; otherwise each head has its own (``trunk_0``, ``trunk_1``, ...), run one
     after the other: vmapped convolutions become one grouped convolution, whose kernel
-    gradient XLA:CPU computed about 10x slower than the separate ones (measured).
+    gradient XLA:CPU computes slowly (a paper-size SAC update took 2.9x as long; README
+    "Performance").
     """
 
     hidden: Sequence[int]
