@@ -1,12 +1,12 @@
-# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Two entry points for a fresh machine: `make demo` (the quickstart) and `make test`.
 # Each creates the virtual environment in $(VENV) on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-WORKDIR ?= runs/showcase
+WORKDIR ?= runs/demo
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
-.PHONY: demo test bench bench-env bench-data clean
+.PHONY: demo showcase test bench bench-env bench-data clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt setup.cfg \
 		pyproject.toml
@@ -17,7 +17,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m experiments.showcase_envs --workdir=$(WORKDIR)
+	$(PY) -m experiments.demo --workdir=$(WORKDIR)
+
+showcase: $(VENV)/.installed
+	$(PY) -m experiments.showcase_envs --workdir=runs/showcase
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

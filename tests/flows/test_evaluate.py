@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import evaluate_prior as binary
+from experiments import prior_rollouts as binary
 from parrot_jax.envs import TEST_ENV_IDS
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows import evaluate
