@@ -184,8 +184,11 @@ def list_shards(root: str) -> dict[int, str]:
     shards = os.path.join(root, SHARDS)
     if not os.path.isdir(shards):
         return {}
-    found = {shard_index(n): os.path.join(shards, n) for n in os.listdir(shards)}
-    return {i: p for i, p in sorted(found.items()) if i is not None and os.path.isdir(p)}
+    # Names that are not finished shards (a writer's temporary directory) have no index;
+    # they are dropped before sorting, which cannot order None against ints.
+    found = {i: os.path.join(shards, n) for n in os.listdir(shards)
+             if (i := shard_index(n)) is not None}
+    return {i: p for i, p in sorted(found.items()) if os.path.isdir(p)}
 
 
 def read_shard_json(path: str) -> dict:
