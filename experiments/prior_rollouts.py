@@ -3,23 +3,57 @@
 
 from __future__ import annotations
 
+import io as io_module
 import json
 import os
+
+import numpy as np
 
 from parrot_jax import io
 from parrot_jax.envs import ENV_IDS, TEST_ENV_IDS
 from parrot_jax.flows import evaluate
 from parrot_jax.flows.prior import CONFIG_FILE, load_prior
 
+PATHS_FILE = "paths.npz"  # end-effector paths and target starts (Figure 4's plot)
+
 
 def env_ids(env: str) -> tuple[str, ...]:
-    """The tasks named by ``--env``; ValueError listing the choices for an unknown one."""
+    """The tasks named by ``--env`` ('all': the test tasks; or ids joined by commas);
+    ValueError listing the choices for an unknown one."""
     if env == "all":
         return TEST_ENV_IDS
-    if env not in ENV_IDS:
-        raise ValueError(f"unknown env id {env!r}; valid: 'all' (the test tasks) or one of "
-                         f"{', '.join(ENV_IDS)}")
-    return (env,)
+    ids = tuple(e.strip() for e in env.split(","))
+    for env_id in ids:
+        if env_id not in ENV_IDS:
+            raise ValueError(f"unknown env id {env_id!r}; valid: 'all' (the test tasks) or "
+                             f"one or more (comma-separated) of {', '.join(ENV_IDS)}")
+    return ids
+
+
+def grid(results: list[evaluate.PriorEvaluation], scale: int = 3, gap: int = 6) -> np.ndarray:
+    """One GIF's frames: a row per task, the prior's episodes left of the random ones."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for r in results:
+        halves = [io.side_by_side(rollouts.frames) for rollouts in (r.prior, r.random)]
+        rows.append((r.env_id, halves))
+    length = max(h.shape[0] for _, halves in rows for h in halves)
+    width = max(sum(h.shape[2] for h in halves) + gap for _, halves in rows) * scale
+    strips = []
+    for env_id, (prior, random) in rows:
+        white = np.full((length, prior.shape[1], gap, 3), 255, np.uint8)
+        row = io.upscale_frames(np.concatenate(
+            [io.hold_last(prior, length), white, io.hold_last(random, length)], axis=2), scale)
+        label = Image.new("RGB", (width, 14), (255, 255, 255))
+        ImageDraw.Draw(label).text(
+            (2, 1), f"{env_id}: prior, z ~ N(0, I) (left) | uniform random actions (right)",
+            fill=(0, 0, 0))
+        label = np.repeat(np.asarray(label)[None], length, axis=0)
+        row = np.pad(row, ((0, 0), (0, 0), (0, width - row.shape[2]), (0, 0)),
+                     constant_values=255)
+        strips += [label, row]
+    return np.concatenate(strips, axis=1)
 
 
 def markdown(results: list[evaluate.PriorEvaluation]) -> str:
@@ -63,6 +97,17 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
               f"{result.random.successes.sum()}/{episodes}; object lifted prior "
               f"{result.prior.lifted.sum()}/{episodes}, random {result.random.lifted.sum()}/"
               f"{episodes} ({result.seconds:.0f} s)", flush=True)
+    if gif_episodes:
+        io.write_gif(os.path.join(workdir, "gifs", "grid.gif"), grid(results), scale=1)
+    paths = {f"{r.env_id}/{policy}/{field}": value for r in results
+             for policy, rollouts in (("prior", r.prior), ("random", r.random))
+             for field, value in (("ee_paths", rollouts.ee_paths),
+                                  ("target_starts", rollouts.target_starts))
+             if value is not None}
+    if paths:
+        buffer = io_module.BytesIO()
+        np.savez_compressed(buffer, **paths)
+        io.atomic_write_bytes(os.path.join(workdir, PATHS_FILE), buffer.getvalue())
     summary = {"prior": {"workdir": os.path.abspath(prior_dir), "step": prior.step,
                          "model": model},
                "config": {"env": env, "episodes": episodes, "seed": seed, "num_envs": num_envs,

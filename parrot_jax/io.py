@@ -53,6 +53,11 @@ def upscale(frame: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(frame, factor, axis=0), factor, axis=1)
 
 
+def upscale_frames(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of (T, H, W, 3) frames."""
+    return np.repeat(np.repeat(frames, factor, axis=1), factor, axis=2)
+
+
 def write_gif(path: str, frames: Sequence[np.ndarray], fps: float = 8.0, scale: int = 4) -> None:
     """Writes frames (T, H, W, 3) uint8 as a looping GIF, upscaled by ``scale``."""
     data = iio.imwrite("<bytes>", np.stack([upscale(f, scale) for f in frames]),
@@ -89,7 +94,12 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], columns: 
 def side_by_side(episodes: tuple[np.ndarray, ...], gap: int = 2) -> np.ndarray:
     """(T + 1, H, k * (W + gap) - gap, 3) frames; shorter episodes hold their last frame."""
     length = max(len(e) for e in episodes)
-    padded = [np.concatenate([e, np.repeat(e[-1:], length - len(e), axis=0)]) for e in episodes]
+    padded = [hold_last(e, length) for e in episodes]
     white = np.full((length, padded[0].shape[1], gap, 3), 255, np.uint8)
     parts = [p for e in padded for p in (e, white)][:-1]
     return np.concatenate(parts, axis=2)
+
+
+def hold_last(frames: np.ndarray, length: int) -> np.ndarray:
+    """``frames`` (T, ...) extended to ``length`` by repeating the last one."""
+    return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), axis=0)])

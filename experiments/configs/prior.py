@@ -19,6 +19,7 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.dataset = ""  # required: DIR or DIR1,DIR2 (written by experiments.collect_data)
+    config.max_episodes = 0  # 0: every episode; N: the dataset's first N (Figure 6)
     config.in_memory = False  # read all images into RAM (small datasets: faster batches)
     config.validation_fraction = 0.05  # episodes held out for the validation NLL
     config.seed = 0  # initialisation, batch order and the validation split

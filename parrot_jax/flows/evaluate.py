@@ -42,6 +42,11 @@ class Rollouts:
     lifted: np.ndarray  # (episodes,) bool: some object was held off the table at some step
     frames: tuple[np.ndarray, ...]  # first episodes: (T + 1, H, W, C) uint8, reset image first
     env_steps: int  # env steps taken, all envs together (for throughput)
+    # Suite envs only (None elsewhere): end-effector positions (episodes, T + 1, 3), reset
+    # first (an episode that ended early holds its last position), and each episode's
+    # target object position at reset (episodes, 3), for trajectory plots (paper Figure 4).
+    ee_paths: np.ndarray | None = None
+    target_starts: np.ndarray | None = None
 
     def rate(self, env_id: str) -> SuccessRate:
         return SuccessRate(env_id, int(self.successes.sum()), len(self.successes))
@@ -80,7 +85,7 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
 
 def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Rollouts:
     n = pool.num_envs
-    successes, returns, lifted, frames, env_steps = [], [], [], [], 0
+    successes, returns, lifted, frames, env_steps, paths, targets = [], [], [], [], 0, [], []
     for wave in range(-(-episodes // n)):
         keep = min(max(0, keep_frames - wave * n), n)
         wave_key = jax.random.fold_in(key, wave)
@@ -90,15 +95,28 @@ def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Roll
         lifted.append(out[2])
         frames.extend(out[3])
         env_steps += out[4] * n
+        paths.append(out[5])
+        targets.append(out[6])
+    if any(p is None for p in paths):
+        ee_paths = target_starts = None
+    else:
+        length = max(p.shape[1] for p in paths)
+        ee_paths = np.concatenate([np.concatenate(
+            [p, np.repeat(p[:, -1:], length - p.shape[1], axis=1)], axis=1)
+            for p in paths])[:episodes]
+        target_starts = np.concatenate(targets)[:episodes]
     return Rollouts(np.concatenate(successes)[:episodes], np.concatenate(returns)[:episodes],
                     np.concatenate(lifted)[:episodes], tuple(frames[:min(keep_frames, episodes)]),
-                    env_steps)
+                    env_steps, ee_paths, target_starts)
 
 
 def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
     """One episode per env from ``pool.reset(seed=reset_seed)``; frames of the first ``keep``."""
-    obs, _ = pool.reset(seed=reset_seed)
+    obs, infos = pool.reset(seed=reset_seed)
     n = pool.num_envs
+    track = "ee_pos" in infos and "target_pos" in infos
+    path = [np.asarray(infos["ee_pos"], np.float32).reshape(n, 3)] if track else None
+    target = np.asarray(infos["target_pos"], np.float32).reshape(n, 3) if track else None
     done, success, lifted, returns = (np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool),
                                       np.zeros(n))
     frames = [[obs[i]] for i in range(keep)]
@@ -118,9 +136,13 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
             lifted[live] |= np.asarray(infos["held"], bool).reshape(n, -1).any(-1)[live]
         for i in np.flatnonzero(live[:keep]):
             frames[i].append(infos["final_obs"][i])  # obs[i] is already the next episode's
+        if track:
+            ee = np.asarray(infos["ee_pos"], np.float32).reshape(n, 3)
+            path.append(np.where(live[:, None], ee, path[-1]))
         done |= ended
         t += 1
-    return success, returns, lifted, [np.stack(f) for f in frames], t
+    return (success, returns, lifted, [np.stack(f) for f in frames], t,
+            np.stack(path, axis=1) if track else None, target)
 
 
 def prior_act_fn(prior: BehavioralPrior) -> ActFn:

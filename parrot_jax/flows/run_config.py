@@ -48,6 +48,21 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                          "in (0, 1) (atanh is infinite at +-1)")
 
 
+def first_episodes(dataset, max_episodes: int):
+    """The dataset's first ``max_episodes`` episodes in stored order (0: all of them).
+
+    A collection's shards hold an exact task mix, so a prefix of whole shards is the
+    dataset a smaller collection with the same seed would have written (paper Figure 6
+    trains priors on prefixes of one dataset).
+    """
+    if max_episodes < 0 or max_episodes > dataset.num_episodes:
+        raise ValueError(f"config.max_episodes={max_episodes}; expected 0 (all) or at most "
+                         f"the dataset's {dataset.num_episodes} episodes")
+    if max_episodes in (0, dataset.num_episodes):
+        return dataset
+    return dataset.select_episodes(range(max_episodes))
+
+
 def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
     """The JSON written to ``config.json``: the config plus dataset-derived fields."""
     description = to_json(config.to_dict())

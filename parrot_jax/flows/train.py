@@ -35,8 +35,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     if config.distributed:
         parallel.initialize_distributed()
     run_config.check_config(config)
-    dataset = load_dataset(run_config.dataset_paths(config.dataset),
-                           in_memory=config.in_memory)
+    dataset = run_config.first_episodes(load_dataset(run_config.dataset_paths(config.dataset)),
+                                        config.max_episodes)
+    if config.in_memory:  # after the selection: only the episodes trained on
+        dataset = dataset.load_into_memory()
     train_set, validation_set = dataset.split(config.validation_fraction, config.seed)
     description = run_config.describe_run(config, dataset)
     mesh = parallel.make_mesh(config.num_devices or None)

@@ -51,6 +51,13 @@ def test_prior_and_random_share_seeds_and_runs_repeat(prior, pool):
     for f, g in zip(a.frames, again.frames):
         np.testing.assert_array_equal(f, g)  # same seed: same z, same episode
     np.testing.assert_array_equal(a.successes, again.successes)
+    # End-effector paths: reset position first, same scenes (and targets) for both policies.
+    assert a.ee_paths.shape == (2, 26, 3) and a.target_starts.shape == (2, 3)
+    np.testing.assert_array_equal(a.ee_paths[:, 0], b.ee_paths[:, 0])
+    np.testing.assert_array_equal(a.target_starts, b.target_starts)
+    assert not np.allclose(a.ee_paths[:, -1], b.ee_paths[:, -1])
+    np.testing.assert_array_equal(a.ee_paths, again.ee_paths)
+    assert np.all(np.abs(np.diff(a.ee_paths, axis=1)) < 0.06)  # at most 0.05 m per step
 
 
 class FakePool:
@@ -94,6 +101,7 @@ def test_rollouts_map_episodes_to_seeds():
     assert [len(f) for f in r.frames] == [3 + s % 3 for s in seeds[:4]]  # ragged lengths
     assert [int(f[-1, 0, 0, 0]) for f in r.frames] == seeds[:4].tolist()  # never the next
     assert r.env_steps == 3 * 3 * 4  # 3 waves of 3 envs, each until its longest (4) ends
+    assert r.ee_paths is None and r.target_starts is None  # no ee_pos in its infos
     with pytest.raises(RuntimeError, match="max_steps=2"):
         evaluate.rollout_success(FakePool(), even_seeds_succeed, episodes=3, max_steps=2)
 
@@ -134,6 +142,11 @@ def test_binary_writes_json_table_and_gifs(tmp_path, prior_dir):
         gif = Image.open(tmp_path / "gifs" / f"PickUpCan_{policy}.gif")
         assert gif.n_frames == 26 and gif.size == (4 * (2 * 48 + 2), 4 * 48)
     assert "| parrot/PickUpCan-v0 |" in (tmp_path / "prior_rollouts.md").read_text()
+    paths = np.load(tmp_path / "paths.npz")
+    assert paths[f"{ENV}/prior/ee_paths"].shape == (3, 26, 3)
+    assert paths[f"{ENV}/random/target_starts"].shape == (3, 3)
+    grid = Image.open(tmp_path / "gifs" / "grid.gif")  # label strip + one row, 3x upscaled
+    assert grid.n_frames == 26 and grid.size == (3 * (4 * 48 + 2 + 2 + 6), 14 + 3 * 48)
     assert "| parrot/PickUpCan-v0 |" in out.stdout
 
 
@@ -141,6 +154,10 @@ def test_env_ids():
     assert binary.env_ids("all") == TEST_ENV_IDS and len(TEST_ENV_IDS) == 8
     with pytest.raises(ValueError, match="parrot/Nope-v0.*'all'.*parrot/PickUpCan-v0"):
         binary.env_ids("parrot/Nope-v0")
+    assert binary.env_ids("parrot/PickUpCan-v0, parrot/PickUpCup-v0") == (
+        "parrot/PickUpCan-v0", "parrot/PickUpCup-v0")
+    with pytest.raises(ValueError, match="unknown env id 'parrot/Nope-v0'"):
+        binary.env_ids("parrot/PickUpCan-v0,parrot/Nope-v0")
 
 
 def test_binary_errors(tmp_path):

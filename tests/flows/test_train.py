@@ -16,7 +16,7 @@ from parrot_jax import checkpoint, io, metrics, provenance
 from parrot_jax.data import DatasetError, format as fmt, load_dataset
 from parrot_jax.data.sampling import BatchSampler
 from parrot_jax.data.synthetic import write_synthetic_dataset
-from parrot_jax.flows import train, train_state
+from parrot_jax.flows import run_config, train, train_state
 from parrot_jax.flows.prior import load_prior, make_flow
 
 
@@ -147,6 +147,24 @@ def test_missing_dataset(tmp_path):
     with pytest.raises(ValueError, match=r"config.dataset=''"):
         train.train_and_evaluate(_config(""), str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_max_episodes_trains_on_a_prefix(dataset, tmp_path):
+    state = train.train_and_evaluate(_config(dataset, max_episodes=20, num_steps=10),
+                                     str(tmp_path / "prefix"))
+    assert int(state.step) == 10
+    with open(tmp_path / "prefix" / "config.json") as f:
+        data = json.load(f)["data"]
+    full = load_dataset(str(dataset))
+    assert data["num_episodes"] == 20
+    assert data["num_steps"] == int(full.episode_lengths[:20].sum())
+    prefix = run_config.first_episodes(full, 20)
+    np.testing.assert_array_equal(prefix.actions, full.actions[:data["num_steps"]])
+    assert run_config.first_episodes(full, 0) is full
+    for bad in (-1, 41):
+        with pytest.raises(ValueError, match=rf"config.max_episodes={bad}; expected 0 \(all\) "
+                                             r"or at most the dataset's 40 episodes"):
+            train.train_and_evaluate(_config(dataset, max_episodes=bad), str(tmp_path / "bad"))
 
 
 def test_bad_settings_are_named(dataset, tmp_path):

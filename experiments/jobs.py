@@ -1,0 +1,354 @@
+"""The jobs of an experiment sweep, and a local scheduler that runs them in dependency order.
+
+A job is data: ``Job(name, kind, config, deps)``. Its name is also its output directory
+under the sweep's workdir (``rl/parrot/PickUpCan/seed0``), and ``kind`` picks the library
+call that runs it, the same call as the kind's own binary:
+
+- ``collect``: ``parrot_jax.data.collect.collect(config, out)`` (``experiments.collect_data``);
+- ``prior``: ``parrot_jax.flows.train.train_and_evaluate(config, out)`` (``train_prior``);
+- ``rl``: ``parrot_jax.agents.train.train(config, out)`` (``train_rl``);
+- ``prior_rollouts``: ``experiments.prior_rollouts.run`` (``evaluate_prior``).
+
+``run_jobs`` runs them in this process one at a time (``processes=0``) or as up to
+``processes`` child processes (``python -m experiments.sweep --job=SPEC``) at once. Every
+kind is resumable, so a killed sweep rerun with the same command continues where it
+stopped. Files under the sweep's workdir:
+
+- ``jobs/NAME.json``: the job's spec (kind, deps, full config); a child runs exactly this;
+- ``jobs/NAME.done.json``: written when the job finished (seconds, time, the spec's
+  digest). A rerun skips a job whose digest matches, and runs again (resuming or
+  extending its output) a job whose spec changed;
+- ``logs/NAME.log``: a child process's output.
+
+A failed job does not stop the others: the jobs that need it are reported as blocked,
+and the rest run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from typing import Callable
+
+import ml_collections
+
+from parrot_jax import io, provenance
+
+KINDS = ("collect", "prior", "rl", "prior_rollouts")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds experiments/
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    name: str  # output directory relative to the sweep's workdir
+    kind: str  # one of KINDS
+    config: ml_collections.ConfigDict  # the kind's config (its binary's config file)
+    deps: tuple[str, ...] = ()  # names of jobs whose outputs this one reads
+
+    def spec(self) -> dict:
+        """JSON-ready description; ``job_from_spec`` rebuilds the job from it."""
+        return {"name": self.name, "kind": self.kind, "deps": list(self.deps),
+                "config": json.loads(json.dumps(self.config.to_dict()))}
+
+
+def digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _tuples(value):
+    """JSON lists back to the tuples the config files use (sizes, env ids, mixes)."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def job_from_spec(spec: dict) -> Job:
+    return Job(spec["name"], spec["kind"], ml_collections.ConfigDict(_tuples(spec["config"])),
+               tuple(spec["deps"]))
+
+
+def spec_path(workdir: str, name: str) -> str:
+    return os.path.join(workdir, "jobs", name + ".json")
+
+
+def done_path(workdir: str, name: str) -> str:
+    return os.path.join(workdir, "jobs", name + ".done.json")
+
+
+def log_path(workdir: str, name: str) -> str:
+    return os.path.join(workdir, "logs", name + ".log")
+
+
+def is_done(workdir: str, job: Job) -> bool:
+    """The job finished with exactly this spec (a changed config runs it again)."""
+    try:
+        with open(done_path(workdir, job.name)) as f:
+            return json.load(f).get("digest") == digest(job.spec())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def check_jobs(jobs: list[Job]) -> None:
+    """ValueError for a duplicate name, an unknown kind or dependency, or a cycle."""
+    names = [j.name for j in jobs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate job names: {', '.join(duplicates)}")
+    known = set(names)
+    for job in jobs:
+        if job.kind not in KINDS:
+            raise ValueError(f"job {job.name!r} has unknown kind {job.kind!r}; expected one "
+                             f"of {', '.join(KINDS)}")
+        missing = [d for d in job.deps if d not in known]
+        if missing:
+            raise ValueError(f"job {job.name!r} depends on unknown jobs: {', '.join(missing)}")
+    order(jobs)
+
+
+def order(jobs: list[Job]) -> list[Job]:
+    """The jobs with every job after its dependencies (stable otherwise); ValueError on a
+    cycle."""
+    by_name = {j.name: j for j in jobs}
+    placed, out, visiting = set(), [], []
+
+    def visit(job):
+        if job.name in placed:
+            return
+        if job.name in visiting:
+            cycle = visiting[visiting.index(job.name):] + [job.name]
+            raise ValueError(f"jobs depend on each other in a cycle: {' -> '.join(cycle)}")
+        visiting.append(job.name)
+        for dep in job.deps:
+            visit(by_name[dep])
+        visiting.pop()
+        placed.add(job.name)
+        out.append(job)
+
+    for job in jobs:
+        visit(job)
+    return out
+
+
+def select(jobs: list[Job], patterns: list[str]) -> list[Job]:
+    """Jobs whose names match any glob pattern, with everything they depend on."""
+    if not patterns:
+        return jobs
+    by_name = {j.name: j for j in jobs}
+    wanted = [j.name for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
+    if not wanted:
+        raise ValueError(f"no job matches {', '.join(patterns)}; jobs: "
+                         f"{', '.join(by_name)}")
+    keep, stack = set(), list(wanted)
+    while stack:
+        name = stack.pop()
+        if name not in keep:
+            keep.add(name)
+            stack.extend(by_name[name].deps)
+    return [j for j in jobs if j.name in keep]
+
+
+# --- running one job ---------------------------------------------------------------------
+
+
+def _collect(config, out):
+    from parrot_jax.data import collect
+
+    collect.collect(config, out)
+
+
+def _prior(config, out):
+    from parrot_jax.flows.train import train_and_evaluate
+
+    train_and_evaluate(config, out)
+
+
+def _rl(config, out):
+    from parrot_jax.agents.train import train
+
+    train(config, out)
+
+
+def _prior_rollouts(config, out):
+    from experiments import prior_rollouts
+
+    prior_rollouts.run(config.prior, config.env, config.episodes, config.seed,
+                       config.num_envs, config.workers, out, gif_episodes=config.gif_episodes)
+
+
+RUNNERS: dict[str, Callable] = {"collect": _collect, "prior": _prior, "rl": _rl,
+                                "prior_rollouts": _prior_rollouts}
+
+
+def run_one(workdir: str, job: Job) -> float:
+    """Runs (or resumes) one job here and marks it done; returns its seconds."""
+    start = time.perf_counter()
+    RUNNERS[job.kind](job.config, os.path.join(workdir, job.name))
+    seconds = time.perf_counter() - start
+    io.write_json(done_path(workdir, job.name), {
+        "digest": digest(job.spec()), "seconds": seconds, "finished": provenance.utc_now()})
+    return seconds
+
+
+def run_spec_file(path: str, workdir: str) -> float:
+    """A child process's work: the job in ``path`` (written by ``run_jobs``)."""
+    with open(path) as f:
+        return run_one(workdir, job_from_spec(json.load(f)))
+
+
+# --- the scheduler -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    ran: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> seconds
+    skipped: list[str] = dataclasses.field(default_factory=list)  # already done
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> error
+    blocked: list[str] = dataclasses.field(default_factory=list)  # a dependency failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+
+class _Progress:
+    """Records what happened to each pending job in the outcome, with a numbered line."""
+
+    def __init__(self, outcome: Outcome, total: int, echo):
+        self.outcome, self.total, self.echo, self.count = outcome, total, echo, 0
+
+    def _line(self, text: str) -> None:
+        self.count += 1
+        self.echo(f"[{self.count}/{self.total}] {text}")
+
+    def ready(self, job: Job) -> bool:
+        return all(d in self.outcome.ran or d in self.outcome.skipped for d in job.deps)
+
+    def block_if_needed(self, job: Job) -> bool:
+        """True (and the job recorded as blocked) if a dependency failed or was blocked."""
+        o = self.outcome
+        bad = [d for d in job.deps if d in o.failed or d in o.blocked]
+        if bad:
+            o.blocked.append(job.name)
+            self._line(f"blocked {job.name}: needs {', '.join(bad)}")
+        return bool(bad)
+
+    def done(self, name: str, seconds: float) -> None:
+        self.outcome.ran[name] = seconds
+        self._line(f"done {name} ({seconds:.0f} s)")
+
+    def fail(self, name: str, error: str) -> None:
+        self.outcome.failed[name] = error
+        self._line(f"FAILED {name}: {error}")
+
+
+def child_command(workdir: str, name: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.sweep", f"--job={spec_path(workdir, name)}",
+            f"--workdir={workdir}"]
+
+
+def _launch(workdir: str, job: Job) -> subprocess.Popen:
+    log = log_path(workdir, job.name)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    with open(log, "ab") as f:
+        return subprocess.Popen(child_command(workdir, job.name), stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def run_jobs(jobs: list[Job], workdir: str, processes: int = 0,
+             launch: Callable[[str, Job], subprocess.Popen] = _launch, poll: float = 0.5,
+             echo: Callable[[str], None] = print) -> Outcome:
+    """Runs every job not already done, each after its dependencies.
+
+    ``processes=0``: one at a time in this process (progress bars on the terminal);
+    ``processes=N``: up to N child processes at once, output in ``logs/NAME.log``.
+    ``launch(workdir, job)`` starts a child (tests replace it).
+    """
+    if processes < 0:
+        raise ValueError(f"processes={processes}; expected 0 (this process) or a positive "
+                         "number of child processes")
+    check_jobs(jobs)
+    outcome, pending = Outcome(), []
+    for job in order(jobs):
+        io.write_json(spec_path(workdir, job.name), job.spec())
+        if is_done(workdir, job):
+            outcome.skipped.append(job.name)
+        else:
+            pending.append(job)
+    echo(f"{len(jobs)} jobs: {len(outcome.skipped)} done before, {len(pending)} to run"
+         + (f", up to {processes} at a time (logs in {os.path.join(workdir, 'logs')})"
+            if processes else ""))
+    progress = _Progress(outcome, len(pending), echo)
+    if processes == 0:
+        _run_here(pending, workdir, progress)
+    else:
+        _run_children(pending, workdir, processes, launch, poll, progress)
+    return outcome
+
+
+def _run_here(pending: list[Job], workdir: str, progress: _Progress) -> None:
+    for job in pending:  # in dependency order
+        if progress.block_if_needed(job):
+            continue
+        progress.echo(f"-- {job.kind} {job.name}")
+        try:
+            seconds = run_one(workdir, job)
+        except Exception as e:  # noqa: BLE001 (one job's failure must not stop the sweep)
+            progress.echo(traceback.format_exc())
+            progress.fail(job.name, f"{type(e).__name__}: {e}")
+        else:
+            progress.done(job.name, seconds)
+
+
+def _run_children(pending, workdir, processes, launch, poll, progress: _Progress) -> None:
+    running: dict[str, tuple[Job, subprocess.Popen, float]] = {}
+    waiting = list(pending)
+    try:
+        while waiting or running:
+            for job in list(waiting):
+                if progress.block_if_needed(job):
+                    waiting.remove(job)
+                elif len(running) < processes and progress.ready(job):
+                    waiting.remove(job)
+                    running[job.name] = (job, launch(workdir, job), time.perf_counter())
+                    progress.echo(f"-- started {job.kind} {job.name}")
+            if waiting and not running:  # unreachable: order() puts dependencies first
+                raise RuntimeError(f"jobs {', '.join(j.name for j in waiting)} wait on jobs "
+                                   "that will not run")
+            for name, (job, proc, start) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                if proc.returncode == 0 and is_done(workdir, job):
+                    progress.done(name, time.perf_counter() - start)
+                else:
+                    progress.fail(name, f"exit code {proc.returncode}; see "
+                                        f"{log_path(workdir, name)}")
+            if running:
+                time.sleep(poll)
+    except KeyboardInterrupt:
+        _stop([proc for _, proc, _ in running.values()])
+        raise
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Ctrl-C: the children get SIGINT (each saves nothing half-written), then SIGKILL."""
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    deadline = time.time() + 30
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()

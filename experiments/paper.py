@@ -1,0 +1,226 @@
+"""The paper's experiments (Figures 4-7) as jobs, and what each figure plots.
+
+``plan(config, workdir)`` returns ``(jobs, figures)``: the jobs for ``experiments.jobs``
+and, per figure, the runs behind each curve for ``experiments.figures``. Jobs shared by
+figures have one name, so a sweep of several figures runs them once:
+
+- ``data/both``: grasp and pick-and-place trajectories (50/50); ``data/grasp``,
+  ``data/place``: one kind only (Figure 7);
+- ``priors/both_N``: the prior on the first N trajectories of ``data/both`` (Figure 6's
+  dataset sizes are prefixes of one dataset; N = ``num_trajectories`` is the prior of
+  Figures 4, 5 and 7); ``priors/grasp``, ``priors/place``;
+- ``rl/METHOD/TASK/seedS``: ``parrot``, ``sac``, ``bc_sac``, ``prior_explore`` (with the
+  main prior), ``parrot_N`` (Figure 6), ``parrot_grasp`` / ``parrot_place`` (Figure 7);
+- ``fig4/rollouts``: the main prior beside random actions on the test tasks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import ml_collections
+
+from experiments.jobs import Job
+from parrot_jax import io
+
+FIGURES = ("fig4", "fig5", "fig6", "fig7")
+LABELS = {"parrot": "PARROT", "sac": "SAC", "bc_sac": "BC-SAC",
+          "prior_explore": "Prior-explore"}
+_TRAIN = {"both": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
+          "grasp": ("parrot/GraspTrain-v0",), "place": ("parrot/PickPlaceTrain-v0",)}
+
+
+def task_name(env_id: str) -> str:
+    """``parrot/PickUpCan-v0`` -> ``PickUpCan``."""
+    return env_id.rpartition("/")[2].rpartition("-v")[0]
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """ValueError naming the first unknown figure, agent or inconsistent size."""
+    from parrot_jax.agents.agent import check_agent_name
+    from parrot_jax.envs import ENV_IDS
+
+    for figure in config.figures:
+        if figure not in FIGURES:
+            raise ValueError(f"unknown figure {figure!r}; expected some of {', '.join(FIGURES)}")
+    for agent in config.fig5.agents:
+        check_agent_name(agent)
+    tasks = (*config.fig4.tasks, *config.fig5.tasks, *config.fig6.tasks,
+             *config.fig7.grasp_tasks, *config.fig7.place_tasks)
+    for env_id in tasks:
+        if env_id not in ENV_IDS:
+            raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
+    if not config.seeds:
+        raise ValueError("config.seeds is empty; expected at least one seed")
+    sizes = (config.num_trajectories, *config.fig6.trajectories, config.fig7.trajectories)
+    if min(sizes) < 1:
+        raise ValueError(f"trajectory counts must be positive, got {sizes}")
+
+
+def plan(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[Job], dict]:
+    check_config(config)
+    planner = _Planner(config, workdir)
+    figures = {}
+    for figure in config.figures:
+        figures[figure] = getattr(planner, figure)()
+    return list(planner.jobs.values()), figures
+
+
+class _Planner:
+    """Adds jobs once by name; each figure method returns that figure's plot spec."""
+
+    def __init__(self, config, workdir):
+        self.config, self.workdir = config, workdir
+        self.jobs: dict[str, Job] = {}
+
+    def _add(self, job: Job) -> str:
+        old = self.jobs.get(job.name)
+        if old is not None and old.spec() != job.spec():
+            raise ValueError(f"two figures define job {job.name!r} differently")
+        self.jobs[job.name] = job
+        return job.name
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    def data(self, kind: str) -> str:
+        c = copy.deepcopy(self.config.collect)
+        c.env_ids = _TRAIN[kind]
+        c.mix = tuple(1.0 / len(c.env_ids) for _ in c.env_ids)
+        c.num_trajectories = (max(self.config.num_trajectories, *self.config.fig6.trajectories)
+                              if kind == "both" else self.config.fig7.trajectories)
+        return self._add(Job(f"data/{kind}", "collect", c))
+
+    def prior(self, kind: str = "both", trajectories: int | None = None) -> str:
+        data = self.data(kind)
+        c = copy.deepcopy(self.config.prior)
+        c.dataset = self._path(data)
+        if kind == "both":
+            c.max_episodes = trajectories or self.config.num_trajectories
+            name = f"priors/both_{c.max_episodes}"
+        else:
+            name = f"priors/{kind}"
+        return self._add(Job(name, "prior", c, (data,)))
+
+    def rl(self, agent: str, env_id: str, seed: int, prior: str | None = None,
+           method: str | None = None) -> str:
+        c = copy.deepcopy(self.config.rl)
+        c.agent, c.env, c.seed = agent, env_id, seed
+        deps = []
+        if agent in ("parrot", "prior_explore"):
+            prior = prior or self.prior()
+            c.prior = self._path(prior)
+            deps.append(prior)
+        if agent == "bc_sac":
+            data = self.data("both")
+            c.dataset = self._path(data)
+            deps.append(data)
+        name = f"rl/{method or agent}/{task_name(env_id)}/seed{seed}"
+        return self._add(Job(name, "rl", c, tuple(deps)))
+
+    def _curves(self, panels) -> dict:
+        """``panels``: [(title, [(label, [[run names of seed 0], [of seed 1], ...]), ...])]."""
+        return {"kind": "curves", "panels": [
+            {"title": title, "curves": [{"label": label, "seeds": seeds}
+                                        for label, seeds in curves]}
+            for title, curves in panels]}
+
+    def fig4(self) -> dict:
+        f = self.config.fig4
+        prior = self.prior()
+        c = ml_collections.ConfigDict({
+            "prior": self._path(prior), "env": ",".join(f.tasks), "episodes": f.episodes,
+            "seed": f.seed, "num_envs": f.num_envs, "workers": f.workers,
+            "gif_episodes": f.gif_episodes})
+        job = self._add(Job("fig4/rollouts", "prior_rollouts", c, (prior,)))
+        return {"kind": "rollouts", "job": job,
+                "title": "Figure 4: prior rollouts vs random actions (test tasks)"}
+
+    def fig5(self) -> dict:
+        f, seeds = self.config.fig5, self.config.seeds
+        panels = [(task_name(env_id), [
+            (LABELS.get(agent, agent), [[self.rl(agent, env_id, s)] for s in seeds])
+            for agent in f.agents]) for env_id in f.tasks]
+        return {**self._curves(panels), "title": "Figure 5: success rate on the test tasks"}
+
+    def fig6(self) -> dict:
+        f, seeds = self.config.fig6, self.config.seeds
+        panels = []
+        for env_id in f.tasks:
+            curves = []
+            for n in f.trajectories:
+                prior = self.prior("both", n)
+                method = "parrot" if n == self.config.num_trajectories else f"parrot_{n}"
+                curves.append((f"PARROT, {n:,} trajectories",
+                               [[self.rl("parrot", env_id, s, prior, method)] for s in seeds]))
+            if f.baseline:
+                curves.append((f"{LABELS.get(f.baseline, f.baseline)} (no prior)",
+                               [[self.rl(f.baseline, env_id, s)] for s in seeds]))
+            panels.append((task_name(env_id), curves))
+        return {**self._curves(panels), "title": "Figure 6: prior dataset size"}
+
+    def fig7(self) -> dict:
+        f, seeds = self.config.fig7, self.config.seeds
+        priors = [("prior: grasp only", "grasp"), ("prior: pick-and-place only", "place"),
+                  ("prior: both", "both")]
+        panels = []
+        for title, tasks in (("grasp test tasks", f.grasp_tasks),
+                             ("pick-and-place test tasks", f.place_tasks)):
+            curves = []
+            for label, kind in priors:
+                prior = self.prior(kind)
+                method = "parrot" if kind == "both" else f"parrot_{kind}"
+                # One seed's curve is the mean over the panel's tasks.
+                curves.append((label, [[self.rl("parrot", env_id, s, prior, method)
+                                        for env_id in tasks] for s in seeds]))
+            panels.append((f"{title} (mean of {len(tasks)})", curves))
+        return {**self._curves(panels), "title": "Figure 7: train/test mismatch"}
+
+
+MANIFEST = "sweep.json"
+
+
+def write_manifest(workdir: str, config, jobs: list[Job], figures: dict) -> dict:
+    """``WORKDIR/sweep.json``: every job and figure sweeps of this workdir defined (a later
+    sweep of other figures adds to it), for ``experiments.aggregate``."""
+    manifest = read_manifest(workdir, missing_ok=True)
+    manifest["config"] = json.loads(json.dumps(config.to_dict()))
+    manifest.setdefault("jobs", {}).update(
+        {j.name: {"kind": j.kind, "deps": list(j.deps)} for j in jobs})
+    manifest.setdefault("figures", {}).update(figures)
+    io.write_json(os.path.join(workdir, MANIFEST), manifest)
+    return manifest
+
+
+def read_manifest(workdir: str, missing_ok: bool = False) -> dict:
+    path = os.path.join(workdir, MANIFEST)
+    if not os.path.exists(path):
+        if missing_ok:
+            return {}
+        raise FileNotFoundError(f"{path} not found: is {workdir} the workdir of an "
+                                "experiments.sweep run?")
+    with open(path) as f:
+        return json.load(f)
+
+
+def totals(jobs: list[Job]) -> dict[str, int]:
+    """The work a sweep's jobs ask for, from their configs."""
+    out = {"trajectories": 0, "prior_steps": 0, "prior_samples": 0, "rl_runs": 0,
+           "rl_env_steps": 0, "rl_updates": 0, "rollout_episodes": 0}
+    for job in jobs:
+        c = job.config
+        if job.kind == "collect":
+            out["trajectories"] += c.num_trajectories
+        elif job.kind == "prior":
+            out["prior_steps"] += c.num_steps
+            out["prior_samples"] += c.num_steps * c.batch_size
+        elif job.kind == "rl":
+            out["rl_runs"] += 1
+            out["rl_env_steps"] += c.total_env_steps
+            out["rl_updates"] += int(max(0, c.total_env_steps - c.start_steps)
+                                     * c.updates_per_env_step)
+        elif job.kind == "prior_rollouts":
+            out["rollout_episodes"] += 2 * c.episodes * len(c.env.split(","))  # prior, random
+    return out

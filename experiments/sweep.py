@@ -1,0 +1,75 @@
+"""Runs the paper's experiments (or some of them) as a sweep of resumable jobs.
+
+    python -m experiments.sweep --config=experiments/configs/paper.py:fig5,cpu \
+        --workdir=runs/paper [--processes=2] [--only='rl/parrot/*'] [--dry_run]
+
+Plans the jobs of the config's figures (``experiments.paper``: datasets, priors, RL runs,
+prior rollouts), runs those not finished yet in dependency order (``experiments.jobs``):
+as up to N child processes at once (``--processes=N``, default 1: each job in a fresh
+process, its output in ``WORKDIR/logs/``), or one at a time in this process
+(``--processes=0``). Then writes the figures (``experiments.aggregate``).
+Rerun the same command after a kill or a failure: finished jobs are skipped and the
+others resume from their last checkpoint. ``--dry_run`` lists the jobs, their state and
+the total work. Exits with status 1 if a job failed.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import figures, jobs, paper
+from experiments.common import quiet_orbax
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/paper.py",
+                                          "Sweep config (experiments/configs/paper.py).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory (created or resumed).",
+                               required=True)
+_PROCESSES = flags.DEFINE_integer("processes", 1, "N: up to N jobs at once, each in a child "
+                                  "process (output in WORKDIR/logs/); 0: one at a time in "
+                                  "this process, progress bars on the terminal.")
+_ONLY = flags.DEFINE_list("only", [], "Glob patterns of job names to run (with the jobs "
+                          "they need), e.g. 'rl/*/PickUpCan/*'.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the jobs and the total work; run none.")
+_AGGREGATE = flags.DEFINE_bool("aggregate", True, "Write the figures when the jobs end.")
+_JOB = flags.DEFINE_string("job", None, "Run one job spec (jobs/NAME.json) here; used by "
+                           "the sweep's child processes.")
+
+
+def dry_run(workdir, planned) -> None:
+    print(f"{'job':<44} {'kind':<15} {'state':<8} needs")
+    for job in jobs.order(planned):
+        state = "done" if jobs.is_done(workdir, job) else "to run"
+        print(f"{job.name:<44} {job.kind:<15} {state:<8} {', '.join(job.deps) or '-'}")
+    print("total: " + ", ".join(f"{k} {v:,}" for k, v in paper.totals(planned).items()))
+
+
+def main(argv):
+    del argv
+    quiet_orbax()
+    workdir = _WORKDIR.value
+    if _JOB.value:
+        jobs.run_spec_file(_JOB.value, workdir)
+        return
+    planned, specs = paper.plan(_CONFIG.value, workdir)
+    planned = jobs.select(planned, _ONLY.value)
+    if _DRY_RUN.value:
+        dry_run(workdir, planned)
+        return
+    paper.write_manifest(workdir, _CONFIG.value, planned, specs)
+    try:
+        outcome = jobs.run_jobs(planned, workdir, _PROCESSES.value)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume")
+        raise SystemExit(130)
+    if _AGGREGATE.value:
+        figures.aggregate(workdir)
+        print(f"wrote {workdir}/results.md and {workdir}/figures/")
+    print(f"{len(outcome.ran)} jobs ran, {len(outcome.skipped)} were done before, "
+          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked")
+    for name, error in outcome.failed.items():
+        print(f"  FAILED {name}: {error}")
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,148 @@
+"""The sweep scheduler: job validation, order, selection, specs, done markers, failures,
+and child processes (with a stand-in child; tests/test_sweep.py runs real ones)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import ml_collections
+import pytest
+
+from experiments import jobs
+from experiments.jobs import Job
+
+
+def _job(name, deps=(), kind="collect", **config):
+    return Job(name, kind, ml_collections.ConfigDict({"value": 1, **config}), tuple(deps))
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every kind's runner replaced by one that records its call (and fails on 'fail')."""
+    calls = []
+
+    def runner(config, out):
+        calls.append(os.path.basename(out))
+        if config.get("fail"):
+            raise RuntimeError(f"{out} broke")
+        os.makedirs(out, exist_ok=True)
+
+    monkeypatch.setattr(jobs, "RUNNERS", {k: runner for k in jobs.KINDS})
+    return calls
+
+
+def test_bad_job_lists_are_refused():
+    with pytest.raises(ValueError, match="duplicate job names: a"):
+        jobs.check_jobs([_job("a"), _job("a")])
+    with pytest.raises(ValueError, match="job 'a' has unknown kind 'train'; expected one of "
+                                         "collect, prior, rl, prior_rollouts"):
+        jobs.check_jobs([_job("a", kind="train")])
+    with pytest.raises(ValueError, match="job 'b' depends on unknown jobs: z"):
+        jobs.check_jobs([_job("a"), _job("b", ["z"])])
+    with pytest.raises(ValueError, match="cycle: a -> b -> a"):
+        jobs.check_jobs([_job("a", ["b"]), _job("b", ["a"])])
+
+
+def test_order_puts_dependencies_first_and_keeps_the_rest_stable():
+    planned = [_job("rl", ["prior"]), _job("x"), _job("prior", ["data"]), _job("data")]
+    assert [j.name for j in jobs.order(planned)] == ["data", "prior", "rl", "x"]
+
+
+def test_select_adds_what_the_chosen_jobs_need():
+    planned = [_job("data"), _job("prior", ["data"]), _job("rl/a/0", ["prior"]),
+               _job("rl/b/0"), _job("other")]
+    assert [j.name for j in jobs.select(planned, ["rl/a/*"])] == ["data", "prior", "rl/a/0"]
+    assert jobs.select(planned, []) == planned
+    with pytest.raises(ValueError, match="no job matches rl/c/\\*; jobs: data, prior"):
+        jobs.select(planned, ["rl/c/*"])
+
+
+def test_spec_round_trip_restores_tuples():
+    job = _job("a", ["b"], kind="rl", hidden=(32, 32), env_ids=("x", "y"),
+               nested={"channels": (4, 4), "none": None})
+    back = jobs.job_from_spec(json.loads(json.dumps(job.spec())))
+    assert back.spec() == job.spec() and back.deps == ("b",)
+    assert back.config.hidden == (32, 32) and back.config.nested.channels == (4, 4)
+    assert jobs.digest(back.spec()) == jobs.digest(job.spec())
+
+
+def test_in_process_run_marks_done_skips_and_reruns_changed_jobs(tmp_path, recorded):
+    planned = [_job("data"), _job("prior", ["data"])]
+    out = jobs.run_jobs(planned, str(tmp_path), echo=lambda s: None)
+    assert out.ok and list(out.ran) == ["data", "prior"] and recorded == ["data", "prior"]
+    marker = json.loads((tmp_path / "jobs" / "prior.done.json").read_text())
+    assert marker["digest"] == jobs.digest(planned[1].spec()) and marker["seconds"] >= 0
+    assert json.loads((tmp_path / "jobs" / "data.json").read_text()) == planned[0].spec()
+
+    again = jobs.run_jobs(planned, str(tmp_path), echo=lambda s: None)
+    assert again.skipped == ["data", "prior"] and not again.ran and len(recorded) == 2
+
+    changed = [_job("data"), _job("prior", ["data"], value=2)]  # e.g. more steps: resume
+    third = jobs.run_jobs(changed, str(tmp_path), echo=lambda s: None)
+    assert third.skipped == ["data"] and list(third.ran) == ["prior"]
+
+
+def test_a_failure_blocks_its_dependents_only(tmp_path, recorded):
+    planned = [_job("data", fail=True), _job("prior", ["data"]), _job("rl", ["prior"]),
+               _job("other")]
+    lines = []
+    out = jobs.run_jobs(planned, str(tmp_path), echo=lines.append)
+    assert not out.ok
+    assert list(out.failed) == ["data"] and "RuntimeError" in out.failed["data"]
+    assert out.blocked == ["prior", "rl"] and list(out.ran) == ["other"]
+    assert recorded == ["data", "other"]
+    assert "[2/4] blocked prior: needs data" in lines
+    assert not (tmp_path / "jobs" / "data.done.json").exists()
+
+
+def test_negative_process_count_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="processes=-1; expected 0"):
+        jobs.run_jobs([_job("a")], str(tmp_path), processes=-1)
+
+
+_CHILD = """
+import json, sys, time
+log, name, done, digest, fail = sys.argv[1:]
+with open(log, "a") as f: f.write(f"start {name} {time.time()}\\n")
+time.sleep(0.4)
+with open(log, "a") as f: f.write(f"end {name} {time.time()}\\n")
+if fail == "1": sys.exit(3)
+with open(done, "w") as f: json.dump({"digest": digest}, f)
+"""
+
+
+def _fake_launch(log):
+    def launch(workdir, job):
+        done = jobs.done_path(workdir, job.name)
+        os.makedirs(os.path.dirname(done), exist_ok=True)
+        return subprocess.Popen([sys.executable, "-c", _CHILD, str(log), job.name, done,
+                                 jobs.digest(job.spec()), "1" if job.config.get("fail") else "0"])
+    return launch
+
+
+def test_child_processes_run_at_most_n_at_once_after_their_dependencies(tmp_path):
+    log = tmp_path / "events.log"
+    planned = [_job("data"), _job("a", ["data"]), _job("b", ["data"]), _job("c", ["data"]),
+               _job("bad", fail=True), _job("after_bad", ["bad"]), _job("d", ["a", "b"])]
+    start = time.perf_counter()
+    out = jobs.run_jobs(planned, str(tmp_path), processes=2, launch=_fake_launch(log),
+                        poll=0.05, echo=lambda s: None)
+    assert time.perf_counter() - start < 30
+    assert set(out.ran) == {"data", "a", "b", "c", "d"} and list(out.failed) == ["bad"]
+    assert "exit code 3" in out.failed["bad"] and out.blocked == ["after_bad"]
+    events = []
+    for line in log.read_text().splitlines():
+        kind, name, t = line.split()
+        events.append((float(t), kind, name))
+    events.sort()
+    running, peak, started, ended = set(), 0, {}, {}
+    for t, kind, name in events:
+        (running.add if kind == "start" else running.discard)(name)
+        (started if kind == "start" else ended)[name] = t
+        peak = max(peak, len(running))
+    assert peak == 2  # parallel, and never more than asked
+    for name in ("a", "b", "c"):
+        assert started[name] >= ended["data"]
+    assert started["d"] >= max(ended["a"], ended["b"])

@@ -1,0 +1,114 @@
+"""The paper's experiment plan: which jobs each figure needs, shared once, with the right
+configs; the config variants and their refusals."""
+
+import collections
+
+import pytest
+
+from experiments import paper
+from experiments.configs import paper as paper_config
+from parrot_jax.envs import TEST_ENV_IDS
+
+
+def _plan(variant, workdir="w"):
+    jobs, figures = paper.plan(paper_config.get_config(variant), workdir)
+    return {j.name: j for j in jobs}, figures
+
+
+def test_paper_scale_plan_counts_and_shares_jobs():
+    jobs, figures = _plan("all")
+    kinds = collections.Counter(j.kind for j in jobs.values())
+    # fig5: 4 agents x 8 tasks x 3 seeds = 96; fig6: 3 more dataset sizes x 4 tasks x 3 = 36
+    # (its 50K runs and SAC are fig5's); fig7: 2 one-kind priors x 8 tasks x 3 = 48.
+    assert kinds == {"rl": 180, "prior": 6, "collect": 3, "prior_rollouts": 1}
+    assert sorted(n for n in jobs if n.startswith(("data/", "priors/"))) == [
+        "data/both", "data/grasp", "data/place", "priors/both_10000", "priors/both_25000",
+        "priors/both_5000", "priors/both_50000", "priors/grasp", "priors/place"]
+    assert list(figures) == ["fig4", "fig5", "fig6", "fig7"]
+    fig6 = figures["fig6"]["panels"][0]["curves"]
+    assert [c["label"] for c in fig6] == ["PARROT, 5,000 trajectories",
+                                          "PARROT, 10,000 trajectories",
+                                          "PARROT, 25,000 trajectories",
+                                          "PARROT, 50,000 trajectories", "SAC (no prior)"]
+    assert fig6[3]["seeds"] == [["rl/parrot/PickUpCan/seed0"], ["rl/parrot/PickUpCan/seed1"],
+                                ["rl/parrot/PickUpCan/seed2"]]  # fig5's runs
+    grasp_panel = figures["fig7"]["panels"][0]
+    assert grasp_panel["title"] == "grasp test tasks (mean of 4)"
+    assert grasp_panel["curves"][0]["seeds"][0] == [
+        f"rl/parrot_grasp/{t}/seed0" for t in ("PickUpCup", "PickUpCan", "PickUpVase",
+                                                "PickUpBaseballCap")]
+    assert len(figures["fig5"]["panels"]) == len(TEST_ENV_IDS)
+
+
+def test_job_configs_point_at_their_inputs():
+    jobs, _ = _plan("all")
+    both = jobs["data/both"].config
+    assert both.num_trajectories == 50_000 and both.env_ids == (
+        "parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0") and both.mix == (0.5, 0.5)
+    grasp = jobs["data/grasp"].config
+    assert grasp.env_ids == ("parrot/GraspTrain-v0",) and grasp.mix == (1.0,)
+    assert grasp.num_trajectories == 25_000
+    prior = jobs["priors/both_5000"]
+    assert prior.config.dataset == "w/data/both" and prior.config.max_episodes == 5000
+    assert prior.deps == ("data/both",) and prior.config.num_steps == 500_000
+    parrot = jobs["rl/parrot_5000/PlaceCanInPan/seed2"]
+    assert parrot.config.prior == "w/priors/both_5000" and parrot.deps == ("priors/both_5000",)
+    assert (parrot.config.agent, parrot.config.env, parrot.config.seed) == (
+        "parrot", "parrot/PlaceCanInPan-v0", 2)
+    bc = jobs["rl/bc_sac/PickUpCan/seed0"]
+    assert bc.config.dataset == "w/data/both" and bc.config.prior == "" and bc.deps == (
+        "data/both",)
+    sac = jobs["rl/sac/PickUpCan/seed0"]
+    assert sac.deps == () and sac.config.prior == "" and sac.config.batch_size == 256
+    rollouts = jobs["fig4/rollouts"].config
+    assert rollouts.prior == "w/priors/both_50000" and rollouts.env == ",".join(TEST_ENV_IDS)
+
+
+def test_totals_follow_the_configs():
+    jobs, _ = paper.plan(paper_config.get_config("fig5"), "w")
+    t = paper.totals(jobs)
+    assert t["rl_runs"] == 96 and t["rl_env_steps"] == 96 * 200_000
+    assert t["rl_updates"] == 96 * (200_000 - 2_500)
+    assert t["trajectories"] == 50_000 and t["prior_steps"] == 500_000
+    cpu, _ = paper.plan(paper_config.get_config("fig5,cpu"), "w")
+    t = paper.totals(cpu)
+    assert t["rl_env_steps"] == 96 * 40_000 and t["rl_updates"] == 96 * 39_000 // 4
+    assert t["trajectories"] == 10_000 and t["prior_steps"] == 6_000
+
+
+def test_variants_pick_figures_and_scale():
+    config = paper_config.get_config("fig4+fig6,cpu")
+    assert config.figures == ("fig4", "fig6") and config.rl.batch_size == 64
+    assert config.fig6.trajectories == (1_000, 2_500, 5_000, 10_000)
+    tiny = paper_config.get_config("all,tiny")
+    assert tiny.seeds == (0, 1) and tiny.rl.total_env_steps == 120
+    for bad in ("fig8", "fig5,gpu", "fig5+", "fig5,cpu,tiny"):
+        with pytest.raises(ValueError, match="unknown paper config variant"):
+            paper_config.get_config(bad)
+
+
+def test_bad_settings_are_named():
+    config = paper_config.get_config("fig5")
+    config.fig5.agents = ("parrot", "ppo")
+    with pytest.raises(ValueError, match="unknown agent 'ppo'"):
+        paper.plan(config, "w")
+    config = paper_config.get_config("fig6")
+    config.fig6.tasks = ("parrot/PickUpSock-v0",)
+    with pytest.raises(ValueError, match="unknown env id 'parrot/PickUpSock-v0'"):
+        paper.plan(config, "w")
+    config = paper_config.get_config("fig5")
+    config.figures = ("fig5", "fig9")
+    with pytest.raises(ValueError, match="unknown figure 'fig9'"):
+        paper.plan(config, "w")
+    config = paper_config.get_config("fig5")
+    config.seeds = ()
+    with pytest.raises(ValueError, match="config.seeds is empty"):
+        paper.plan(config, "w")
+
+
+def test_conflicting_definitions_of_one_job_are_refused():
+    planner = paper._Planner(paper_config.get_config("fig5"), "w")
+    planner.rl("sac", "parrot/PickUpCan-v0", 0)
+    planner.config.rl.batch_size = 32
+    with pytest.raises(ValueError, match="define job 'rl/sac/PickUpCan/seed0' differently"):
+        planner.rl("sac", "parrot/PickUpCan-v0", 0)
