@@ -127,7 +127,9 @@ def write_report(config, p, seconds) -> str:
             for policy in ("prior", "random")}
     lifted = {policy: sum(t[policy]["lifted"]["success_rate"] for t in tasks) / len(tasks)
               for policy in ("prior", "random")}
-    gifs = sorted(os.listdir(os.path.join(p["prior_eval"], "gifs")))
+    gifs = sorted(g for g in os.listdir(os.path.join(p["prior_eval"], "gifs"))
+                  if g != "grid.gif")
+    grid = os.path.join(p["prior_eval"], "gifs", "grid.gif")
     rel = os.path.relpath
     root = os.path.dirname(p["report"])
     lines = [
@@ -150,6 +152,8 @@ def write_report(config, p, seconds) -> str:
         f"Mean over the {len(tasks)} tasks: success {mean['prior']:.3f} (prior) vs "
         f"{mean['random']:.3f} (random); object lifted {lifted['prior']:.3f} vs "
         f"{lifted['random']:.3f}.", "",
+        *([f"![prior left, random right]({rel(grid, root)})", ""] if os.path.exists(grid)
+          else []),
         "GIFs (first episodes, same scenes for both): " + ", ".join(
             f"[{g}]({rel(os.path.join(p['prior_eval'], 'gifs', g), root)})" for g in gifs), "",
         f"## PARROT vs SAC on {config.rl.env}", "",

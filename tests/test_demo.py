@@ -45,6 +45,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
         assert heading in report
     assert "24 scripted trajectories" in report and "| parrot | 120 |" in report
     assert "prior_eval/gifs/PickUpCan_prior.gif" in report and "rl_curves.png" in report
+    assert "![prior left, random right](prior_eval/gifs/grid.gif)" in report
 
     second = _run(tmp_path)  # everything complete: nothing is redone
     assert "prior rollouts complete; skipped" in second
