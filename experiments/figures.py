@@ -45,13 +45,18 @@ def run_curve(run_dir: str) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(steps, np.int64), np.asarray(values, np.float64)
 
 
-def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise mean at the steps every curve has."""
+def align(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values (len(curves), len(steps)))`` at the steps every curve has."""
     steps = curves[0][0]
     for s, _ in curves[1:]:
         steps = np.intersect1d(steps, s)
-    values = [v[np.searchsorted(s, steps)] for s, v in curves]
-    return steps, np.mean(values, axis=0)
+    return steps, np.stack([v[np.searchsorted(s, steps)] for s, v in curves])
+
+
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise mean at the steps every curve has."""
+    steps, values = align(curves)
+    return steps, values.mean(0)
 
 
 def seed_statistics(workdir: str, seeds: list[list[str]]) -> dict | None:
@@ -63,10 +68,7 @@ def seed_statistics(workdir: str, seeds: list[list[str]]) -> dict | None:
             per_seed.append(mean_curve(curves))
     if not per_seed:
         return None
-    steps = per_seed[0][0]
-    for s, _ in per_seed[1:]:
-        steps = np.intersect1d(steps, s)
-    values = np.stack([v[np.searchsorted(s, steps)] for s, v in per_seed])
+    steps, values = align(per_seed)
     return {"steps": steps.tolist(), "mean": values.mean(0).tolist(),
             "std": values.std(0).tolist(), "seeds": len(per_seed), "of_seeds": len(seeds),
             "per_seed": values.tolist()}
@@ -88,7 +90,7 @@ def _cell(mean: float, std: float, seeds: int) -> str:
 def curves_markdown(data: dict) -> str:
     lines = [f"## {data['title']}", "",
              "Evaluation success rate, mean ± std over seeds (deterministic policy).", "",
-             "| panel | method | seeds | env steps | at 0 steps | final | best |",
+             "| panel | method | seeds | env steps | first evaluation | final | best |",
              "|---|---|---|---|---|---|---|"]
     finals: dict[str, list[float]] = {}
     for panel in data["panels"]:

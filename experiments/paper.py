@@ -38,7 +38,8 @@ def task_name(env_id: str) -> str:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """ValueError naming the first unknown figure, agent or inconsistent size."""
+    """ValueError naming the first unknown figure, agent or env id, empty seeds, or a
+    trajectory count below 1."""
     from parrot_jax.agents.agent import check_agent_name
     from parrot_jax.envs import ENV_IDS
 
