@@ -100,6 +100,8 @@ def side_by_side(episodes: tuple[np.ndarray, ...], gap: int = 2) -> np.ndarray:
     return np.concatenate(parts, axis=2)
 
 
-def hold_last(frames: np.ndarray, length: int) -> np.ndarray:
-    """``frames`` (T, ...) extended to ``length`` by repeating the last one."""
-    return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), axis=0)])
+def hold_last(frames: np.ndarray, length: int, axis: int = 0) -> np.ndarray:
+    """``frames`` extended to ``length`` along ``axis`` (time) by repeating the last one."""
+    last = np.take(frames, [-1], axis=axis)
+    return np.concatenate([frames, np.repeat(last, length - frames.shape[axis], axis=axis)],
+                          axis=axis)

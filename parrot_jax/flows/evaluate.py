@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from parrot_jax import io
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.envs.rollout import SuccessRate
 from parrot_jax.flows.prior import BehavioralPrior
@@ -101,9 +102,7 @@ def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Roll
         ee_paths = target_starts = None
     else:
         length = max(p.shape[1] for p in paths)
-        ee_paths = np.concatenate([np.concatenate(
-            [p, np.repeat(p[:, -1:], length - p.shape[1], axis=1)], axis=1)
-            for p in paths])[:episodes]
+        ee_paths = np.concatenate([io.hold_last(p, length, axis=1) for p in paths])[:episodes]
         target_starts = np.concatenate(targets)[:episodes]
     return Rollouts(np.concatenate(successes)[:episodes], np.concatenate(returns)[:episodes],
                     np.concatenate(lifted)[:episodes], tuple(frames[:min(keep_frames, episodes)]),
