@@ -57,16 +57,23 @@ def grid(results: list[evaluate.PriorEvaluation], scale: int = 3, gap: int = 6) 
 
 
 def markdown(results: list[evaluate.PriorEvaluation]) -> str:
-    """Success, and the share of episodes that lifted any object, prior vs random."""
+    """Task success, success with some object (any of the three: the prior's skill, as it
+    cannot know the target), and the share of episodes that lifted any object; prior vs
+    random."""
     def cell(rate) -> str:
+        if rate is None:
+            return ""
         lo, hi = rate.ci95
         return f"{rate.rate:.2f} [{lo:.2f}, {hi:.2f}]"
 
-    lines = ["| task | success: prior | success: random | object lifted: prior | "
-             "object lifted: random | episodes |", "|---|---|---|---|---|---|"]
+    lines = ["| task | success: prior | success: random | some object: prior | "
+             "some object: random | object lifted: prior | object lifted: random | "
+             "episodes |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         p, u = r.prior, r.random
         lines.append(f"| {r.env_id} | {cell(p.rate(r.env_id))} | {cell(u.rate(r.env_id))} | "
+                     f"{cell(p.some_object_rate(r.env_id))} | "
+                     f"{cell(u.some_object_rate(r.env_id))} | "
                      f"{cell(p.lift_rate(r.env_id))} | {cell(u.lift_rate(r.env_id))} | "
                      f"{len(p.successes)} |")
     return "\n".join(lines) + "\n"
@@ -93,8 +100,11 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
             if rollouts.frames:
                 path = os.path.join(workdir, "gifs", f"{name}_{policy}.gif")
                 io.write_gif(path, io.side_by_side(rollouts.frames))
+        some = [r.some_object_rate(env_id) for r in (result.prior, result.random)]
+        some_text = ("" if some[0] is None else f"; some object prior {some[0].successes}/"
+                     f"{episodes}, random {some[1].successes}/{episodes}")
         print(f"{env_id}: success prior {result.prior.successes.sum()}/{episodes}, random "
-              f"{result.random.successes.sum()}/{episodes}; object lifted prior "
+              f"{result.random.successes.sum()}/{episodes}{some_text}; object lifted prior "
               f"{result.prior.lifted.sum()}/{episodes}, random {result.random.lifted.sum()}/"
               f"{episodes} ({result.seconds:.0f} s)", flush=True)
     if gif_episodes:

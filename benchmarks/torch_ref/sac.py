@@ -41,7 +41,7 @@ Batch = Mapping[str, torch.Tensor]  # observations, actions, rewards, next_obser
 
 
 # --------------------------------------------------------------------------------------
-# Augmentation (mirroring parrot_jax.agents.augment)
+# Augmentation (mirroring parrot_jax.networks.augment)
 # --------------------------------------------------------------------------------------
 
 def random_crop(images: torch.Tensor, pad: int = 4, offsets: torch.Tensor | None = None,

@@ -21,6 +21,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.horizon = 25
     config.noise = 0.1  # std of the Gaussian noise on every scripted action
     config.clip = 0.9  # scripted actions are clipped to [-clip, clip] (atanh stays finite)
+    # The scripted policies' style (parrot_jax.envs.scripted.STYLES: "v2", or "v1", the
+    # data of format version 1) and overrides of single policy fields (e.g. {"gain": 0.7}).
+    config.policy = "v2"
+    config.policy_kwargs = ml_collections.ConfigDict()
     config.max_attempts = 100  # attempts per trajectory before the collector gives up
     config.num_workers = 0  # worker processes; 0: one per CPU core
     config.progress = True

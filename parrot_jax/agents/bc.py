@@ -23,7 +23,7 @@ import optax
 import tqdm
 
 from parrot_jax.agents import sac
-from parrot_jax.agents.augment import random_crop
+from parrot_jax.networks.augment import random_crop
 
 
 def bc_loss(params, batch, key, networks: sac.Networks, entropy_weight: float,

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import optax
 
 from parrot_jax import fused
-from parrot_jax.agents.augment import random_crop
+from parrot_jax.networks.augment import random_crop
 from parrot_jax.agents.networks import Actor, Critic
 
 REGULARIZERS = ("entropy", "kl_standard_normal")

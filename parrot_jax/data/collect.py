@@ -36,8 +36,10 @@ from parrot_jax.envs import containers, objects, rollout, scripted, tasks
 from parrot_jax.envs.manipulation import ManipulationEnv
 
 # Settings that define the data; a resumed collection must use the same ones.
-DATA_FIELDS = ("seed", "env_ids", "mix", "horizon", "noise", "clip", "trajectories_per_shard",
-               "max_attempts")
+DATA_FIELDS = ("seed", "env_ids", "mix", "horizon", "noise", "clip", "policy", "policy_kwargs",
+               "trajectories_per_shard", "max_attempts")
+# A dataset whose settings lack a field was collected before it existed, with this value.
+LEGACY = {"policy": "v1", "policy_kwargs": {}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Settings:
     clip: float
     trajectories_per_shard: int
     max_attempts: int  # attempts per trajectory slot before giving up
+    policy: str = "v2"  # the scripted policies' style (scripted.STYLES)
+    policy_kwargs: Mapping = dataclasses.field(default_factory=dict)  # field overrides
 
     def __post_init__(self):
         unknown = [e for e in self.env_ids if e not in tasks.TASKS]
@@ -62,10 +66,17 @@ class Settings:
         for name in ("horizon", "trajectories_per_shard", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected >= 1")
+        for env_id in self.env_ids:  # unknown styles or fields fail here, not in a worker
+            self.make_policy(tasks.TASKS[env_id].goal, np.random.default_rng(0))
+
+    def make_policy(self, goal: str, rng: np.random.Generator) -> scripted.ScriptedGrasp:
+        return scripted.make_policy(goal, rng, style=self.policy, noise=self.noise,
+                                    clip=self.clip, **self.policy_kwargs)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["env_ids"], d["mix"] = list(self.env_ids), list(self.mix)
+        d["policy_kwargs"] = dict(self.policy_kwargs)
         return d
 
 
@@ -74,7 +85,8 @@ def settings_from_config(config) -> Settings:
                     mix=tuple(float(m) for m in config.mix), horizon=int(config.horizon),
                     noise=float(config.noise), clip=float(config.clip),
                     trajectories_per_shard=int(config.trajectories_per_shard),
-                    max_attempts=int(config.max_attempts))
+                    max_attempts=int(config.max_attempts), policy=str(config.policy),
+                    policy_kwargs=dict(config.get("policy_kwargs") or {}))
 
 
 def plan_shards(target: int, per_shard: int, existing: Mapping[int, int]) -> list[tuple[int, int]]:
@@ -129,8 +141,9 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
             envs[env_id] = ManipulationEnv(env_id, horizon=settings.horizon)
         for attempt in range(settings.max_attempts):
             env_seed, noise_seed = attempt_seeds(settings.seed, index, slot, attempt)
-            episode = rollout.scripted_episode(envs[env_id], env_seed, noise_seed=noise_seed,
-                                               noise=settings.noise, clip=settings.clip)
+            episode = rollout.scripted_episode(
+                envs[env_id], env_seed, noise_seed=noise_seed, style=settings.policy,
+                noise=settings.noise, clip=settings.clip, **settings.policy_kwargs)
             attempts[env_id] += 1
             on_episode(episode.success, len(episode.actions))
             if episode.success:
@@ -185,7 +198,7 @@ def _initial_metadata(workdir: str, settings: Settings, target: int) -> dict:
     path = os.path.join(workdir, fmt.METADATA)
     if os.path.exists(path):
         old = dataset_lib.read_metadata(workdir)
-        before, now = old.get("collection", {}), settings.as_dict()
+        before, now = {**LEGACY, **old.get("collection", {})}, settings.as_dict()
         diff = {k: (before.get(k), now[k]) for k in DATA_FIELDS if before.get(k) != now[k]}
         if diff:
             raise ValueError(f"{workdir} holds a dataset collected with other settings "
@@ -230,11 +243,10 @@ def _task_description(env_id: str) -> dict:
 def _policy_description(settings: Settings) -> dict:
     out = {}
     for goal in sorted({tasks.TASKS[e].goal for e in settings.env_ids}):
-        policy = scripted.make_policy(goal, np.random.default_rng(0), noise=settings.noise,
-                                      clip=settings.clip)
+        policy = settings.make_policy(goal, np.random.default_rng(0))
         params = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)
                   if f.name != "rng" and f.init}
-        out[goal] = {"class": type(policy).__name__, **params}
+        out[goal] = {"class": type(policy).__name__, "style": settings.policy, **params}
     return out
 
 

@@ -182,11 +182,11 @@ class ManipulationEnv(gym.Env):
         grasped = near & (bottoms >= self.task.lift_height)
         placed = np.zeros(tasks.NUM_OBJECTS, dtype=bool)
         container_pos = np.zeros(3)
-        container_rim = 0.0
+        container_rim = container_radius = 0.0
         if self._container is not None:
             c = self._container
             container_pos = np.array([*self._container_xy, c.top_z])
-            container_rim = c.height
+            container_rim, container_radius = c.height, c.radius
             inside = np.linalg.norm(centers[:, :2] - self._container_xy, axis=1) < c.radius
             placed = inside & (bottoms <= c.top_z + tasks.PLACE_TOLERANCE)
         success = bool(placed[0] if self.task.goal == "place" else grasped[0])
@@ -205,6 +205,7 @@ class ManipulationEnv(gym.Env):
             "placed": placed,
             "container_pos": container_pos,
             "container_rim": container_rim,
+            "container_radius": container_radius,
             "has_container": self._container is not None,
             "timestep": self._t,
         }

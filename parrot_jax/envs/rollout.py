@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from parrot_jax import stats
+from parrot_jax.envs import phases as phases_lib
 from parrot_jax.envs import scripted
 from parrot_jax.envs.manipulation import ManipulationEnv
 
@@ -22,6 +23,11 @@ class Episode:
     rewards: np.ndarray  # (T,) float32
     success: bool  # info["success"] at the last step
     first_success: int  # first step (1-based) with reward 1, or -1
+    means: np.ndarray  # (T, 7) the policy's noise-free actions
+    gripper_open: np.ndarray  # (T,) bool: the gripper's state before each action
+    object_distance: np.ndarray  # (T,) metres from the end effector to the nearest grasp
+    # point (scripted.grasp_point) before each action
+    phases: phases_lib.Phases  # how far the episode got with each object (one episode)
 
 
 def policy_seed(seed: int) -> int:
@@ -41,21 +47,30 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
     policy = scripted.make_policy(env.task.goal, np.random.default_rng(noise_seed),
                                   **policy_kwargs)
     policy.reset()
-    frames, actions, rewards = [obs], [], []
+    frames, actions, rewards, means, gripper_open, distance = [obs], [], [], [], [], []
+    tracker = phases_lib.PhaseTracker(1, len(info["object_pos"]))
+    tracker.start(phases_lib.batch_info(info))
     first = -1
     while True:
-        action = policy(info)
+        action, mean = policy.act(info)
+        gripper_open.append(bool(info["gripper_open"]))
+        points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
+        distance.append(float(np.linalg.norm(points - info["ee_pos"], axis=-1).min()))
         obs, reward, terminated, truncated, info = env.step(action)
         actions.append(action)
+        means.append(mean)
         rewards.append(reward)
         if keep_frames:
             frames.append(obs)
         if reward > 0 and first < 0:
             first = len(rewards)
-        if terminated or truncated:
+        ended = np.array([terminated or truncated])
+        tracker.update(phases_lib.batch_info(info), np.ones(1, bool), ended)
+        if ended[0]:
             break
     return Episode(np.stack(frames), np.stack(actions), np.asarray(rewards, np.float32),
-                   bool(info["success"]), first)
+                   bool(info["success"]), first, np.stack(means).astype(np.float32),
+                   np.asarray(gripper_open), np.asarray(distance), tracker.result())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,11 +11,30 @@ Both read the privileged ``info`` of the env, never the image:
 Every action gets Gaussian noise N(0, ``noise``) on every dimension and is clipped to
 [-``clip``, ``clip``] (0.9 in the paper, which keeps atanh finite for the flow).
 
-One deviation from the paper's pseudo-code, for our arm: the open gripper approaches
-inside a cone above the object. Its height above the grasp point is at most
-``slope`` times its horizontal distance, and it aims no lower than ``clearance`` above
-the object's top while it is far, so the fingers come down onto the object instead of
-sweeping into it from the side.
+How the algorithms are carried out is set by a few fields, with two named styles
+(``STYLES``; ``make_policy(goal, rng, style=...)``):
+
+- ``"v1"`` (the field defaults; datasets of format version 1): the translation command
+  is the whole remaining error (``gain = 1``: an axis saturates beyond 4.5 cm of error, so
+  about a quarter of the xyz components of a dataset sit exactly on the clip bound); the
+  open gripper approaches inside a cone above the object (``approach = "cone"``: its
+  height above the grasp point is at most ``slope`` times its horizontal distance and
+  no lower than ``clearance`` above the object's top while it is far, so the fingers
+  come down onto the object instead of sweeping into it from the side); the gripper is
+  commanded only on the step that closes or opens it (``gripper = "toggle"``, +-1, 0
+  otherwise; the paper's pseudo-code).
+- ``"v2"`` (the default since format version 2): closer to the original roboverse
+  scripts. ``gain = 0.5`` (half the remaining error per step: an axis saturates beyond
+  9 cm); ``approach = "over"``: move over the object at the current height (rising to
+  ``clearance`` above its top if lower) and descend once within ``over_radius`` in xy;
+  ``gripper = "state"``: every step commands the gripper state the algorithm wants,
+  ``+gripper_command`` open and ``-gripper_command`` closed (0.7 as in the original
+  scripts, so with the noise it stays off the clip bound), instead of 0 ("no change")
+  on all but one step. The env's hysteresis makes the executed behaviour the same; the
+  data differs: a prior trained on toggle data must spot the single closing step among
+  mostly "no change" steps, and its stray close commands on the way (a point mass at
+  -clip it cannot fit sharply) closed the gripper in the air in most of its episodes
+  (README, "Diagnosing the prior").
 """
 
 from __future__ import annotations
@@ -26,7 +45,13 @@ import numpy as np
 
 from parrot_jax.envs import manipulation, robot, scene
 
-_OPEN, _CLOSE, _KEEP = 1.0, -1.0, 0.0
+
+STYLES = {
+    "v1": {},
+    "v2": {"approach": "over", "gain": 0.5, "gripper": "state", "gripper_command": 0.7},
+}
+APPROACHES = ("cone", "over")
+GRIPPER_MODES = ("toggle", "state")
 
 
 @dataclasses.dataclass
@@ -39,32 +64,73 @@ class ScriptedGrasp:
     threshold: float = 0.02
     lift_to: float = 0.16  # end-effector height to lift to, metres
     clearance: float = 0.035  # end effector above the object's top while approaching
-    slope: float = 2.0
+    slope: float = 2.0  # "cone": height above the grasp point per metre of xy distance
+    approach: str = "cone"  # "cone" or "over" (module docstring)
+    over_radius: float = 0.03  # "over": descend once this close in xy, metres
+    gain: float = 1.0  # share of the remaining translation error commanded per step
+    gripper: str = "toggle"  # "toggle" or "state" (module docstring)
+    gripper_command: float = 1.0  # magnitude of an open or close command
     object_index: int | None = None  # None: the task's target
+
+    def __post_init__(self):
+        if self.approach not in APPROACHES:
+            raise ValueError(f"approach={self.approach!r}; expected one of {APPROACHES}")
+        if self.gripper not in GRIPPER_MODES:
+            raise ValueError(f"gripper={self.gripper!r}; expected one of {GRIPPER_MODES}")
+        if not 0.0 < self.gain <= 1.0:
+            raise ValueError(f"gain={self.gain}; expected a share in (0, 1]")
+        if not 0.5 < self.gripper_command <= 1.0:
+            raise ValueError(f"gripper_command={self.gripper_command}; expected a value in "
+                             "(0.5, 1] (the env acts on |a_6| > 0.5)")
 
     def reset(self) -> None:
         """Starts a new episode (the policies keep no other state)."""
 
     def __call__(self, info: dict) -> np.ndarray:
-        return self._noisy(self._grasp_action(info))
+        return self.act(info)[0]
+
+    def act(self, info: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(the noisy, clipped action to execute, the noise-free action it came from)."""
+        mean = self._mean_action(info)
+        return self._noisy(mean), mean
+
+    def _mean_action(self, info: dict) -> np.ndarray:
+        return self._grasp_action(info)
 
     def _grasp_action(self, info: dict) -> np.ndarray:
         ee = np.asarray(info["ee_pos"])
         index = info["target_index"] if self.object_index is None else self.object_index
         center = np.asarray(info["object_pos"])[index]
         top = 2.0 * center[2] - info["object_bottom"][index]
-        target = _grasp_point(center, top)
+        target = grasp_point(center, info["object_bottom"][index])
         if info["gripper_open"]:
             xy_dist = np.linalg.norm(target[:2] - ee[:2])
-            if xy_dist > self.threshold:
+            if self.approach == "over" and xy_dist > self.over_radius:
+                height = max(ee[2], top + self.clearance)  # hold height, above the object
+                return self._move(np.array([*(target[:2] - ee[:2]), height - ee[2]]), True)
+            if self.approach == "cone" and xy_dist > self.threshold:
                 above = max(0.0, top + self.clearance - target[2])
                 target = target + [0.0, 0.0, min(above, self.slope * xy_dist)]
             if np.linalg.norm(target - ee) > self.threshold:
-                return _move(target - ee, _KEEP)
-            return _move(np.zeros(3), _CLOSE)
+                return self._move(target - ee, True)
+            return self._close()
         if ee[2] < self.lift_to:
-            return _move(np.array([0.0, 0.0, self.lift_to - ee[2]]), _KEEP)
-        return _move(np.zeros(3), _KEEP)
+            return self._move(np.array([0.0, 0.0, self.lift_to - ee[2]]), False)
+        return self._move(np.zeros(3), False)
+
+    def _move(self, delta: np.ndarray, gripper_open: bool) -> np.ndarray:
+        """Translates ``gain * delta`` metres (clipped later); the gripper per the mode:
+        "state" commands its current state, "toggle" no change."""
+        command = 0.0
+        if self.gripper == "state":
+            command = self.gripper_command if gripper_open else -self.gripper_command
+        return _move(self.gain * delta, command)
+
+    def _close(self) -> np.ndarray:
+        return _move(np.zeros(3), -self.gripper_command)
+
+    def _open(self) -> np.ndarray:
+        return _move(np.zeros(3), self.gripper_command)
 
     def _noisy(self, action: np.ndarray) -> np.ndarray:
         action = action + self.rng.normal(0.0, self.noise, size=action.shape)
@@ -81,7 +147,7 @@ class ScriptedPickPlace(ScriptedGrasp):
     def reset(self) -> None:
         self.place_attempted = False
 
-    def __call__(self, info: dict) -> np.ndarray:
+    def _mean_action(self, info: dict) -> np.ndarray:
         if not info["has_container"]:
             raise ValueError("ScriptedPickPlace needs a task with a container (a place task)")
         ee = np.asarray(info["ee_pos"])
@@ -91,19 +157,25 @@ class ScriptedPickPlace(ScriptedGrasp):
         drop[2] = info["container_rim"] + self.drop_margin + max(hang, 0.0)
         drop_dist = np.linalg.norm(drop - ee)
         if self.place_attempted:
-            action = _move(np.zeros(3), _KEEP)
+            action = self._move(np.zeros(3), True)
         elif not info["held"][index] and drop_dist > self.threshold:
             action = self._grasp_action(info)
         elif drop_dist > self.threshold:
-            action = _move(drop - ee, _KEEP)
+            action = self._move(drop - ee, False)
         else:
-            action = _move(np.zeros(3), _OPEN)
+            action = self._open()
             self.place_attempted = True
-        return self._noisy(action)
+        return action
 
 
-def make_policy(goal: str, rng: np.random.Generator, **kwargs) -> ScriptedGrasp:
-    """The scripted policy for a task goal ('grasp' or 'place')."""
+def make_policy(goal: str, rng: np.random.Generator, style: str = "v1",
+                **kwargs) -> ScriptedGrasp:
+    """The scripted policy for a task goal ('grasp' or 'place') in a named ``style``
+    (``STYLES``); ``kwargs`` override single fields."""
+    if style not in STYLES:
+        raise ValueError(f"unknown scripted policy style {style!r}; expected one of "
+                         f"{', '.join(STYLES)}")
+    kwargs = {**STYLES[style], **kwargs}
     if goal == "grasp":
         return ScriptedGrasp(rng, **kwargs)
     if goal == "place":
@@ -111,14 +183,18 @@ def make_policy(goal: str, rng: np.random.Generator, **kwargs) -> ScriptedGrasp:
     raise ValueError(f"unknown goal {goal!r}; expected 'grasp' or 'place'")
 
 
-def _grasp_point(center: np.ndarray, top: float) -> np.ndarray:
-    """Where to put the end effector to grasp an object (AABB centre and top).
+def grasp_point(center: np.ndarray, bottom) -> np.ndarray:
+    """Where to put the end effector to grasp an object, from its AABB centre (..., 3)
+    and bottom (...): (..., 3).
 
     At the centre's height, unless the object is taller than the fingers reach: then
     as low as the palm allows (it stops ``PALM_ABOVE_EE`` above the end effector).
     """
-    z = max(center[2], top - robot.PALM_ABOVE_EE + 0.005, scene.WORKSPACE_LOW[2])
-    return np.array([center[0], center[1], z])
+    center = np.asarray(center, np.float64)
+    top = 2.0 * center[..., 2] - np.asarray(bottom, np.float64)
+    z = np.maximum(np.maximum(center[..., 2], top - robot.PALM_ABOVE_EE + 0.005),
+                   scene.WORKSPACE_LOW[2])
+    return np.concatenate([center[..., :2], z[..., None]], axis=-1)
 
 
 def _move(delta: np.ndarray, gripper: float) -> np.ndarray:

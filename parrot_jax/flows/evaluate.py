@@ -10,9 +10,14 @@ jax.random.key(seed)`` unless given, so a run is deterministic given its seed (a
 ``num_envs``). An episode's success is ``info["success"]`` at its final step (False for
 envs that do not report one).
 
+A policy with per-episode state (e.g. the prior with one ``z`` held for a whole episode)
+may have a ``reset(key)`` method: it is called at the start of every wave with the wave's
+key, before the first step.
+
 ``evaluate_prior`` runs the prior with ``z ~ N(0, I)`` at every step (paper Figure 4) and
 uniform random actions in ``[-1, 1]^action_dim`` on the same env seeds, with independent
-noise.
+noise. ``prior_act_fn(prior, latent=...)`` also gives the prior with ``z = 0`` (the mode
+of the base) or with one ``z`` drawn per episode and held.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from parrot_jax import io
+from parrot_jax.envs import phases as phases_lib
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.envs.rollout import SuccessRate
+from parrot_jax.envs.tasks import TASKS
 from parrot_jax.flows.prior import BehavioralPrior
 
 ActFn = Callable[[np.ndarray, jax.Array], np.ndarray]  # (obs (B, ...), key) -> (B, action_dim)
@@ -48,6 +55,7 @@ class Rollouts:
     # target object position at reset (episodes, 3), for trajectory plots (paper Figure 4).
     ee_paths: np.ndarray | None = None
     target_starts: np.ndarray | None = None
+    phases: phases_lib.Phases | None = None  # suite envs only: how far each episode got
 
     def rate(self, env_id: str) -> SuccessRate:
         return SuccessRate(env_id, int(self.successes.sum()), len(self.successes))
@@ -55,6 +63,15 @@ class Rollouts:
     def lift_rate(self, env_id: str) -> SuccessRate:
         """Episodes in which the gripper held any object off the table (interaction)."""
         return SuccessRate(env_id, int(self.lifted.sum()), len(self.lifted))
+
+    def some_object_rate(self, env_id: str) -> SuccessRate | None:
+        """Episodes that met the task's success condition with *any* of the scene's objects
+        (grasped, or placed, at the last step): the skill a task-agnostic prior can show,
+        since it cannot know the target. None outside the suite."""
+        if self.phases is None or env_id not in TASKS:
+            return None
+        end = "placed" if TASKS[env_id].goal == "place" else "grasped"
+        return SuccessRate(env_id, int(self.phases.any_object(end).sum()), len(self.phases))
 
 
 def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int = 0,
@@ -87,9 +104,12 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
 def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Rollouts:
     n = pool.num_envs
     successes, returns, lifted, frames, env_steps, paths, targets = [], [], [], [], 0, [], []
+    phases = []
     for wave in range(-(-episodes // n)):
         keep = min(max(0, keep_frames - wave * n), n)
         wave_key = jax.random.fold_in(key, wave)
+        if hasattr(act_fn, "reset"):
+            act_fn.reset(wave_key)
         out = _wave(pool, act_fn, wave_key, seed + wave * n, keep, max_steps)
         successes.append(out[0])
         returns.append(out[1])
@@ -98,15 +118,18 @@ def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Roll
         env_steps += out[4] * n
         paths.append(out[5])
         targets.append(out[6])
+        phases.append(out[7])
     if any(p is None for p in paths):
         ee_paths = target_starts = None
     else:
         length = max(p.shape[1] for p in paths)
         ee_paths = np.concatenate([io.hold_last(p, length, axis=1) for p in paths])[:episodes]
         target_starts = np.concatenate(targets)[:episodes]
+    phases = (None if any(p is None for p in phases)
+              else phases_lib.Phases.concatenate(phases).take(episodes))
     return Rollouts(np.concatenate(successes)[:episodes], np.concatenate(returns)[:episodes],
                     np.concatenate(lifted)[:episodes], tuple(frames[:min(keep_frames, episodes)]),
-                    env_steps, ee_paths, target_starts)
+                    env_steps, ee_paths, target_starts, phases)
 
 
 def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
@@ -116,6 +139,10 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
     track = "ee_pos" in infos and "target_pos" in infos
     path = [np.asarray(infos["ee_pos"], np.float32).reshape(n, 3)] if track else None
     target = np.asarray(infos["target_pos"], np.float32).reshape(n, 3) if track else None
+    tracker = None
+    if phases_lib.trackable(infos):
+        tracker = phases_lib.PhaseTracker(n, np.shape(infos["object_pos"])[1])
+        tracker.start(infos)
     done, success, lifted, returns = (np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool),
                                       np.zeros(n))
     frames = [[obs[i]] for i in range(keep)]
@@ -138,17 +165,57 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
         if track:
             ee = np.asarray(infos["ee_pos"], np.float32).reshape(n, 3)
             path.append(np.where(live[:, None], ee, path[-1]))
+        if tracker is not None:
+            tracker.update(infos, live, ended)
         done |= ended
         t += 1
     return (success, returns, lifted, [np.stack(f) for f in frames], t,
-            np.stack(path, axis=1) if track else None, target)
+            np.stack(path, axis=1) if track else None, target,
+            tracker.result() if tracker is not None else None)
 
 
-def prior_act_fn(prior: BehavioralPrior) -> ActFn:
-    """``a = prior.sample(z, obs)`` with a fresh ``z ~ N(0, I)`` per env, one jitted call."""
+LATENTS = ("fresh", "zero", "episode")
+
+
+def prior_act_fn(prior: BehavioralPrior, latent: str = "fresh") -> ActFn:
+    """``a = prior.sample(z, obs)`` in one jitted call, with ``z`` per ``latent``:
+
+    - ``"fresh"``: a new ``z ~ N(0, I)`` per env at every step (the paper; PARROT's
+      exploration at the start of RL);
+    - ``"zero"``: ``z = 0``, the base's mode, every step;
+    - ``"episode"``: one ``z ~ N(0, I)`` per env drawn at the start of each wave (from
+      the wave's key) and held for the whole episode.
+    """
+    if latent not in LATENTS:
+        raise ValueError(f"latent={latent!r}; expected one of {', '.join(LATENTS)}")
     image_shape = tuple(prior.image_shape)
-    return lambda obs, key: np.asarray(_prior_actions(prior.flow, image_shape, prior.params,
-                                                      obs, key))
+    if latent == "fresh":
+        return lambda obs, key: np.asarray(_prior_actions(prior.flow, image_shape, prior.params,
+                                                          obs, key))
+    return _HeldLatent(prior, image_shape, latent == "zero")
+
+
+class _HeldLatent:
+    """The prior with a ``z`` that stays fixed within an episode (``zero``: always 0)."""
+
+    def __init__(self, prior: BehavioralPrior, image_shape, zero: bool):
+        self.prior, self.image_shape, self.zero, self.key = prior, image_shape, zero, None
+
+    def reset(self, key: jax.Array) -> None:
+        self.key = key
+
+    def __call__(self, obs, key):
+        del key  # z depends on the episode only
+        shape = (len(obs), self.prior.action_dim)
+        if self.zero:
+            z = jnp.zeros(shape, jnp.float32)
+        elif self.key is None:
+            raise RuntimeError("the held-z prior policy needs reset(key) before it acts "
+                               "(rollout_success calls it at every wave)")
+        else:  # the same z at every step of the wave (the per-step key is not used)
+            z = jax.random.normal(self.key, shape, jnp.float32)
+        return np.asarray(_prior_actions_given(self.prior.flow, self.image_shape,
+                                               self.prior.params, obs, z))
 
 
 def random_act_fn(action_dim: int, low: float = -1.0, high: float = 1.0) -> ActFn:
@@ -161,6 +228,11 @@ def random_act_fn(action_dim: int, low: float = -1.0, high: float = 1.0) -> ActF
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _prior_actions(flow, image_shape, params, obs, key):
     z = jax.random.normal(key, (obs.shape[0], flow.action_dim), jnp.float32)
+    return BehavioralPrior(flow, params, image_shape).sample(z, obs)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _prior_actions_given(flow, image_shape, params, obs, z):
     return BehavioralPrior(flow, params, image_shape).sample(z, obs)
 
 
@@ -193,12 +265,16 @@ class PriorEvaluation:
     seconds: float  # wall time of both runs, pool start included
 
     def as_dict(self) -> dict:
-        return {"env_id": self.env_id, "seconds": self.seconds,
-                **{name: {**r.rate(self.env_id).as_dict(),
-                          "per_episode": r.successes.astype(int).tolist(),
-                          "lifted": r.lift_rate(self.env_id).as_dict(),
-                          "lifted_per_episode": r.lifted.astype(int).tolist()}
-                   for name, r in (("prior", self.prior), ("random", self.random))}}
+        out = {"env_id": self.env_id, "seconds": self.seconds}
+        for name, r in (("prior", self.prior), ("random", self.random)):
+            out[name] = {**r.rate(self.env_id).as_dict(),
+                         "per_episode": r.successes.astype(int).tolist(),
+                         "lifted": r.lift_rate(self.env_id).as_dict(),
+                         "lifted_per_episode": r.lifted.astype(int).tolist()}
+            some = r.some_object_rate(self.env_id)
+            if some is not None:
+                out[name]["some_object"] = some.as_dict()
+        return out
 
 
 def evaluate_prior(prior: BehavioralPrior, env_id: str, episodes: int, seed: int = 0,

@@ -39,13 +39,15 @@ class Programs:
 def compile_programs(flow: ConditionalRealNVP, mesh: Mesh, image_shape: tuple[int, ...],
                      learning_rate: float, grad_clip_norm: float | None,
                      steps_per_dispatch: int, max_abs_action: float,
-                     fast_compile: bool = False) -> Programs:
+                     fast_compile: bool = False, augment_pad: int = 0,
+                     decay_steps: int = 0, final_lr_fraction: float = 0.1) -> Programs:
     """Jits ``train_state``'s pure functions for this flow, optimizer and mesh.
 
     ``fast_compile`` turns XLA's backend (LLVM) optimisations off: compiling takes about
     a third of the time and steps about 1.5x longer on CPU, right for tests.
     """
-    optimizer = train_state.make_optimizer(learning_rate, grad_clip_norm)
+    optimizer = train_state.make_optimizer(learning_rate, grad_clip_norm, decay_steps,
+                                           final_lr_fraction)
     jit = functools.partial(jax.jit, compiler_options=FAST_COMPILE if fast_compile else None)
     replicated = parallel.replicated(mesh)
     kwargs = dict(flow=flow, max_abs_action=max_abs_action)
@@ -56,7 +58,8 @@ def compile_programs(flow: ConditionalRealNVP, mesh: Mesh, image_shape: tuple[in
     return Programs(
         init=jit(functools.partial(train_state.create_train_state, flow, optimizer,
                                        image_shape=image_shape), out_shardings=replicated),
-        update=jit(functools.partial(step, optimizer=optimizer, **kwargs),
+        update=jit(functools.partial(step, optimizer=optimizer, augment_pad=augment_pad,
+                                     **kwargs),
                        in_shardings=(replicated, data), out_shardings=replicated,
                        donate_argnums=0),
         evaluate=jit(functools.partial(train_state.eval_step, **kwargs),

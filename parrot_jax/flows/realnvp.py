@@ -4,12 +4,12 @@ With ``e = psi(s)`` the image embedding (one encoder shared by every coupling) a
 ``m_k`` selecting alternating halves of the action dimensions, coupling ``k`` maps
 
     y = m_k * x + (1 - m_k) * (x * exp(l) + t),
-    (t, l_raw) = MLP_k([e, m_k * x]),   l = tanh(l_raw),
+    (t, l_raw) = MLP_k([e, m_k * x]),   l = b tanh(l_raw / b),
 
-so its inverse is ``x = m_k * y + (1 - m_k) * (y - t) * exp(-l)`` (the conditioner sees
-only the unchanged half) and ``log|det J| = sum((1 - m_k) * l)``. ``f`` chains
-``num_couplings`` such layers; the action is ``a = tanh(f(z; s))`` with ``z ~ N(0, I)``,
-so ``log p(a | s) = log N(f^{-1}(atanh a); 0, I) + log|det J_{f^{-1}}| - sum log(1 - a^2)``.
+with ``b = log_scale_bound`` (1 in the paper: ``l = tanh(l_raw)``), so its inverse is
+``x = m_k * y + (1 - m_k) * (y - t) * exp(-l)`` (the conditioner sees only the unchanged
+half) and ``log|det J| = sum((1 - m_k) * l)``. ``f`` chains ``num_couplings`` such
+layers; the action is ``a = tanh(f(z; s))`` with ``z ~ N(0, I)``, so ``log p(a | s) = log N(f^{-1}(atanh a); 0, I) + log|det J_{f^{-1}}| - sum log(1 - a^2)``.
 The last layer of every conditioner is zero-initialised: at init ``t = l = 0`` and the
 flow is the identity (``a = tanh(z)``).
 
@@ -21,6 +21,7 @@ method call, which is free under jit.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import distrax
@@ -38,9 +39,15 @@ def coupling_masks(action_dim: int, num_couplings: int) -> list[jnp.ndarray]:
     return [first if k % 2 == 0 else ~first for k in range(num_couplings)]
 
 
-def _affine(params: jnp.ndarray) -> distrax.Bijector:
+def bounded_log_scale(raw: jnp.ndarray, bound: float) -> jnp.ndarray:
+    """``bound * tanh(raw / bound)``: slope 1 at 0, values in (-bound, bound); the paper's
+    ``tanh(raw)`` at ``bound = 1``."""
+    return bound * jnp.tanh(raw / bound)
+
+
+def _affine(params: jnp.ndarray, bound: float = 1.0) -> distrax.Bijector:
     shift, raw_log_scale = jnp.split(params, 2, axis=-1)
-    return distrax.ScalarAffine(shift=shift, log_scale=jnp.tanh(raw_log_scale))
+    return distrax.ScalarAffine(shift=shift, log_scale=bounded_log_scale(raw_log_scale, bound))
 
 
 class ConditionalRealNVP(nn.Module):
@@ -55,10 +62,18 @@ class ConditionalRealNVP(nn.Module):
     encoder_channels: Sequence[int] = (16, 16, 16)
     encoder_hidden: Sequence[int] = (1024, 512)
     embedding: int = 256
+    encoder_pooled: int = 2  # max-pool after this many of the first convolutions
+    encoder_strides: Sequence[int] | None = None  # per convolution; None: all 1 (the paper)
+    encoder_head: str = "flatten"  # or "keypoints" (networks.encoder.ConvEncoder)
+    # Couplings scale by exp(l), |l| < log_scale_bound (1: the paper's tanh). Each dimension
+    # is scaled by half the couplings, so the flow cannot narrow it below about
+    # exp(-num_couplings / 2 * log_scale_bound) of the base's width.
+    log_scale_bound: float = 1.0
 
     def setup(self):
         self.encoder = ConvEncoder(channels=self.encoder_channels, hidden=self.encoder_hidden,
-                                   features=self.embedding)
+                                   features=self.embedding, pooled=self.encoder_pooled,
+                                   strides=self.encoder_strides, head=self.encoder_head)
         self.conditioners = [MLP(self.hidden, 2 * self.action_dim, zero_init_output=True)
                              for _ in range(self.num_couplings)]
 
@@ -69,7 +84,8 @@ class ConditionalRealNVP(nn.Module):
                                      self.conditioners):
             def condition(x, conditioner=conditioner):
                 return conditioner(jnp.concatenate([embedding, x], axis=-1))
-            layers.append(distrax.MaskedCoupling(mask, condition, _affine))
+            layers.append(distrax.MaskedCoupling(
+                mask, condition, functools.partial(_affine, bound=self.log_scale_bound)))
         # Chain applies its last bijector first: z -> coupling 0 -> ... -> tanh.
         return distrax.Chain([distrax.Block(distrax.Tanh(), 1)] + layers[::-1])
 
@@ -106,3 +122,27 @@ class ConditionalRealNVP(nn.Module):
     def forward_and_log_det(self, z: jnp.ndarray, images: jnp.ndarray):
         """(a, log|det da/dz|) for each sample."""
         return self.bijector(self.encoder(images)).forward_and_log_det(z)
+
+    def sample_given(self, z: jnp.ndarray, embedding: jnp.ndarray) -> jnp.ndarray:
+        """a = tanh(f(z; s)) from the image embedding psi(s) (many z per image, one encoder
+        pass)."""
+        return self.bijector(embedding).forward(z)
+
+    def coupling_log_scales(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        """The log-scales ``l_k = tanh(l_raw)`` each coupling applies on the way from z to
+        ``atanh(a)``: (B, num_couplings, action_dim), coupling 0 first (the one applied to
+        z), 0 where a coupling passes a dimension through. Their sum is
+        ``log|det d atanh(a) / dz|``; ``|l_k|`` near 1 means the coupling is at its bound.
+        """
+        embedding = self.encoder(images)
+        y = jnp.arctanh(actions)
+        scales = []
+        for k in reversed(range(self.num_couplings)):
+            mask = coupling_masks(self.action_dim, self.num_couplings)[k]
+            params = self.conditioners[k](jnp.concatenate(
+                [embedding, jnp.where(mask, y, 0.0)], axis=-1))
+            shift, raw = jnp.split(params, 2, axis=-1)
+            log_scale = bounded_log_scale(raw, self.log_scale_bound)
+            y = jnp.where(mask, y, (y - shift) * jnp.exp(-log_scale))
+            scales.append(jnp.where(mask, 0.0, log_scale))
+        return jnp.stack(scales[::-1], axis=1)

@@ -9,6 +9,7 @@ logging intervals, ...) may change, e.g. to extend a finished run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -17,8 +18,12 @@ import ml_collections
 
 from parrot_jax import io
 from parrot_jax.flows.prior import CONFIG_FILE
+from parrot_jax.flows.realnvp import ConditionalRealNVP
 
-RUN_DEFINING = ("model", "data", "validation_fraction", "seed")
+RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule")
+# The value a run written before a defining field existed had.
+LEGACY_DEFAULTS = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def dataset_paths(spec: str) -> list[str]:
@@ -43,6 +48,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if config[name] % n:
             raise ValueError(f"config.{name}={config[name]} is not a multiple of "
                              f"config.steps_per_dispatch={n} (steps run {n} at a time)")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"config.lr_schedule={config.lr_schedule!r}; expected one of "
+                         f"{LR_SCHEDULES}")
+    if config.augment_pad < 0:
+        raise ValueError(f"config.augment_pad={config.augment_pad}; expected >= 0 pixels")
     if not 0.0 < config.max_abs_action < 1.0:
         raise ValueError(f"config.max_abs_action={config.max_abs_action}; expected a number "
                          "in (0, 1) (atanh is infinite at +-1)")
@@ -88,13 +98,31 @@ def check_and_write(workdir: str, description: dict[str, Any],
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        differing = [k for k in defining if saved.get(k) != description.get(k)]
+        differing = [k for k in defining if _comparable(k, saved.get(k))
+                     != _comparable(k, description.get(k))]
         if differing:
             details = "; ".join(f"{k}: workdir has {saved.get(k)!r}, config has "
                                 f"{description.get(k)!r}" for k in differing)
             raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
                              "new --workdir, or the same settings to resume")
     io.write_json(path, description)
+
+
+def _comparable(field: str, value):
+    """A ``model`` section with every flow field (defaults filled in), and a missing
+    field as ``LEGACY_DEFAULTS`` has it, so a run written before a field existed compares
+    equal to a config with that field at its default."""
+    if value is None:
+        return LEGACY_DEFAULTS.get(field)
+    if field != "model" or not isinstance(value, dict):
+        return value
+    return to_json({**model_defaults(), **value})
+
+
+def model_defaults() -> dict[str, Any]:
+    """The flow module's fields and their defaults."""
+    return {f.name: f.default for f in dataclasses.fields(ConditionalRealNVP)
+            if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
 
 
 def to_json(value):

@@ -50,7 +50,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     programs = compile_programs(
         make_flow(description["model"]), mesh, dataset.image_shape, config.learning_rate,
         config.grad_clip_norm, config.steps_per_dispatch, config.max_abs_action,
-        config.fast_compile)
+        config.fast_compile, config.augment_pad,
+        config.num_steps if config.lr_schedule == "cosine" else 0, config.final_lr_fraction)
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
                                          config.max_checkpoints)
     try:

@@ -25,6 +25,7 @@ import optax
 from parrot_jax import fused
 from parrot_jax.flows.prior import init_params
 from parrot_jax.flows.realnvp import ConditionalRealNVP
+from parrot_jax.networks.augment import random_crop
 
 Batch = dict[str, jax.Array]  # {"observations": (B, H, W, C) uint8, "actions": (B, A) float32}
 Metrics = dict[str, jax.Array]
@@ -36,19 +37,30 @@ class TrainState(flax.struct.PyTreeNode):
     step: jax.Array  # int32 scalar: number of updates applied
     params: Any
     opt_state: optax.OptState
-    rng: jax.Array  # typed key; MLE needs no randomness, kept so stochastic extensions
-    # (dequantisation noise, augmentation) resume reproducibly too
+    rng: jax.Array  # typed key for the random shifts (config.augment_pad), so a resumed run
+    # draws the same ones
 
 
-def make_optimizer(learning_rate: float, grad_clip_norm: float | None = None):
-    """Adam (paper: lr 1e-4), optionally after clipping the global gradient norm."""
+def make_optimizer(learning_rate: float, grad_clip_norm: float | None = None,
+                   decay_steps: int = 0, final_lr_fraction: float = 0.1):
+    """Adam (paper: lr 1e-4, constant), optionally after clipping the global gradient norm.
+
+    ``decay_steps > 0``: the rate follows a cosine from ``learning_rate`` down to
+    ``final_lr_fraction * learning_rate`` at step ``decay_steps`` (and stays there); the
+    optimizer state then also counts steps, so a run cannot switch between the two.
+    """
     if not learning_rate > 0:
         raise ValueError(f"learning_rate={learning_rate}; expected a positive number")
+    if decay_steps < 0 or not 0 < final_lr_fraction <= 1:
+        raise ValueError(f"decay_steps={decay_steps}, final_lr_fraction={final_lr_fraction}; "
+                         "expected decay_steps >= 0 and a fraction in (0, 1]")
+    rate = (optax.cosine_decay_schedule(learning_rate, decay_steps, final_lr_fraction)
+            if decay_steps else learning_rate)
     if grad_clip_norm is None:
-        return optax.adam(learning_rate)
+        return optax.adam(rate)
     if not grad_clip_norm > 0:
         raise ValueError(f"grad_clip_norm={grad_clip_norm}; expected a positive number or None")
-    return optax.chain(optax.clip_by_global_norm(grad_clip_norm), optax.adam(learning_rate))
+    return optax.chain(optax.clip_by_global_norm(grad_clip_norm), optax.adam(rate))
 
 
 def create_train_state(flow: ConditionalRealNVP, optimizer: optax.GradientTransformation,
@@ -83,9 +95,17 @@ def loss_fn(params, flow: ConditionalRealNVP, batch: Batch,
 
 
 def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
-               optimizer: optax.GradientTransformation,
-               max_abs_action: float) -> tuple[TrainState, Metrics]:
-    """One Adam step on ``loss_fn``; metrics are those of the parameters before the step."""
+               optimizer: optax.GradientTransformation, max_abs_action: float,
+               augment_pad: int = 0) -> tuple[TrainState, Metrics]:
+    """One Adam step on ``loss_fn``; metrics are those of the parameters before the step.
+
+    ``augment_pad > 0`` shifts every image by a random offset in ``[-pad, pad]^2`` first
+    (``networks.augment.random_crop``, edge padding), the key being
+    ``fold_in(state.rng, state.step)``, so a resumed run draws the same shifts.
+    """
+    if augment_pad:
+        key = jax.random.fold_in(state.rng, state.step)
+        batch = {**batch, "observations": random_crop(key, batch["observations"], augment_pad)}
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, flow, batch, max_abs_action)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

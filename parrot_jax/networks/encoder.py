@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+
+HEADS = ("flatten", "keypoints")
 
 
 class ConvEncoder(nn.Module):
@@ -19,21 +23,63 @@ class ConvEncoder(nn.Module):
     pooled: int = 2  # max-pool after this many of the first convolutions
     hidden: Sequence[int] = (1024, 512)
     features: int = 256
+    strides: Sequence[int] | None = None  # per convolution; None: all 1 (the paper)
+    # What the fully connected layers read: "flatten", every position of the last feature
+    # map (the paper), or "keypoints", its spatial softmax (:func:`spatial_softmax`).
+    head: str = "flatten"
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         """images (..., H, W, C) uint8 or float in [0, 1] -> (..., features) float32."""
-        x = conv_features(images, self.channels, self.pooled)
-        batch = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])
+        if self.head not in HEADS:
+            raise ValueError(f"encoder head {self.head!r}; expected one of {HEADS}")
+        maps = conv_maps(images, self.channels, self.pooled, self.strides)
+        batch = maps.shape[:-3]
+        maps = maps.reshape((-1,) + maps.shape[-3:])
+        if self.head == "keypoints":
+            temperature = jnp.exp(self.param("log_temperature", nn.initializers.zeros, ()))
+            x = jnp.concatenate([spatial_softmax(maps, temperature), maps.max(axis=(1, 2))],
+                                axis=-1)
+        else:
+            x = maps.reshape(maps.shape[0], -1)
         for i, h in enumerate(self.hidden):
             x = nn.relu(nn.Dense(h, name=f"fc{i}")(x))
         x = nn.Dense(self.features, name="out")(x)
         return x.reshape(batch + (self.features,))
 
 
-def conv_features(images: jnp.ndarray, channels: Sequence[int], pooled: int) -> jnp.ndarray:
-    """The convolutions, flattened: (..., H, W, C) -> (..., H' W' channels[-1]).
+def spatial_softmax(maps: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
+    """Expected image coordinates of each channel: (B, H, W, C) -> (B, 2C).
+
+    ``p_c(i, j) = softmax_ij(maps[:, i, j, c] / temperature)``; the outputs are
+    ``sum_ij p_c(i, j) x_j`` and ``sum_ij p_c(i, j) y_i`` with x and y spanning [-1, 1]
+    (Levine et al. 2016's keypoints): where each feature is, as two numbers per channel,
+    which a few fully connected layers map to positions far more readily than a flattened
+    map.
+    """
+    b, h, w, c = maps.shape
+    probs = jax.nn.softmax((maps / temperature).reshape(b, h * w, c), axis=1).reshape(b, h, w, c)
+    xs, ys = jnp.linspace(-1.0, 1.0, w), jnp.linspace(-1.0, 1.0, h)
+    return jnp.concatenate([jnp.einsum("bhwc,w->bc", probs, xs),
+                            jnp.einsum("bhwc,h->bc", probs, ys)], axis=-1)
+
+
+def conv_features(images: jnp.ndarray, channels: Sequence[int], pooled: int,
+                  strides: Sequence[int] | None = None) -> jnp.ndarray:
+    """The convolutions, flattened: (..., H, W, C) -> (..., H' W' channels[-1]) (see
+    :func:`conv_maps`)."""
+    maps = conv_maps(images, channels, pooled, strides)
+    return maps.reshape(maps.shape[:-3] + (-1,))
+
+
+def conv_maps(images: jnp.ndarray, channels: Sequence[int], pooled: int,
+              strides: Sequence[int] | None = None) -> jnp.ndarray:
+    """The convolutions: (..., H, W, C) -> (..., H', W', channels[-1]).
+
+    ``strides`` (one per convolution, default all 1): a stride-2 convolution halves the
+    resolution itself, e.g. ``strides=(2, 1, 1)`` with ``pooled=1`` gives the paper's
+    12 x 12 output with the first layer computed at a quarter of the positions (XLA:CPU
+    runs convolutions far below its matmul rate, README "Performance").
 
     Call it inside a module's ``@nn.compact`` method: the layers (``conv0``, ``conv1``, ...)
     become that module's. uint8 images are scaled to [0, 1] here, on the device. Where a
@@ -45,12 +91,16 @@ def conv_features(images: jnp.ndarray, channels: Sequence[int], pooled: int) -> 
         x = x / 255.0
     batch = x.shape[:-3]
     x = x.reshape((-1,) + x.shape[-3:])
-    for i, c in enumerate(channels):
-        x = nn.Conv(c, (3, 3), padding="SAME", name=f"conv{i}")(x)
+    strides = tuple(strides) if strides is not None else (1,) * len(channels)
+    if len(strides) != len(channels):
+        raise ValueError(f"strides {strides} must give one stride per convolution "
+                         f"({len(channels)} channels {tuple(channels)})")
+    for i, (c, stride) in enumerate(zip(channels, strides)):
+        x = nn.Conv(c, (3, 3), strides=stride, padding="SAME", name=f"conv{i}")(x)
         if i < pooled:
             x = max_pool_2x2(x)
         x = nn.relu(x)
-    return x.reshape(batch + (-1,))
+    return x.reshape(batch + x.shape[1:])
 
 
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:

@@ -19,7 +19,8 @@ import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.torch_ref import flow as tflow  # noqa: E402
 from benchmarks.torch_ref import sac as tsac  # noqa: E402
-from parrot_jax.agents import augment, sac  # noqa: E402
+from parrot_jax.agents import sac  # noqa: E402
+from parrot_jax.networks import augment  # noqa: E402
 from parrot_jax.agents.networks import Actor, Critic  # noqa: E402
 from parrot_jax.flows import train_state  # noqa: E402
 from parrot_jax.flows.prior import init_params, make_flow  # noqa: E402

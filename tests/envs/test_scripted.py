@@ -57,3 +57,62 @@ def test_scripted_success_rates_match_sequential_counts():
     expected = sum(rollout.scripted_episode(env, s, keep_frames=False).success for s in range(4))
     env.close()
     assert rates[0].successes == expected and rates[0].episodes == 4
+
+
+def _info(ee, gripper_open=True, center=(0.5, 0.0, 0.02)):
+    return {"ee_pos": np.asarray(ee, float), "object_pos": np.array([center] * 3),
+            "target_index": 0, "gripper_open": gripper_open, "object_bottom": np.zeros(3)}
+
+
+def test_gain_scales_the_translation_command():
+    far = _info([0.5, 0.03, 0.02])  # 3 cm from the grasp point in y, at its height
+    for gain in (1.0, 0.5):
+        policy = scripted.ScriptedGrasp(np.random.default_rng(0), noise=0.0, gain=gain,
+                                        approach="over")
+        _, mean = policy.act(far)
+        np.testing.assert_allclose(mean[:3], [0.0, -gain * 0.03 / 0.05, 0.0], atol=1e-12)
+
+
+def test_over_approach_holds_height_until_above_the_object():
+    policy = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0,
+                                  approach="over")
+    _, mean = policy.act(_info([0.3, 0.1, 0.2]))  # far in xy, high
+    assert mean[2] == 0.0 and mean[0] > 0 and mean[1] < 0
+    _, mean = policy.act(_info([0.3, 0.1, 0.03]))  # far and too low: rises to clear the top
+    assert mean[2] > 0
+    _, mean = policy.act(_info([0.51, 0.0, 0.2]))  # within over_radius: descends
+    assert mean[2] < 0
+    cone = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0)
+    assert cone.act(_info([0.3, 0.1, 0.2]))[1][2] < 0  # the cone descends on the way
+
+
+def test_gripper_modes():
+    """toggle: a command only on the step that changes the gripper; state: every step."""
+    at_object, lifting = _info([0.5, 0.0, 0.025]), _info([0.5, 0.0, 0.05], gripper_open=False)
+    approaching = _info([0.3, 0.1, 0.2])
+    toggle = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0)
+    assert [toggle.act(i)[1][6] for i in (approaching, at_object, lifting)] == [0.0, -1.0, 0.0]
+    state = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0,
+                                 gripper="state", gripper_command=0.7)
+    assert [state.act(i)[1][6] for i in (approaching, at_object, lifting)] == [0.7, -0.7, -0.7]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(approach="spiral"), "approach='spiral'"), (dict(gripper="pulse"), "gripper='pulse'"),
+    (dict(gain=0.0), "gain=0.0"), (dict(gripper_command=0.4), "gripper_command=0.4"),
+])
+def test_bad_policy_fields(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        scripted.ScriptedGrasp(np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match="unknown scripted policy style 'v0'; expected one of v1"):
+        scripted.make_policy("grasp", np.random.default_rng(0), style="v0")
+
+
+def test_act_returns_the_noise_free_action_beside_the_executed_one():
+    policy = scripted.ScriptedGrasp(np.random.default_rng(0))
+    action, mean = policy.act(_info([0.3, 0.1, 0.2]))
+    assert action.dtype == np.float32 and np.all(np.abs(action) <= 0.9)
+    assert np.abs(mean[:3]).max() > 1  # far: the command saturates before clipping
+    quiet = scripted.ScriptedGrasp(np.random.default_rng(0), noise=0.0)
+    action, mean = quiet.act(_info([0.3, 0.1, 0.2]))
+    np.testing.assert_allclose(action, np.clip(mean, -0.9, 0.9), atol=1e-7)

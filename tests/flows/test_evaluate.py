@@ -120,6 +120,55 @@ def test_act_fns_are_seeded_and_in_range(prior):
     assert evaluate._prior_actions._cache_size() == compiled  # a new act_fn, no new trace
 
 
+class RecordingPool(FakePool):
+    """FakePool with 48 x 48 images that keeps every action batch it was given."""
+
+    def __init__(self):
+        self.actions = []
+
+    def _obs(self):
+        return np.broadcast_to(self.seeds[:, None, None, None] % 256,
+                               (3, 48, 48, 3)).astype(np.uint8)
+
+    def step(self, actions):
+        self.actions.append(np.array(actions))
+        return super().step(actions)
+
+
+def test_latent_modes_of_the_identity_prior(prior):
+    """At init a = tanh(z): z = 0 gives zeros, a z held per episode gives one action per
+    env for the whole wave, a fresh z a new one every step."""
+    runs = {}
+    for latent in evaluate.LATENTS:
+        pool = RecordingPool()
+        evaluate.rollout_success(pool, evaluate.prior_act_fn(prior, latent), episodes=6,
+                                 seed=1, key=jax.random.key(3))
+        runs[latent] = pool.actions  # 2 waves; wave 0 has 4 steps (seeds 1-3 last 3, 4, 2)
+    np.testing.assert_array_equal(np.concatenate(runs["zero"]), 0.0)
+    held = runs["episode"]
+    assert np.abs(held[0]).min() > 0
+    for t in (1, 2):
+        np.testing.assert_allclose(held[t], held[0], atol=1e-6)  # same z within the wave
+    assert not np.allclose(held[-1], held[0])  # a new z for the next wave
+    fresh = runs["fresh"]
+    assert not np.allclose(fresh[1], fresh[0])
+    with pytest.raises(ValueError, match="latent='sometimes'; expected one of fresh, zero"):
+        evaluate.prior_act_fn(prior, "sometimes")
+    with pytest.raises(RuntimeError, match="needs reset"):
+        evaluate.prior_act_fn(prior, "episode")(np.zeros((3, 48, 48, 3), np.uint8), None)
+
+
+def test_rollouts_carry_phases_on_suite_envs(prior, pool):
+    r = evaluate.rollout_success(pool, evaluate.random_act_fn(7), episodes=2, seed=0)
+    assert r.phases is not None and len(r.phases) == 2
+    assert r.phases.reached.shape == (2, 3)
+    some = r.some_object_rate(ENV)
+    assert some.episodes == 2 and some.successes == int(r.phases.grasped.any(1).sum())
+    # Outside the suite (no privileged infos) there are none.
+    fake = evaluate.rollout_success(FakePool(), evaluate.random_act_fn(7), episodes=3)
+    assert fake.phases is None and fake.some_object_rate("x") is None
+
+
 def test_binary_writes_json_table_and_gifs(tmp_path, prior_dir):
     cmd = [sys.executable, "-m", "experiments.evaluate_prior", f"--prior={prior_dir}",
            f"--env={ENV}", "--episodes=3", "--num_envs=2", "--workers=1", "--gif_episodes=2",
@@ -139,6 +188,7 @@ def test_binary_writes_json_table_and_gifs(tmp_path, prior_dir):
         assert 0 <= r["ci95_low"] <= r["success_rate"] <= r["ci95_high"] <= 1
         assert r["lifted"]["successes"] == sum(r["lifted_per_episode"])
         assert r["lifted"]["episodes"] == 3
+        assert r["some_object"]["episodes"] == 3
         gif = Image.open(tmp_path / "gifs" / f"PickUpCan_{policy}.gif")
         assert gif.n_frames == 26 and gif.size == (4 * (2 * 48 + 2), 4 * 48)
     assert "| parrot/PickUpCan-v0 |" in (tmp_path / "prior_rollouts.md").read_text()

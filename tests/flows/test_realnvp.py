@@ -126,3 +126,29 @@ def test_bad_inputs(prior, args, message):
 def test_unknown_model_field():
     with pytest.raises(ValueError, match=r"unknown model config fields \['layers'\]"):
         make_flow({"layers": 3})
+
+
+def test_coupling_log_scales_sum_to_the_log_det(prior):
+    z = jax.random.normal(jax.random.key(7), (8, 7))
+    images = _images(8)
+    a, log_det = prior.flow.apply({"params": prior.params}, z, images,
+                                  method="forward_and_log_det")
+    scales = prior.flow.apply({"params": prior.params}, a, images,
+                              method="coupling_log_scales")
+    assert scales.shape == (8, 4, 7)
+    # A coupling never scales the half it passes through.
+    for k, mask in enumerate(coupling_masks(7, 4)):
+        assert float(jnp.abs(scales[:, k][:, mask]).max()) == 0.0
+    assert float(jnp.abs(scales).max()) <= 1.0 and float(jnp.abs(scales).max()) > 0.01
+    # log|det da/dz| = sum of the couplings' log-scales + the tanh's log-derivative.
+    tanh_log_det = jnp.log1p(-a ** 2).sum(-1)
+    np.testing.assert_allclose(scales.sum((1, 2)) + tanh_log_det, log_det, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_sample_given_matches_sample(prior):
+    z = jax.random.normal(jax.random.key(8), (4, 7))
+    images = _images(4)
+    embedding = prior.flow.apply({"params": prior.params}, images, method="embed")
+    given = prior.flow.apply({"params": prior.params}, z, embedding, method="sample_given")
+    np.testing.assert_allclose(given, prior.sample(z, images), atol=1e-6)

@@ -94,6 +94,57 @@ def test_killed_run_resumes_bit_identical(dataset, straight, tmp_path):
     assert _rows(workdir)[20]["eval/nll"] == _rows(straight[0])[20]["eval/nll"]
 
 
+def test_augmented_run_differs_and_resumes_bit_identical(dataset, straight, tmp_path):
+    """Random shifts draw from the state's key and step: a resumed run replays them."""
+    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+    state = train.train_and_evaluate(_config(dataset, augment_pad=4), whole)
+    train.train_and_evaluate(_config(dataset, augment_pad=4, num_steps=10), killed)
+    resumed = train.train_and_evaluate(_config(dataset, augment_pad=4), killed)
+    jax.tree.map(np.testing.assert_array_equal, _params(resumed), _params(state))
+    different = jax.tree.map(lambda a, b: not np.allclose(a, b), _params(state),
+                             _params(straight[1]))
+    assert any(jax.tree.leaves(different))
+
+
+def test_a_run_written_before_new_model_fields_resumes(dataset, straight, tmp_path):
+    """config.json of an older version lacks fields added since (at their defaults)."""
+    import shutil
+    workdir = str(tmp_path / "old")
+    shutil.copytree(straight[0], workdir)
+    path = os.path.join(workdir, "config.json")
+    saved = json.load(open(path))
+    for field in ("encoder_pooled", "encoder_strides", "encoder_head", "log_scale_bound"):
+        del saved["model"][field]
+    del saved["lr_schedule"]
+    io.write_json(path, saved)
+    state = train.train_and_evaluate(_config(dataset, num_steps=30), workdir)
+    assert int(state.step) == 30
+    load_prior(workdir)
+
+
+def test_cosine_schedule_decays_to_its_floor():
+    optimizer = train_state.make_optimizer(1e-2, decay_steps=10, final_lr_fraction=0.1)
+    params = {"w": jnp.zeros(())}
+    state = optimizer.init(params)
+    steps = []
+    for _ in range(12):  # Adam's first steps move by about lr * sign(grad)
+        updates, state = optimizer.update({"w": jnp.ones(())}, state, params)
+        steps.append(-float(updates["w"]))
+    assert steps[0] == pytest.approx(1e-2, rel=1e-3)
+    assert steps[5] == pytest.approx(1e-2 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi / 2))),
+                                     rel=1e-3)
+    assert steps[10] == pytest.approx(1e-3, rel=1e-3) and steps[11] == pytest.approx(1e-3,
+                                                                                     rel=1e-3)
+    with pytest.raises(ValueError, match="final_lr_fraction=0"):
+        train_state.make_optimizer(1e-2, decay_steps=10, final_lr_fraction=0.0)
+
+
+def test_schedule_is_part_of_the_run(dataset, straight):
+    with pytest.raises(ValueError, match=r"lr_schedule: workdir has 'constant', config has "
+                                         r"'cosine'"):
+        train.train_and_evaluate(_config(dataset, lr_schedule="cosine"), straight[0])
+
+
 def test_rerunning_a_finished_run_does_nothing(dataset, straight):
     workdir, state = straight
     before = open(os.path.join(workdir, metrics.JSONL)).read()
@@ -173,6 +224,10 @@ def test_bad_settings_are_named(dataset, tmp_path):
         train.train_and_evaluate(_config(dataset, steps_per_dispatch=4), str(tmp_path))
     with pytest.raises(ValueError, match="batch_size=30 must be a positive multiple of 4"):
         train.train_and_evaluate(_config(dataset, batch_size=30), str(tmp_path))
+    with pytest.raises(ValueError, match=r"config.lr_schedule='linear'; expected one of"):
+        train.train_and_evaluate(_config(dataset, lr_schedule="linear"), str(tmp_path))
+    with pytest.raises(ValueError, match=r"config.augment_pad=-1; expected >= 0"):
+        train.train_and_evaluate(_config(dataset, augment_pad=-1), str(tmp_path))
 
 
 def _write_dataset(root, observations, actions, episode_length):

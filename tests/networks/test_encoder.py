@@ -1,4 +1,4 @@
-"""The conv stack: the strided-slice max-pool equals flax's, values and gradients."""
+"""The conv stack: the strided-slice max-pool equals flax's, strides, the keypoint head."""
 
 import flax.linen as nn
 import jax
@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from parrot_jax.networks import encoder
 from parrot_jax.networks.encoder import ConvEncoder, max_pool_2x2
 
 
@@ -49,3 +50,34 @@ def test_encoder_equals_relu_then_flax_pool():
     expected = x @ params["out"]["kernel"] + params["out"]["bias"]
     np.testing.assert_allclose(np.asarray(encoder.apply({"params": params}, images)),
                                np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_spatial_softmax_gives_feature_coordinates():
+    maps = np.zeros((2, 5, 7, 3), np.float32)
+    maps[0, 4, 0, 0] = 100.0  # bottom-left corner: x = -1, y = 1
+    maps[0, 2, 3, 1] = 100.0  # centre
+    maps[1] = 0.0  # flat maps: the centre, in expectation
+    out = np.asarray(encoder.spatial_softmax(jnp.asarray(maps), jnp.asarray(1.0)))
+    assert out.shape == (2, 6)  # x for 3 channels, then y for 3
+    np.testing.assert_allclose(out[0, [0, 3]], [-1.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(out[0, [1, 4]], [0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(out[1], 0.0, atol=1e-6)
+
+
+def test_keypoint_head_and_strides():
+    module = encoder.ConvEncoder(channels=(4, 8), pooled=0, strides=(2, 2), hidden=(16,),
+                                 features=5, head="keypoints")
+    images = jnp.zeros((3, 48, 48, 3), jnp.uint8)
+    params = module.init(jax.random.key(0), images)
+    assert module.apply(params, images).shape == (3, 5)
+    # Input of the first dense layer: 2 coordinates + 1 max per channel of the last map.
+    assert params["params"]["fc0"]["kernel"].shape == (3 * 8, 16)
+    assert params["params"]["log_temperature"].shape == ()
+    flat = encoder.ConvEncoder(channels=(4, 8), pooled=0, strides=(2, 2), hidden=(16,),
+                               features=5)
+    assert flat.init(jax.random.key(0), images)["params"]["fc0"]["kernel"].shape == (
+        12 * 12 * 8, 16)
+    with pytest.raises(ValueError, match="encoder head 'pool'"):
+        encoder.ConvEncoder(head="pool").init(jax.random.key(0), images)
+    with pytest.raises(ValueError, match=r"one stride per convolution \(2 channels"):
+        encoder.ConvEncoder(channels=(4, 8), strides=(2,)).init(jax.random.key(0), images)
