@@ -27,13 +27,12 @@ from typing import Sequence
 
 import jax
 import numpy as np
-
 from absl import logging
 
 from parrot_jax import checkpoint, io, stats
 from parrot_jax.data import collect
 from parrot_jax.data import dataset as dataset_lib
-from parrot_jax.envs import TRAIN_ENV_IDS, phases as phases_lib, rollout, tasks
+from parrot_jax.envs import TRAIN_ENV_IDS, phases as phases_lib, rollout, scripted, tasks
 from parrot_jax.envs.manipulation import ManipulationEnv
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows import diagnostics, evaluate
@@ -44,7 +43,6 @@ from experiments.prior_rollouts import env_ids as parse_env_ids
 
 LATENT_NAMES = {"fresh": "prior, fresh z", "zero": "prior, z = 0",
                 "episode": "prior, z per episode"}
-DEFAULT_NOISE, DEFAULT_CLIP = 0.1, 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +80,13 @@ class ScriptedStates:
     means: np.ndarray
     gripper_open: np.ndarray
     object_distance: np.ndarray
+    episode_lengths: np.ndarray
+
+    def first_episodes(self, count: int) -> dict[str, np.ndarray]:
+        """The arrays of the first ``count`` episodes' states."""
+        steps = int(self.episode_lengths[:count].sum())
+        return {f.name: getattr(self, f.name)[:steps] for f in dataclasses.fields(self)
+                if f.name != "episode_lengths"}
 
 
 def scripted_runs(env_id: str, episodes: int, seed: int, keep_frames: int,
@@ -101,8 +106,16 @@ def scripted_runs(env_id: str, episodes: int, seed: int, keep_frames: int,
                             np.concatenate([e.actions for e in eps]),
                             np.concatenate([e.means for e in eps]),
                             np.concatenate([e.gripper_open for e in eps]),
-                            np.concatenate([e.object_distance for e in eps]))
+                            np.concatenate([e.object_distance for e in eps]),
+                            np.array([len(e.actions) for e in eps]))
     return run, states
+
+
+def latent_key(seed: int, policy: str) -> jax.Array:
+    """The key of one pool policy (a latent mode, or ``"random"``): independent streams,
+    the same for a mode wherever it is run (main table, checkpoint curve)."""
+    names = evaluate.LATENTS + ("random",)
+    return jax.random.split(jax.random.key(seed), len(names))[names.index(policy)]
 
 
 def pool_run(pool: EnvPool, name: str, act_fn, episodes: int, seed: int, key,
@@ -111,23 +124,34 @@ def pool_run(pool: EnvPool, name: str, act_fn, episodes: int, seed: int, key,
     return PolicyRun(name, out.successes, out.phases, out.frames)
 
 
+POLICY_SETTINGS = ("noise", "clip", "policy_kwargs", "perturb")
+
+
 def data_policy(prior_dir: str) -> dict:
-    """The collection settings of the prior's first dataset that define its scripted
-    policy (``noise``, ``clip``, ``policy``, ``policy_kwargs``); the current defaults if
-    the dataset is gone (a warning says so)."""
+    """The collection settings of the prior's datasets that define their scripted policy
+    (``POLICY_SETTINGS``), from the first readable one (a warning if others differ); the
+    defaults if none is readable (a warning says so). The diagnosis runs that policy
+    unperturbed: ``perturb`` is reported, not applied."""
     with open(os.path.join(prior_dir, CONFIG_FILE)) as f:
         paths = json.load(f).get("data", {}).get("paths", [])
+    found = []
     for path in paths:
         try:
             collection = dataset_lib.read_metadata(path).get("collection", {})
         except (FileNotFoundError, ValueError):
             continue
         collection = {**collect.LEGACY, **collection}
-        return {k: collection[k] for k in ("noise", "clip", "policy", "policy_kwargs")}
-    logging.warning("%s: its dataset is not readable; the diagnosis uses the default "
-                    "scripted policy", prior_dir)
-    return {"noise": DEFAULT_NOISE, "clip": DEFAULT_CLIP, "policy": collect.Settings.policy,
-            "policy_kwargs": {}}
+        found.append({k: collection[k] for k in POLICY_SETTINGS})
+    if not found:
+        logging.warning("%s: no dataset of it is readable; the diagnosis uses the default "
+                        "scripted policy", prior_dir)
+        defaults = scripted.ScriptedGrasp(np.random.default_rng(0))
+        return {"noise": defaults.noise, "clip": defaults.clip, "policy_kwargs": {},
+                "perturb": 0.0}
+    if any(f != found[0] for f in found[1:]):
+        logging.warning("%s: its datasets were collected with different scripted policies "
+                        "%s; the diagnosis uses the first", prior_dir, found)
+    return found[0]
 
 
 def nll_curve(prior_dir: str) -> list[dict]:
@@ -172,8 +196,8 @@ def run(prior_dirs: Sequence[str], workdir: str, env: str = "train", episodes: i
     shared: dict[str, dict] = {}  # env_id -> {"scripted": {kwargs: (run, states)}, "random"}
     reports = []
     for prior_dir, label, prior, policy in zip(prior_dirs, labels, priors, settings):
-        policy_kwargs = {"style": policy["policy"], "noise": policy["noise"],
-                         "clip": policy["clip"], **policy["policy_kwargs"]}
+        policy_kwargs = {"noise": policy["noise"], "clip": policy["clip"],
+                         **policy["policy_kwargs"]}
         key = json.dumps(policy_kwargs, sort_keys=True)
         tasks_out = []
         states = []
@@ -185,18 +209,18 @@ def run(prior_dirs: Sequence[str], workdir: str, env: str = "train", episodes: i
                                                        **policy_kwargs)
             scripted_run, scripted_states = cache["scripted"][key]
             runs = [scripted_run]
-            keys = jax.random.split(jax.random.key(seed), len(evaluate.LATENTS) + 1)
             with EnvPool(env_id, num_envs, workers or None) as pool:
                 evaluate.check_compatible(prior, env_id, pool.single_observation_space,
                                           pool.single_action_space)
                 for latent in latents:
                     runs.append(pool_run(pool, LATENT_NAMES[latent],
                                          evaluate.prior_act_fn(prior, latent), episodes, seed,
-                                         keys[evaluate.LATENTS.index(latent)], gif_episodes))
+                                         latent_key(seed, latent), gif_episodes))
                 if "random" not in cache:
                     cache["random"] = pool_run(pool, "random",
                                                evaluate.random_act_fn(prior.action_dim),
-                                               episodes, seed, keys[-1], gif_episodes)
+                                               episodes, seed, latent_key(seed, "random"),
+                                               gif_episodes)
             runs.append(cache["random"])
             for r in runs:
                 if r.frames:
@@ -207,8 +231,7 @@ def run(prior_dirs: Sequence[str], workdir: str, env: str = "train", episodes: i
             tasks_out.append({"env_id": env_id, "goal": goal,
                               "policies": [r.summary(goal) for r in runs]})
             if env_id in TRAIN_ENV_IDS and nll_episodes:
-                steps = nll_episodes * 25
-                states.append(jax.tree.map(lambda x: x[:steps], dataclasses.asdict(scripted_states)))
+                states.append(scripted_states.first_episodes(nll_episodes))
             print(f"[{label}] {env_id}: " + ", ".join(
                 f"{r.policy} {int(r.success.sum())}/{episodes}" for r in runs), flush=True)
         fit = None
@@ -248,7 +271,7 @@ def _checkpoint_curve(prior_dir, latest, checkpoints, ids, episodes, seed, num_e
             goal = tasks.TASKS[env_id].goal
             with EnvPool(env_id, num_envs, workers or None) as pool:
                 r = pool_run(pool, "prior", evaluate.prior_act_fn(prior), episodes, seed,
-                             jax.random.key(seed), 0)
+                             latent_key(seed, "fresh"), 0)
             row[env_id] = {k: v for k, v in r.summary(goal).items()
                            if k.endswith("_rate") or k == "episodes"}
         rows.append(row)
@@ -270,6 +293,9 @@ def _check_args(prior_dirs, labels, latents, checkpoints, bounds) -> None:
     for name, (value, least) in bounds.items():
         if value < least:
             raise ValueError(f"--{name} must be >= {least}, got {value}")
+    if bounds["nll_episodes"][0] > bounds["episodes"][0]:
+        raise ValueError(f"--nll_episodes={bounds['nll_episodes'][0]} exceeds --episodes="
+                         f"{bounds['episodes'][0]} (its states come from those episodes)")
 
 
 def _slug(policy: str) -> str:
@@ -372,7 +398,10 @@ def _prior_section(report) -> list[str]:
 
 def _policy_text(policy: dict) -> str:
     extra = "".join(f", {k} {v}" for k, v in sorted(policy["policy_kwargs"].items()))
-    return f"style {policy['policy']}, noise {policy['noise']}, clip {policy['clip']}{extra}"
+    perturbed = (f"; collected with perturb {policy['perturb']} (run unperturbed here)"
+                 if policy.get("perturb") else "")
+    return (f"noise {policy['noise']}, clip {policy['clip']}{extra or ', default fields'}"
+            f"{perturbed}")
 
 
 def _rate_cell(p, name) -> str:
@@ -389,8 +418,9 @@ def _likelihood_lines(fit) -> list[str]:
              "Per dimension, nats (lower is better). *Floor*: the exact NLL of the unclipped "
              "data components given the noise-free action. *KDE*: a kernel estimate "
              f"(bandwidth {fit['bandwidth']}) of each marginal at the data value, from the "
-             "data's own conditional and from the prior's samples: their gap is the prior's "
-             "excess.\n",
+             "data's own conditional and from the prior's samples, over all components "
+             "(clipped ones, point masses, included, so it is not comparable with the floor): "
+             "the gap between the two KDE rows is the prior's excess.\n",
              "| | " + " | ".join(dims) + " |", "|---|" + "---|" * len(dims),
              row("data at the clip bound", fit["clipped_share"], "{:.0%}"),
              row("floor (unclipped)", fit["floor_nll"]),
@@ -409,7 +439,12 @@ def _likelihood_lines(fit) -> list[str]:
     for name, g in fit["gripper"].items():
         lines.append(f"| {name} | {g['states']} | {g['prior_close']:.1%} | "
                      f"{g['data_close']:.1%} | {g['prior_open']:.1%} | {g['data_open']:.1%} |")
-    lines += ["", "Coupling log-scales at their bound (|l| > 0.95 of `log_scale_bound`; share of "
+    enc = fit["encoder"]
+    lines += ["", f"Image encoder on {enc['num_images']} of these states: dead units (never "
+              "active) per ReLU layer " + ", ".join(f"{k} {v:.0%}" for k, v in
+                                                     enc["dead_units"].items()) +
+              f"; embedding std across states {enc['embedding_std']:.4f}.",
+              "", "Coupling log-scales at their bound (|l| > 0.95 of `log_scale_bound`; share of "
               "states):\n",
               "| coupling | " + " | ".join(dims) + " |", "|---|" + "---|" * len(dims)]
     for k, values in enumerate(fit["log_scale_saturated"]):

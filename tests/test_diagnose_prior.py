@@ -19,13 +19,13 @@ ROOT = os.path.dirname(os.path.dirname(__file__))
 
 @pytest.fixture(scope="module")
 def priors(tmp_path_factory):
-    """Two tiny identity priors, one with a dataset (collected in style v1, whose settings
-    the diagnosis must use), a validation-NLL log and two checkpoints."""
+    """Two tiny identity priors, one with a dataset (collected with a policy field changed,
+    which the diagnosis must use), a validation-NLL log and two checkpoints."""
     root = tmp_path_factory.mktemp("diagnose")
     data = str(root / "data")
     config = collect_config.get_config("tiny")
     config.update(num_trajectories=2, trajectories_per_shard=2, num_workers=1, progress=False,
-                  policy="v1")
+                  policy_kwargs=json.dumps({"gain": 0.8}))
     collect.collect(config, data)
     first = write_initial_prior(str(root / "a"), TINY_MODEL, step=0)
     write_initial_prior(first, TINY_MODEL, step=10)
@@ -44,8 +44,8 @@ def test_report_has_every_section(priors, tmp_path):
         nll_samples=4, checkpoints="all", curve_episodes=2, gif_episodes=1,
         labels=["with_data", "bare"])
     first, second = summary["priors"]
-    assert first["scripted_policy"]["policy"] == "v1"  # from the dataset's metadata
-    assert second["scripted_policy"]["policy"] == collect.Settings.policy  # no dataset
+    assert first["scripted_policy"]["policy_kwargs"] == {"gain": 0.8}  # the dataset's
+    assert second["scripted_policy"]["policy_kwargs"] == {}  # no dataset: the defaults
     assert [t["env_id"] for t in first["tasks"]] == ["parrot/GraspTrain-v0",
                                                     "parrot/PickPlaceTrain-v0"]
     names = [p["policy"] for p in first["tasks"][0]["policies"]]

@@ -21,10 +21,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.horizon = 25
     config.noise = 0.1  # std of the Gaussian noise on every scripted action
     config.clip = 0.9  # scripted actions are clipped to [-clip, clip] (atanh stays finite)
-    # The scripted policies' style (parrot_jax.envs.scripted.STYLES: "v2", or "v1", the
-    # data of format version 1) and overrides of single policy fields (e.g. {"gain": 0.7}).
-    config.policy = "v2"
-    config.policy_kwargs = ml_collections.ConfigDict()
+    # Scripted policy fields to change (parrot_jax.envs.scripted.ScriptedGrasp), as a JSON
+    # object, e.g. --config.policy_kwargs='{"approach": "over"}' or
+    # '{"gripper": "state", "gripper_command": 0.7}'; recorded in the metadata. Empty: the
+    # policies the README measures.
+    config.policy_kwargs = ""
+    # Probability per step of a random translation executed in place of the scripted action
+    # (which is still what the data records): recovery states for the prior (DART-style).
+    config.perturb = 0.0
     config.max_attempts = 100  # attempts per trajectory before the collector gives up
     config.num_workers = 0  # worker processes; 0: one per CPU core
     config.progress = True

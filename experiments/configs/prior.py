@@ -35,6 +35,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # reaches the same 12 x 12 x 16 features twice as fast on a CPU.
     config.model.encoder_strides = ml_collections.config_dict.placeholder(tuple)
     config.model.encoder_head = "flatten"  # or "keypoints" (spatial softmax)
+    config.model.encoder_activation = "relu"  # of the encoder's dense layers; or "elu"
     config.model.log_scale_bound = 1.0  # |log-scale| bound of each coupling (1: tanh, paper)
     # action_dim comes from the dataset (config.json records it).
 

@@ -16,6 +16,7 @@ pick-and-place gives equal numbers of accepted trajectories of each.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import multiprocessing as mp
 import os
@@ -36,10 +37,10 @@ from parrot_jax.envs import containers, objects, rollout, scripted, tasks
 from parrot_jax.envs.manipulation import ManipulationEnv
 
 # Settings that define the data; a resumed collection must use the same ones.
-DATA_FIELDS = ("seed", "env_ids", "mix", "horizon", "noise", "clip", "policy", "policy_kwargs",
+DATA_FIELDS = ("seed", "env_ids", "mix", "horizon", "noise", "clip", "policy_kwargs", "perturb",
                "trajectories_per_shard", "max_attempts")
 # A dataset whose settings lack a field was collected before it existed, with this value.
-LEGACY = {"policy": "v1", "policy_kwargs": {}}
+LEGACY = {"policy_kwargs": {}, "perturb": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +53,12 @@ class Settings:
     clip: float
     trajectories_per_shard: int
     max_attempts: int  # attempts per trajectory slot before giving up
-    policy: str = "v2"  # the scripted policies' style (scripted.STYLES)
-    policy_kwargs: Mapping = dataclasses.field(default_factory=dict)  # field overrides
+    # Scripted policy fields other than noise and clip (scripted.ScriptedGrasp), e.g.
+    # {"approach": "over"}; empty: the defaults.
+    policy_kwargs: Mapping = dataclasses.field(default_factory=dict)
+    # Probability per step of executing a random translation instead of the scripted
+    # action while recording the scripted action (rollout.scripted_episode): recovery data.
+    perturb: float = 0.0
 
     def __post_init__(self):
         unknown = [e for e in self.env_ids if e not in tasks.TASKS]
@@ -66,12 +71,22 @@ class Settings:
         for name in ("horizon", "trajectories_per_shard", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected >= 1")
-        for env_id in self.env_ids:  # unknown styles or fields fail here, not in a worker
+        if not 0.0 <= self.perturb < 1.0:
+            raise ValueError(f"perturb={self.perturb}; expected a probability in [0, 1)")
+        for env_id in self.env_ids:  # bad policy fields fail here, not in a worker
             self.make_policy(tasks.TASKS[env_id].goal, np.random.default_rng(0))
 
+    def policy_fields(self) -> dict:
+        """The scripted policies' fields: noise, clip and ``policy_kwargs``."""
+        for name in ("noise", "clip", "object_index", "place_attempted"):
+            if name in self.policy_kwargs:
+                raise ValueError(f"policy_kwargs sets {name!r}, which the collection sets "
+                                 f"itself" + (f" (use its {name})" if name in ("noise", "clip")
+                                              else ""))
+        return {"noise": self.noise, "clip": self.clip, **self.policy_kwargs}
+
     def make_policy(self, goal: str, rng: np.random.Generator) -> scripted.ScriptedGrasp:
-        return scripted.make_policy(goal, rng, style=self.policy, noise=self.noise,
-                                    clip=self.clip, **self.policy_kwargs)
+        return scripted.make_policy(goal, rng, **self.policy_fields())
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -85,8 +100,26 @@ def settings_from_config(config) -> Settings:
                     mix=tuple(float(m) for m in config.mix), horizon=int(config.horizon),
                     noise=float(config.noise), clip=float(config.clip),
                     trajectories_per_shard=int(config.trajectories_per_shard),
-                    max_attempts=int(config.max_attempts), policy=str(config.policy),
-                    policy_kwargs=dict(config.get("policy_kwargs") or {}))
+                    max_attempts=int(config.max_attempts),
+                    policy_kwargs=parse_policy_kwargs(config.get("policy_kwargs", "")),
+                    perturb=float(config.get("perturb", 0.0)))
+
+
+def parse_policy_kwargs(value) -> dict:
+    """``config.policy_kwargs``: a JSON object (a string, so that it can be given on the
+    command line) or a mapping; empty: no fields changed."""
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"policy_kwargs={value!r} is not JSON ({e}); expected an object "
+                             "such as '{\"approach\": \"over\"}'") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"policy_kwargs={value!r}; expected a JSON object of scripted "
+                         "policy fields")
+    return dict(value)
 
 
 def plan_shards(target: int, per_shard: int, existing: Mapping[int, int]) -> list[tuple[int, int]]:
@@ -141,9 +174,9 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
             envs[env_id] = ManipulationEnv(env_id, horizon=settings.horizon)
         for attempt in range(settings.max_attempts):
             env_seed, noise_seed = attempt_seeds(settings.seed, index, slot, attempt)
-            episode = rollout.scripted_episode(
-                envs[env_id], env_seed, noise_seed=noise_seed, style=settings.policy,
-                noise=settings.noise, clip=settings.clip, **settings.policy_kwargs)
+            episode = rollout.scripted_episode(envs[env_id], env_seed, noise_seed=noise_seed,
+                                               perturb=settings.perturb,
+                                               **settings.policy_fields())
             attempts[env_id] += 1
             on_episode(episode.success, len(episode.actions))
             if episode.success:
@@ -246,7 +279,7 @@ def _policy_description(settings: Settings) -> dict:
         policy = settings.make_policy(goal, np.random.default_rng(0))
         params = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)
                   if f.name != "rng" and f.init}
-        out[goal] = {"class": type(policy).__name__, "style": settings.policy, **params}
+        out[goal] = {"class": type(policy).__name__, **params}
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from parrot_jax import stats
+from parrot_jax.envs import manipulation
 from parrot_jax.envs import phases as phases_lib
 from parrot_jax.envs import scripted
 from parrot_jax.envs.manipulation import ManipulationEnv
@@ -30,22 +31,43 @@ class Episode:
     phases: phases_lib.Phases  # how far the episode got with each object (one episode)
 
 
+def _changes_gripper(mean: np.ndarray, info: dict) -> bool:
+    """Whether a noise-free scripted action commands the gripper out of its state."""
+    threshold = manipulation.GRIPPER_THRESHOLD
+    return bool(mean[6] < -threshold if info["gripper_open"] else mean[6] > threshold)
+
+
 def policy_seed(seed: int) -> int:
     """Seed of the scripted policy's noise for the episode with env seed ``seed``."""
     return seed + 1_000_003
 
 
 def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
-                     noise_seed: Optional[int] = None, **policy_kwargs) -> Episode:
+                     noise_seed: Optional[int] = None, perturb: float = 0.0,
+                     **policy_kwargs) -> Episode:
     """Runs the task's scripted policy for one episode from ``env.reset(seed=seed)``.
 
     The policy's noise is seeded with ``noise_seed`` (default ``policy_seed(seed)``);
     ``policy_kwargs`` go to ``scripted.make_policy`` (e.g. ``noise``, ``clip``).
+
+    ``perturb > 0`` (DART-style recovery data): at each step, with this probability, the
+    env executes a random translation (uniform in ``[-clip, clip]^3``; rotation and
+    gripper as the policy's) instead of the policy's, while the episode still records the
+    policy's action for that state. Steps that close or open the gripper are never
+    perturbed (a grasp or release made while thrown aside would fail, and the scripted
+    pick-and-place does not retry a release). The states then cover where a policy that
+    imitates the data drifts to (off the scripted path: low beside an object, say), with
+    the scripted correction as their action; the perturbations themselves are never
+    recorded, so a prior trained on the data does not learn to make them. Drawn from a
+    generator of their own, so ``perturb = 0`` gives exactly the unperturbed episode.
     """
+    if not 0.0 <= perturb < 1.0:
+        raise ValueError(f"perturb={perturb}; expected a probability in [0, 1)")
     obs, info = env.reset(seed=seed)
     noise_seed = policy_seed(seed) if noise_seed is None else noise_seed
     policy = scripted.make_policy(env.task.goal, np.random.default_rng(noise_seed),
                                   **policy_kwargs)
+    perturbations = np.random.default_rng([noise_seed, 1])
     policy.reset()
     frames, actions, rewards, means, gripper_open, distance = [obs], [], [], [], [], []
     tracker = phases_lib.PhaseTracker(1, len(info["object_pos"]))
@@ -56,7 +78,11 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
         gripper_open.append(bool(info["gripper_open"]))
         points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
         distance.append(float(np.linalg.norm(points - info["ee_pos"], axis=-1).min()))
-        obs, reward, terminated, truncated, info = env.step(action)
+        executed = action
+        if perturb and perturbations.random() < perturb and not _changes_gripper(mean, info):
+            executed = action.copy()
+            executed[:3] = perturbations.uniform(-policy.clip, policy.clip, 3)
+        obs, reward, terminated, truncated, info = env.step(executed)
         actions.append(action)
         means.append(mean)
         rewards.append(reward)

@@ -11,30 +11,23 @@ Both read the privileged ``info`` of the env, never the image:
 Every action gets Gaussian noise N(0, ``noise``) on every dimension and is clipped to
 [-``clip``, ``clip``] (0.9 in the paper, which keeps atanh finite for the flow).
 
-How the algorithms are carried out is set by a few fields, with two named styles
-(``STYLES``; ``make_policy(goal, rng, style=...)``):
-
-- ``"v1"`` (the field defaults; datasets of format version 1): the translation command
-  is the whole remaining error (``gain = 1``: an axis saturates beyond 4.5 cm of error, so
-  about a quarter of the xyz components of a dataset sit exactly on the clip bound); the
-  open gripper approaches inside a cone above the object (``approach = "cone"``: its
-  height above the grasp point is at most ``slope`` times its horizontal distance and
-  no lower than ``clearance`` above the object's top while it is far, so the fingers
-  come down onto the object instead of sweeping into it from the side); the gripper is
-  commanded only on the step that closes or opens it (``gripper = "toggle"``, +-1, 0
-  otherwise; the paper's pseudo-code).
-- ``"v2"`` (the default since format version 2): closer to the original roboverse
-  scripts. ``gain = 0.5`` (half the remaining error per step: an axis saturates beyond
-  9 cm); ``approach = "over"``: move over the object at the current height (rising to
-  ``clearance`` above its top if lower) and descend once within ``over_radius`` in xy;
-  ``gripper = "state"``: every step commands the gripper state the algorithm wants,
-  ``+gripper_command`` open and ``-gripper_command`` closed (0.7 as in the original
-  scripts, so with the noise it stays off the clip bound), instead of 0 ("no change")
-  on all but one step. The env's hysteresis makes the executed behaviour the same; the
-  data differs: a prior trained on toggle data must spot the single closing step among
-  mostly "no change" steps, and its stray close commands on the way (a point mass at
-  -clip it cannot fit sharply) closed the gripper in the air in most of its episodes
-  (README, "Diagnosing the prior").
+How the algorithms are carried out is set by a few fields. The defaults are the data of
+the README's measurements (and of every dataset collected without overrides):
+``gain = 1`` (the translation command is the whole remaining error, so an axis
+saturates beyond 4.5 cm and about a quarter of the xyz components of a dataset sit
+exactly on the clip bound); ``approach = "cone"`` (the open gripper approaches inside a
+cone above the object: its height above the grasp point is at most ``slope`` times its
+horizontal distance and no lower than ``clearance`` above the object's top while it is
+far, so the fingers come down onto the object instead of sweeping into it from the
+side); ``gripper = "toggle"`` (the gripper is commanded, +-``gripper_command``, only on
+the step that closes or opens it, 0 otherwise: the paper's pseudo-code). Alternatives,
+measured in "Diagnosing the prior" (README) and selectable per dataset
+(``experiments/configs/collect.py``, ``policy_kwargs``): ``gain < 1`` (a share of the
+error per step); ``approach = "over"`` (the original roboverse scripts: move over the
+object at the current height, rising to ``clearance`` above its top if lower, and
+descend once within ``over_radius`` in xy); ``gripper = "state"`` (every step commands
+the state the algorithm wants, open or closed; the env's hysteresis makes the executed
+behaviour the same, the data differs).
 """
 
 from __future__ import annotations
@@ -46,10 +39,6 @@ import numpy as np
 from parrot_jax.envs import manipulation, robot, scene
 
 
-STYLES = {
-    "v1": {},
-    "v2": {"approach": "over", "gain": 0.5, "gripper": "state", "gripper_command": 0.7},
-}
 APPROACHES = ("cone", "over")
 GRIPPER_MODES = ("toggle", "state")
 
@@ -168,19 +157,22 @@ class ScriptedPickPlace(ScriptedGrasp):
         return action
 
 
-def make_policy(goal: str, rng: np.random.Generator, style: str = "v1",
-                **kwargs) -> ScriptedGrasp:
-    """The scripted policy for a task goal ('grasp' or 'place') in a named ``style``
-    (``STYLES``); ``kwargs`` override single fields."""
-    if style not in STYLES:
-        raise ValueError(f"unknown scripted policy style {style!r}; expected one of "
-                         f"{', '.join(STYLES)}")
-    kwargs = {**STYLES[style], **kwargs}
-    if goal == "grasp":
-        return ScriptedGrasp(rng, **kwargs)
-    if goal == "place":
-        return ScriptedPickPlace(rng, **kwargs)
-    raise ValueError(f"unknown goal {goal!r}; expected 'grasp' or 'place'")
+def make_policy(goal: str, rng: np.random.Generator, **kwargs) -> ScriptedGrasp:
+    """The scripted policy for a task goal ('grasp' or 'place'); ``kwargs`` set its fields.
+
+    A field only the other goal's policy has (``drop_margin`` for a grasp) is ignored, so
+    one set of fields serves a dataset of both; an unknown field raises ``ValueError``.
+    """
+    classes = {"grasp": ScriptedGrasp, "place": ScriptedPickPlace}
+    if goal not in classes:
+        raise ValueError(f"unknown goal {goal!r}; expected 'grasp' or 'place'")
+    known = {f.name for f in dataclasses.fields(ScriptedPickPlace) if f.init} - {"rng"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"unknown scripted policy fields {unknown}; expected some of "
+                         f"{sorted(known)}")
+    own = {f.name for f in dataclasses.fields(classes[goal])}
+    return classes[goal](rng, **{k: v for k, v in kwargs.items() if k in own})
 
 
 def grasp_point(center: np.ndarray, bottom) -> np.ndarray:

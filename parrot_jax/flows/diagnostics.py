@@ -27,11 +27,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from parrot_jax.envs.manipulation import GRIPPER_THRESHOLD  # |a_6| beyond it acts
 from parrot_jax.flows.prior import BehavioralPrior
 from parrot_jax.flows.realnvp import coupling_masks
 
 GRIPPER = 6  # the gripper's action dimension in the suite
-GRIPPER_THRESHOLD = 0.5  # |a_6| beyond this opens or closes (manipulation.GRIPPER_THRESHOLD)
+
+
+def encoder_health(prior: BehavioralPrior, images: np.ndarray) -> dict:
+    """Is the image encoder alive? For each ReLU layer of psi (``conv*``, and ``fc*``
+    unless the encoder's dense layers use ELU), the
+    share of its units (channels) whose pre-activation is <= 0 at every position of every
+    image given: dead units pass nothing, for any image, and no gradient either. Plus the
+    spread of the embedding over the images (its per-dimension std, averaged): near 0,
+    the prior no longer depends on the image. A learning rate too high for the encoder
+    kills its fully connected units (README, "Diagnosing the prior")."""
+    _, state = prior.flow.apply({"params": prior.params}, jnp.asarray(images), method="embed",
+                                capture_intermediates=True, mutable=["intermediates"])
+    layers = state["intermediates"]["encoder"]
+    relu = ("conv", "fc") if prior.flow.encoder_activation == "relu" else ("conv",)
+    dead = {}
+    for name in sorted(layers, key=lambda n: (not n.startswith("conv"),
+                                               int("".join(filter(str.isdigit, n)) or 0))):
+        if name.startswith(relu):  # an ELU unit below 0 still passes values and gradient
+            (out,) = layers[name]["__call__"]
+            units = np.asarray(out).reshape(-1, out.shape[-1])
+            dead[name] = float((units.max(axis=0) <= 0).mean())
+    (embedding,) = layers["__call__"]
+    return {"dead_units": dead,
+            "embedding_std": float(np.asarray(embedding).std(axis=0).mean()),
+            "num_images": int(len(images))}
 
 
 def gaussian_nll_floor(noise: float) -> float:
@@ -104,6 +129,7 @@ class Likelihood:
     gripper: dict  # scripted gripper command -> {"states", "prior_close", "data_close", ...}
     log_scale_saturated: np.ndarray  # (couplings, D) share of |l_k| > 0.95 bound (NaN: pass-through)
     log_scale_mean_abs: np.ndarray  # (couplings, D) mean |l_k|
+    encoder: dict  # encoder_health on the states
 
     def as_dict(self) -> dict:
         out = {}
@@ -128,6 +154,8 @@ def likelihood(prior: BehavioralPrior, images: np.ndarray, actions: np.ndarray,
         raise ValueError(f"images, actions, means and gripper_open must have the same "
                          f"non-zero length, got {len(images)}, {len(actions)}, {len(means)}, "
                          f"{len(gripper_open)}")
+    if not GRIPPER_THRESHOLD < clip < 1.0:
+        raise ValueError(f"clip={clip}; expected a bound in ({GRIPPER_THRESHOLD}, 1)")
     actions = np.asarray(actions, np.float64)
     means = np.asarray(means, np.float64)
     clipped = np.abs(actions) >= clip - 1e-6
@@ -159,27 +187,27 @@ def likelihood(prior: BehavioralPrior, images: np.ndarray, actions: np.ndarray,
         joint_floor_unclipped=float(gauss[free].sum(axis=1).mean()) if free.any()
         else float("nan"),
         unclipped_actions=int(free.sum()),
-        gripper=gripper_decisions(samples, means, np.asarray(gripper_open, bool), noise, clip,
+        gripper=gripper_decisions(samples, means, np.asarray(gripper_open, bool), noise,
                                   object_distance),
-        log_scale_saturated=saturated, log_scale_mean_abs=mean_abs)
+        log_scale_saturated=saturated, log_scale_mean_abs=mean_abs,
+        encoder=encoder_health(prior, images[:512]))
 
 
 NEAR = 0.06  # metres: "near" an object for the gripper decisions
 
 
 def gripper_decisions(samples: np.ndarray, means: np.ndarray, gripper_open: np.ndarray,
-                      noise: float, clip: float,
-                      object_distance: np.ndarray | None = None) -> dict:
+                      noise: float, object_distance: np.ndarray | None = None) -> dict:
     """How often the prior would close (``a_6 < -0.5``) or open (``> 0.5``) where the
     scripted policy commanded close, open or keep, split by the gripper's state (and, with
     ``object_distance``, the open gripper's "keep" states by whether an object is within
     ``NEAR``: far from every object a close is never right, so the prior's close
     probability there is pure leakage, not ambiguity); beside the data's own
     probabilities ``Phi((-0.5 - mu) / sigma)`` and ``1 - Phi((0.5 - mu) / sigma)``
-    (clipping does not move mass across +-0.5 when ``clip > 0.5``)."""
+    (clipping at ``+-clip`` moves no mass across +-0.5 when ``clip > 0.5``, which
+    ``likelihood`` checks)."""
     from scipy.stats import norm
 
-    del clip
     command = np.where(means[:, GRIPPER] < -GRIPPER_THRESHOLD, "close",
                        np.where(means[:, GRIPPER] > GRIPPER_THRESHOLD, "open", "keep"))
     g = samples[..., GRIPPER]

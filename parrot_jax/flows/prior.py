@@ -30,14 +30,28 @@ CONFIG_FILE = "config.json"  # the training config, written by the trainer
 IMAGE_SHAPE = (48, 48, 3)
 
 
+# Model fields added after priors were first saved, with the value those priors have: a
+# config.json without one was trained with it (pinned here, not read from the flow's
+# defaults, which may change).
+LEGACY_MODEL_FIELDS = {"encoder_pooled": 2, "encoder_strides": None, "encoder_head": "flatten",
+                       "encoder_activation": "relu", "log_scale_bound": 1.0}
+
+
+def with_legacy_fields(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``model`` section with the fields it lacks at their ``LEGACY_MODEL_FIELDS`` value."""
+    return {**LEGACY_MODEL_FIELDS, **model_config}
+
+
 def make_flow(model_config: Mapping[str, Any]) -> ConditionalRealNVP:
-    """The flow module described by a config's ``model`` section."""
+    """The flow module described by a config's ``model`` section (one saved before a field
+    existed gets the value it was trained with, ``LEGACY_MODEL_FIELDS``)."""
     fields = {f.name for f in dataclasses.fields(ConditionalRealNVP)} - {"parent", "name"}
     unknown = set(model_config) - fields
     if unknown:
         raise ValueError(f"unknown model config fields {sorted(unknown)}; expected a subset "
                          f"of {sorted(fields)}")
-    kwargs = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in model_config.items()}
+    kwargs = {k: tuple(v) if isinstance(v, (list, tuple)) else v
+              for k, v in with_legacy_fields(model_config).items()}
     return ConditionalRealNVP(**kwargs)
 
 

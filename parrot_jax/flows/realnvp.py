@@ -65,15 +65,17 @@ class ConditionalRealNVP(nn.Module):
     encoder_pooled: int = 2  # max-pool after this many of the first convolutions
     encoder_strides: Sequence[int] | None = None  # per convolution; None: all 1 (the paper)
     encoder_head: str = "flatten"  # or "keypoints" (networks.encoder.ConvEncoder)
-    # Couplings scale by exp(l), |l| < log_scale_bound (1: the paper's tanh). Each dimension
-    # is scaled by half the couplings, so the flow cannot narrow it below about
-    # exp(-num_couplings / 2 * log_scale_bound) of the base's width.
+    encoder_activation: str = "relu"  # of its fully connected layers; or "elu"
+    # Couplings scale by exp(l), |l| < log_scale_bound (1: the paper's tanh). A dimension is
+    # scaled by every other coupling, so the flow cannot narrow it below about
+    # exp(-ceil(num_couplings / 2) * log_scale_bound) of the base's width (e^-2 in the paper).
     log_scale_bound: float = 1.0
 
     def setup(self):
         self.encoder = ConvEncoder(channels=self.encoder_channels, hidden=self.encoder_hidden,
                                    features=self.embedding, pooled=self.encoder_pooled,
-                                   strides=self.encoder_strides, head=self.encoder_head)
+                                   strides=self.encoder_strides, head=self.encoder_head,
+                                   activation=self.encoder_activation)
         self.conditioners = [MLP(self.hidden, 2 * self.action_dim, zero_init_output=True)
                              for _ in range(self.num_couplings)]
 
@@ -129,10 +131,11 @@ class ConditionalRealNVP(nn.Module):
         return self.bijector(embedding).forward(z)
 
     def coupling_log_scales(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
-        """The log-scales ``l_k = tanh(l_raw)`` each coupling applies on the way from z to
-        ``atanh(a)``: (B, num_couplings, action_dim), coupling 0 first (the one applied to
-        z), 0 where a coupling passes a dimension through. Their sum is
-        ``log|det d atanh(a) / dz|``; ``|l_k|`` near 1 means the coupling is at its bound.
+        """The log-scales ``l_k = b tanh(l_raw / b)`` (``b = log_scale_bound``) each
+        coupling applies on the way from z to ``atanh(a)``: (B, num_couplings, action_dim),
+        coupling 0 first (the one applied to z), 0 where a coupling passes a dimension
+        through. Their sum is ``log|det d atanh(a) / dz|``; ``|l_k|`` near ``b`` means the
+        coupling is at its bound.
         """
         embedding = self.encoder(images)
         y = jnp.arctanh(actions)

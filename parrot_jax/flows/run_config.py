@@ -9,7 +9,6 @@ logging intervals, ...) may change, e.g. to extend a finished run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Any
@@ -17,8 +16,7 @@ from typing import Any
 import ml_collections
 
 from parrot_jax import io
-from parrot_jax.flows.prior import CONFIG_FILE
-from parrot_jax.flows.realnvp import ConditionalRealNVP
+from parrot_jax.flows.prior import CONFIG_FILE, with_legacy_fields
 
 RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule")
 # The value a run written before a defining field existed had.
@@ -101,28 +99,23 @@ def check_and_write(workdir: str, description: dict[str, Any],
         differing = [k for k in defining if _comparable(k, saved.get(k))
                      != _comparable(k, description.get(k))]
         if differing:
-            details = "; ".join(f"{k}: workdir has {saved.get(k)!r}, config has "
-                                f"{description.get(k)!r}" for k in differing)
+            details = "; ".join(f"{k}: workdir has {_comparable(k, saved.get(k))!r}, config "
+                                f"has {_comparable(k, description.get(k))!r}"
+                                for k in differing)
             raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
                              "new --workdir, or the same settings to resume")
     io.write_json(path, description)
 
 
 def _comparable(field: str, value):
-    """A ``model`` section with every flow field (defaults filled in), and a missing
-    field as ``LEGACY_DEFAULTS`` has it, so a run written before a field existed compares
-    equal to a config with that field at its default."""
+    """``value`` as a run written before the field existed had it: a missing field as
+    ``LEGACY_DEFAULTS`` says, a ``model`` section with its missing fields as
+    ``prior.LEGACY_MODEL_FIELDS`` says; lists for tuples."""
     if value is None:
         return LEGACY_DEFAULTS.get(field)
-    if field != "model" or not isinstance(value, dict):
-        return value
-    return to_json({**model_defaults(), **value})
-
-
-def model_defaults() -> dict[str, Any]:
-    """The flow module's fields and their defaults."""
-    return {f.name: f.default for f in dataclasses.fields(ConditionalRealNVP)
-            if f.name not in ("parent", "name") and f.default is not dataclasses.MISSING}
+    if field == "model" and isinstance(value, dict):
+        value = with_legacy_fields(value)
+    return to_json(value)
 
 
 def to_json(value):

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 
 HEADS = ("flatten", "keypoints")
+ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu}
 
 
 class ConvEncoder(nn.Module):
@@ -25,14 +26,22 @@ class ConvEncoder(nn.Module):
     features: int = 256
     strides: Sequence[int] | None = None  # per convolution; None: all 1 (the paper)
     # What the fully connected layers read: "flatten", every position of the last feature
-    # map (the paper), or "keypoints", its spatial softmax (:func:`spatial_softmax`).
+    # map (the paper), or "keypoints", its spatial softmax (:func:`spatial_softmax`, two
+    # coordinates per channel) beside each channel's maximum (whether the feature is seen).
     head: str = "flatten"
+    # The fully connected layers' activation: "relu" (the paper) or "elu", which has no
+    # dead units (with a high learning rate most ReLU units there stop firing for good).
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         """images (..., H, W, C) uint8 or float in [0, 1] -> (..., features) float32."""
         if self.head not in HEADS:
             raise ValueError(f"encoder head {self.head!r}; expected one of {HEADS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"encoder activation {self.activation!r}; expected one of "
+                             f"{tuple(ACTIVATIONS)}")
+        activation = ACTIVATIONS[self.activation]
         maps = conv_maps(images, self.channels, self.pooled, self.strides)
         batch = maps.shape[:-3]
         maps = maps.reshape((-1,) + maps.shape[-3:])
@@ -43,7 +52,7 @@ class ConvEncoder(nn.Module):
         else:
             x = maps.reshape(maps.shape[0], -1)
         for i, h in enumerate(self.hidden):
-            x = nn.relu(nn.Dense(h, name=f"fc{i}")(x))
+            x = activation(nn.Dense(h, name=f"fc{i}")(x))
         x = nn.Dense(self.features, name="out")(x)
         return x.reshape(batch + (self.features,))
 

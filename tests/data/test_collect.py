@@ -88,8 +88,8 @@ def test_collection_keeps_successes_with_metadata(small):
     assert len(metadata["tasks"]["parrot/GraspTrain-v0"]["objects"]) == 66
     assert metadata["policy"]["grasp"]["noise"] == 0.1
     assert metadata["policy"]["place"]["clip"] == 0.9
-    assert metadata["collection"]["policy"] == collect.Settings.policy
-    assert metadata["policy"]["grasp"]["style"] == collect.Settings.policy
+    assert metadata["collection"]["policy_kwargs"] == {}
+    assert metadata["policy"]["grasp"]["gripper"] == "toggle"
     assert metadata["versions"]["pybullet"] and metadata["seeds"] == [0] and metadata["created"]
     # The stored seed reproduces the scene: resetting with it gives the first image.
     env = ManipulationEnv(ds.env_ids[ds.episode_tasks[4]])
@@ -116,40 +116,55 @@ def test_other_settings_refuse_to_resume(small):
         collect.collect(_config(num_trajectories=6, trajectories_per_shard=4, noise=0.2), root)
 
 
-def test_policy_style_and_overrides_reach_the_scripted_policies(tmp_path):
+def test_policy_fields_reach_the_scripted_policies(tmp_path):
+    fields = json.dumps({"gain": 0.7, "approach": "over", "drop_margin": 0.03})
     metadata = collect.collect(_config(num_trajectories=2, trajectories_per_shard=2,
-                                       policy="v1", policy_kwargs={"gain": 0.7}),
-                               str(tmp_path))
-    assert metadata["collection"]["policy"] == "v1"
-    assert metadata["collection"]["policy_kwargs"] == {"gain": 0.7}
+                                       policy_kwargs=fields, perturb=0.3), str(tmp_path))
+    assert metadata["collection"]["policy_kwargs"] == json.loads(fields)
+    assert metadata["collection"]["perturb"] == 0.3
     assert metadata["policy"]["grasp"]["gain"] == 0.7
-    assert metadata["policy"]["place"]["gripper"] == "toggle"
-    with pytest.raises(ValueError, match=r"other settings .*'policy_kwargs': \(\{'gain': 0.7\}"):
-        collect.collect(_config(num_trajectories=2, trajectories_per_shard=2, policy="v1"),
+    assert metadata["policy"]["place"]["approach"] == "over"
+    # A pick-and-place field reaches the place policy; the grasp policy has none.
+    assert metadata["policy"]["place"]["drop_margin"] == 0.03
+    assert "drop_margin" not in metadata["policy"]["grasp"]
+    with pytest.raises(ValueError, match=r"other settings .*'policy_kwargs': \(\{'approach'"):
+        collect.collect(_config(num_trajectories=2, trajectories_per_shard=2, perturb=0.3),
                         str(tmp_path))
 
 
-def test_a_dataset_from_before_policy_styles_resumes_as_v1(tmp_path):
-    """Settings written before the policy fields existed were collected in style v1."""
+def test_a_dataset_from_before_policy_fields_resumes_with_the_defaults(small, tmp_path):
+    """Settings written before ``policy_kwargs`` and ``perturb`` existed were collected with
+    the defaults."""
+    import shutil
     root = str(tmp_path / "legacy")
-    collect.collect(_config(num_trajectories=2, trajectories_per_shard=2, policy="v1"), root)
+    shutil.copytree(small[0], root)
     path = os.path.join(root, fmt.METADATA)
     metadata = json.load(open(path))
-    for field in ("policy", "policy_kwargs"):
-        del metadata["collection"][field]
+    del metadata["collection"]["policy_kwargs"]
+    del metadata["collection"]["perturb"]
     json.dump(metadata, open(path, "w"))
-    with pytest.raises(ValueError, match=r"'policy': \('v1', 'v2'\)"):
-        collect.collect(_config(num_trajectories=4, trajectories_per_shard=2, policy="v2"), root)
-    again = collect.collect(_config(num_trajectories=4, trajectories_per_shard=2, policy="v1"),
-                            root)
-    assert again["num_episodes"] == 4
+    with pytest.raises(ValueError, match=r"'policy_kwargs': \(\{\}, \{'gain': 0.5\}\)"):
+        collect.collect(_config(num_trajectories=6, trajectories_per_shard=4,
+                                policy_kwargs=json.dumps({"gain": 0.5})), root)
+    again = collect.collect(_config(num_trajectories=8, trajectories_per_shard=4), root)
+    assert again["num_episodes"] == 8
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="unknown scripted policy style 'v9'"):
-        collect.settings_from_config(_config(policy="v9"))
+    with pytest.raises(ValueError, match="perturb=-0.1; expected a probability"):
+        collect.settings_from_config(_config(perturb=-0.1))
+    with pytest.raises(ValueError, match="approach='sideways'"):
+        collect.settings_from_config(_config(policy_kwargs='{"approach": "sideways"}'))
+    with pytest.raises(ValueError, match=r"policy_kwargs='\{gain: 1\}' is not JSON"):
+        collect.settings_from_config(_config(policy_kwargs="{gain: 1}"))
+    with pytest.raises(ValueError, match=r"policy_kwargs=\[1\]; expected a JSON object"):
+        collect.settings_from_config(_config(policy_kwargs="[1]"))
+    with pytest.raises(ValueError, match="policy_kwargs sets 'noise'"):
+        collect.settings_from_config(_config(policy_kwargs=json.dumps({"noise": 0.2})))
+    with pytest.raises(ValueError, match=r"unknown scripted policy fields \['speed'\]"):
+        collect.settings_from_config(_config(policy_kwargs=json.dumps({"speed": 2})))
     with pytest.raises(ValueError, match="gain=2.0; expected a share in"):
-        collect.settings_from_config(_config(policy_kwargs={"gain": 2.0}))
+        collect.settings_from_config(_config(policy_kwargs=json.dumps({"gain": 2.0})))
     with pytest.raises(ValueError, match="unknown \\['parrot/Nope-v0'\\]; valid ids are"):
         collect.settings_from_config(_config(env_ids=("parrot/Nope-v0",), mix=(1.0,)))
     with pytest.raises(ValueError, match="mix \\[0.5\\] must give"):

@@ -40,15 +40,17 @@ def test_phases_from_hand_made_steps():
     over = CENTERS.copy()
     over[2] = [0.61, 0.19, 0.1]
     held_1 = np.array([[True, False, False], [False, False, True]])
+    bottoms = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.08]])  # object 2 lifted 8 cm
     tracker.update(infos([[0.5, 0.0, 0.1], [0.61, 0.19, 0.12]], [False, False],
-                         centers=np.stack([CENTERS, over]), held=held_1), live, not_ended)
+                         centers=np.stack([CENTERS, over]), bottoms=bottoms, held=held_1),
+                   live, not_ended)
     grasped = np.array([[True, False, False], [False, False, False]])
     placed = np.array([[False, False, False], [False, False, True]])
     tracker.update(infos([[0.5, 0.0, 0.1], far], [False, True], grasped=grasped, placed=placed),
                    live, np.ones(2, bool))
     out = tracker.result()
     assert out.reached[0].tolist() == [True, False, False]
-    assert out.reached[1].tolist() == [False, False, False]
+    assert out.reached[1].tolist() == [False, False, True]  # only while carrying it
     assert out.closed_near[0].tolist() == [True, False, False] and not out.closed_near[1].any()
     assert out.closed_away.tolist() == [False, True]
     # First close: env 0 1 cm above object 0's grasp point; env 1 in the air.

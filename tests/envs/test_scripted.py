@@ -65,16 +65,16 @@ def _info(ee, gripper_open=True, center=(0.5, 0.0, 0.02)):
 
 
 def test_gain_scales_the_translation_command():
-    far = _info([0.5, 0.03, 0.02])  # 3 cm from the grasp point in y, at its height
+    far = _info([0.5, 0.025, 0.02])  # 2.5 cm off in y: within over_radius, not threshold
     for gain in (1.0, 0.5):
         policy = scripted.ScriptedGrasp(np.random.default_rng(0), noise=0.0, gain=gain,
                                         approach="over")
         _, mean = policy.act(far)
-        np.testing.assert_allclose(mean[:3], [0.0, -gain * 0.03 / 0.05, 0.0], atol=1e-12)
+        np.testing.assert_allclose(mean[:3], [0.0, -gain * 0.025 / 0.05, 0.0], atol=1e-12)
 
 
 def test_over_approach_holds_height_until_above_the_object():
-    policy = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0,
+    policy = scripted.make_policy("grasp", np.random.default_rng(0), noise=0.0,
                                   approach="over")
     _, mean = policy.act(_info([0.3, 0.1, 0.2]))  # far in xy, high
     assert mean[2] == 0.0 and mean[0] > 0 and mean[1] < 0
@@ -82,7 +82,7 @@ def test_over_approach_holds_height_until_above_the_object():
     assert mean[2] > 0
     _, mean = policy.act(_info([0.51, 0.0, 0.2]))  # within over_radius: descends
     assert mean[2] < 0
-    cone = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0)
+    cone = scripted.make_policy("grasp", np.random.default_rng(0), noise=0.0)
     assert cone.act(_info([0.3, 0.1, 0.2]))[1][2] < 0  # the cone descends on the way
 
 
@@ -90,9 +90,9 @@ def test_gripper_modes():
     """toggle: a command only on the step that changes the gripper; state: every step."""
     at_object, lifting = _info([0.5, 0.0, 0.025]), _info([0.5, 0.0, 0.05], gripper_open=False)
     approaching = _info([0.3, 0.1, 0.2])
-    toggle = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0)
+    toggle = scripted.make_policy("grasp", np.random.default_rng(0), noise=0.0)
     assert [toggle.act(i)[1][6] for i in (approaching, at_object, lifting)] == [0.0, -1.0, 0.0]
-    state = scripted.make_policy("grasp", np.random.default_rng(0), style="v1", noise=0.0,
+    state = scripted.make_policy("grasp", np.random.default_rng(0), noise=0.0,
                                  gripper="state", gripper_command=0.7)
     assert [state.act(i)[1][6] for i in (approaching, at_object, lifting)] == [0.7, -0.7, -0.7]
 
@@ -104,8 +104,8 @@ def test_gripper_modes():
 def test_bad_policy_fields(kwargs, message):
     with pytest.raises(ValueError, match=message):
         scripted.ScriptedGrasp(np.random.default_rng(0), **kwargs)
-    with pytest.raises(ValueError, match="unknown scripted policy style 'v0'; expected one of v1"):
-        scripted.make_policy("grasp", np.random.default_rng(0), style="v0")
+    with pytest.raises(ValueError, match=message):
+        scripted.make_policy("place", np.random.default_rng(0), **kwargs)
 
 
 def test_act_returns_the_noise_free_action_beside_the_executed_one():
@@ -116,3 +116,20 @@ def test_act_returns_the_noise_free_action_beside_the_executed_one():
     quiet = scripted.ScriptedGrasp(np.random.default_rng(0), noise=0.0)
     action, mean = quiet.act(_info([0.3, 0.1, 0.2]))
     np.testing.assert_allclose(action, np.clip(mean, -0.9, 0.9), atol=1e-7)
+
+
+def test_perturbed_episodes_record_the_scripted_actions():
+    env = ManipulationEnv("parrot/GraspTrain-v0")
+    plain = rollout.scripted_episode(env, 4)
+    zero = rollout.scripted_episode(env, 4, perturb=0.0)
+    shaken = rollout.scripted_episode(env, 4, perturb=0.5)
+    env.close()
+    np.testing.assert_array_equal(zero.frames, plain.frames)
+    # The perturbations move the arm elsewhere, so the states (and actions) differ ...
+    assert not np.array_equal(shaken.frames, plain.frames)
+    # ... but every recorded action is the policy's own for its state: its noise-free
+    # action plus N(0, 0.1) noise, clipped (never a uniform random translation).
+    residual = shaken.actions - np.clip(shaken.means, -0.9, 0.9)
+    assert np.abs(residual).max() < 0.5 and residual.std() < 0.12
+    with pytest.raises(ValueError, match="perturb=1.0; expected a probability"):
+        rollout.scripted_episode(ManipulationEnv("parrot/GraspTrain-v0"), 0, perturb=1.0)

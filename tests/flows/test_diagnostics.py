@@ -1,5 +1,7 @@
 """Density diagnostics: the estimator's math, the data floor, and a fit on a known prior."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -48,7 +50,7 @@ def test_gripper_decisions_against_the_data_probabilities():
     samples = np.zeros((3, 4, 7))
     samples[0, :3, 6] = -0.8  # the prior would close in 3 of 4 samples
     samples[2, :1, 6] = 0.8  # and open in 1 of 4
-    out = diagnostics.gripper_decisions(samples, means, np.array([True, True, False]), 0.1, 0.9)
+    out = diagnostics.gripper_decisions(samples, means, np.array([True, True, False]), 0.1)
     close = out["gripper open, scripted close"]
     assert close["states"] == 1 and close["prior_close"] == 0.75
     assert close["data_close"] == pytest.approx(stats.norm.cdf(5.0))
@@ -93,6 +95,8 @@ def test_likelihood_of_the_identity_prior(identity_prior):
     assert np.all(fit.prior_kde_nll > fit.data_kde_nll)
     d = fit.as_dict()
     assert d["log_scale_saturated"][0][0] is None and len(d["floor_nll"]) == 7
+    assert set(fit.encoder["dead_units"]) == {"conv0", "conv1", "conv2", "fc0"}
+    assert fit.encoder["num_images"] == n
 
 
 def test_likelihood_refuses_mismatched_inputs(identity_prior):
@@ -116,9 +120,23 @@ def test_gripper_decisions_split_near_and_far_states():
     means = np.zeros((3, 7))
     samples = np.zeros((3, 2, 7))
     samples[2, 0, 6] = -0.9  # a stray close, far from every object
-    out = diagnostics.gripper_decisions(samples, means, np.ones(3, bool), 0.1, 0.9,
+    out = diagnostics.gripper_decisions(samples, means, np.ones(3, bool), 0.1,
                                         object_distance=np.array([0.01, 0.03, 0.2]))
     assert out["gripper open, scripted keep"]["states"] == 3
     assert out["gripper open, scripted keep, within 6 cm of an object"]["prior_close"] == 0.0
     far = out["gripper open, scripted keep, farther"]
     assert far["states"] == 1 and far["prior_close"] == 0.5
+
+
+def test_encoder_health_finds_dead_units(identity_prior):
+    import jax.numpy as jnp
+    images = np.random.default_rng(4).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    healthy = diagnostics.encoder_health(identity_prior, images)
+    assert healthy["dead_units"]["fc0"] < 1.0 and healthy["embedding_std"] > 0
+    params = jax.tree.map(lambda x: x, identity_prior.params)
+    fc0 = params["encoder"]["fc0"]
+    params["encoder"]["fc0"] = {"kernel": jnp.zeros_like(fc0["kernel"]),
+                                "bias": -jnp.ones_like(fc0["bias"])}  # every unit off
+    dead = diagnostics.encoder_health(dataclasses.replace(identity_prior, params=params), images)
+    assert dead["dead_units"]["fc0"] == 1.0 and dead["embedding_std"] == 0.0
+    assert dead["dead_units"]["conv0"] == healthy["dead_units"]["conv0"]

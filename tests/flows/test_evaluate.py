@@ -158,12 +158,42 @@ def test_latent_modes_of_the_identity_prior(prior):
         evaluate.prior_act_fn(prior, "episode")(np.zeros((3, 48, 48, 3), np.uint8), None)
 
 
-def test_rollouts_carry_phases_on_suite_envs(prior, pool):
-    r = evaluate.rollout_success(pool, evaluate.random_act_fn(7), episodes=2, seed=0)
-    assert r.phases is not None and len(r.phases) == 2
-    assert r.phases.reached.shape == (2, 3)
-    some = r.some_object_rate(ENV)
-    assert some.episodes == 2 and some.successes == int(r.phases.grasped.any(1).sum())
+class SuitePool(FakePool):
+    """FakePool with the suite's privileged infos: env seed s ends with object s % 3
+    grasped when s is even (object 0 is the target), nothing otherwise."""
+
+    def reset(self, seed):
+        obs, _ = super().reset(seed)
+        return obs, self._infos(np.zeros((3, 3), bool))
+
+    def step(self, actions):
+        seeds = self.seeds.copy()
+        obs, reward, terminated, truncated, infos = super().step(actions)
+        ended = truncated
+        grasped = np.zeros((3, 3), bool)
+        grasped[np.arange(3), seeds % 3] = ended & (seeds % 2 == 0)
+        return obs, reward, terminated, truncated, {**infos, **self._infos(grasped)}
+
+    @staticmethod
+    def _infos(grasped):
+        return {"ee_pos": np.full((3, 3), 0.5), "object_pos": np.zeros((3, 3, 3)),
+                "object_bottom": np.zeros((3, 3)), "gripper_open": np.ones(3, bool),
+                "held": np.zeros((3, 3), bool), "grasped": grasped,
+                "placed": np.zeros((3, 3), bool), "has_container": np.zeros(3, bool),
+                "container_pos": np.zeros((3, 3)), "container_radius": np.zeros(3),
+                "target_pos": np.zeros((3, 3))}
+
+
+def test_rollouts_carry_phases_on_suite_envs(pool):
+    r = evaluate.rollout_success(SuitePool(), evaluate.random_act_fn(7), episodes=6, seed=4)
+    seeds = np.arange(4, 10)
+    assert len(r.phases) == 6 and r.phases.reached.shape == (6, 3)
+    np.testing.assert_array_equal(r.phases.any_object("grasped"), seeds % 2 == 0)
+    np.testing.assert_array_equal(r.phases.target("grasped"), (seeds % 2 == 0) & (seeds % 3 == 0))
+    some = r.some_object_rate(ENV)  # a grasp task: success with any object = grasped any
+    assert (some.successes, some.episodes) == (3, 6)
+    real = evaluate.rollout_success(pool, evaluate.random_act_fn(7), episodes=2, seed=0)
+    assert real.phases is not None and len(real.phases) == 2
     # Outside the suite (no privileged infos) there are none.
     fake = evaluate.rollout_success(FakePool(), evaluate.random_act_fn(7), episodes=3)
     assert fake.phases is None and fake.some_object_rate("x") is None

@@ -113,7 +113,8 @@ def test_a_run_written_before_new_model_fields_resumes(dataset, straight, tmp_pa
     shutil.copytree(straight[0], workdir)
     path = os.path.join(workdir, "config.json")
     saved = json.load(open(path))
-    for field in ("encoder_pooled", "encoder_strides", "encoder_head", "log_scale_bound"):
+    for field in ("encoder_pooled", "encoder_strides", "encoder_head", "encoder_activation",
+                  "log_scale_bound"):
         del saved["model"][field]
     del saved["lr_schedule"]
     io.write_json(path, saved)
