@@ -16,6 +16,14 @@ def quiet_orbax() -> None:
     logging.get_absl_handler().addFilter(_QuietOrbax())
 
 
+def warnings_only_unless_asked() -> None:
+    """For binaries that only restore checkpoints: log at WARNING unless ``--verbosity``
+    was given (Orbax logs every restore at INFO)."""
+    from absl import flags
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
 def run_resumable(train_fn, config, workdir: str):
     """``train_fn(config, workdir)`` with Orbax's INFO lines filtered; Ctrl-C exits with
     status 130 and says how to resume."""

@@ -13,8 +13,9 @@ success rate with its 95% Wilson interval and writes ``WORKDIR/eval/step_N.json`
 
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 
+from experiments.common import warnings_only_unless_asked
 from parrot_jax import io
 from parrot_jax.agents.evaluate import evaluate_agent
 
@@ -32,8 +33,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N.
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:  # Orbax logs every restore at INFO
-        logging.set_verbosity(logging.WARNING)
+    warnings_only_unless_asked()
     if _EPISODES.value < 1:
         raise app.UsageError(f"--episodes must be >= 1, got {_EPISODES.value}")
     keep = _VIDEO_EPISODES.value if _VIDEO.value else 0

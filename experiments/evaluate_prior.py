@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
+from experiments.common import warnings_only_unless_asked
 from experiments.prior_rollouts import run
 
 _PRIOR = flags.DEFINE_string("prior", None, "Workdir of experiments.train_prior.", required=True)
@@ -37,8 +38,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=Tr
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:  # Orbax logs every restore at INFO
-        logging.set_verbosity(logging.WARNING)
+    warnings_only_unless_asked()
     start = time.time()
     run(_PRIOR.value, _ENV.value, _EPISODES.value, _SEED.value, _NUM_ENVS.value, _WORKERS.value,
         _WORKDIR.value, _STEP.value, _GIF_EPISODES.value)

@@ -79,6 +79,26 @@ def markdown(results: list[evaluate.PriorEvaluation]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mean_rates(tasks: list[dict]) -> str:
+    """A markdown table of the mean rates over the grasp and over the place tasks of a
+    ``prior_rollouts.json``'s ``tasks``: task success, some object succeeding, some object
+    lifted, for the prior and for random actions."""
+    rows = ["| tasks | policy | task success | some object | some object lifted |",
+            "|---|---|---|---|---|"]
+    for kind, prefix in (("grasp", "PickUp"), ("place", "Place")):
+        group = [t for t in tasks if t["env_id"].split("/")[-1].startswith(prefix)]
+        if not group:
+            continue
+        for policy in ("prior", "random"):
+            def mean(get):
+                return sum(get(t[policy]) for t in group) / len(group)
+            rows.append(
+                f"| {len(group)} {kind} | {policy} | {mean(lambda r: r['success_rate']):.3f} | "
+                f"{mean(lambda r: r['some_object']['success_rate']):.3f} | "
+                f"{mean(lambda r: r['lifted']['success_rate']):.3f} |")
+    return "\n".join(rows)
+
+
 def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, workers: int,
         workdir: str, step: int | None = None, gif_episodes: int = 4) -> dict:
     """Evaluates the prior on the tasks of ``env``, writes the outputs, returns the JSON."""

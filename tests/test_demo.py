@@ -46,6 +46,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     assert "24 scripted trajectories" in report and "| parrot | 120 |" in report
     assert "prior_eval/gifs/PickUpCan_prior.gif" in report and "rl_curves.png" in report
     assert "![prior left, random right](prior_eval/gifs/grid.gif)" in report
+    assert "| 1 grasp | prior |" in report and "| 1 grasp | random |" in report
 
     second = _run(tmp_path)  # everything complete: nothing is redone
     assert "prior rollouts complete; skipped" in second
@@ -57,3 +58,4 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown demo config variant 'big'"):
         demo_config.get_config("big")
+

@@ -73,7 +73,7 @@ def test_totals_follow_the_configs():
     cpu, _ = paper.plan(paper_config.get_config("fig5,cpu"), "w")
     t = paper.totals(cpu)
     assert t["rl_env_steps"] == 96 * 40_000 and t["rl_updates"] == 96 * 39_000 // 4
-    assert t["trajectories"] == 10_000 and t["prior_steps"] == 6_000
+    assert t["trajectories"] == 10_000 and t["prior_steps"] == 48_000
 
 
 def test_variants_pick_figures_and_scale():

@@ -37,13 +37,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.prior_eval.num_envs = 2
         config.prior_eval.gif_episodes = 1
     elif variant == "":
-        # About 17 minutes on 2 CPU cores: collection 2.5, prior 4.5, prior rollouts 2,
-        # each RL run 3.5. A 1,000-trajectory, 3,000-step prior lifted an object in 4 of
-        # 160 test episodes (random actions: 0); this one is the README's 4K/6K prior.
-        # Its task successes are rare (1 in 320 episodes at 40 per task), so 100 per task.
+        # About 18 minutes on 2 CPU cores: collection 3, prior 5, prior rollouts 2, each RL
+        # run 3.5. The prior is the CPU recipe (prior.py:cpu) cut to 10K steps; the full
+        # recipe (12K trajectories, 48K steps) takes 30 minutes more. Task successes are
+        # rare (a few per 100 episodes), so 100 episodes per task.
         config.collect.num_trajectories = 4_000
         config.collect.trajectories_per_shard = 250
-        config.prior.num_steps = 6_000
+        config.prior.num_steps = 10_000
         config.prior_eval.episodes = 100
         config.rl.total_env_steps = 10_000
         config.rl.eval_every = 2_000

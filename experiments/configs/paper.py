@@ -16,8 +16,9 @@ FIGURES: ``all`` or figures joined by ``+`` (``fig5``, ``fig4+fig6``):
 SCALE:
 - (none) the paper's: 50K trajectories, a 500K-step prior, the paper's RL config
   (200K env steps, 1 update per env step at batch 256) per run; a GPU's work;
-- ``cpu``: the ``:cpu`` configs (10K trajectories, a 6K-step prior, 40K env steps per
-  run at 1 update per 4 env steps) with sizes scaled alike; days on a 2-core machine;
+- ``cpu``: the ``:cpu`` configs (10K trajectories, the 48K-step CPU prior recipe, 40K env
+  steps per run at 1 update per 4 env steps) with sizes scaled alike; days on a 2-core
+  machine;
 - ``tiny``: one or two tasks, two seeds and the ``:tiny`` configs, for tests (minutes).
 ``python -m experiments.sweep ... --dry_run`` prints each job and the sweep's totals
 (trajectories, prior steps, env steps, updates); the README gives measured rates.
@@ -81,8 +82,7 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     if scale == "cpu":
         config.num_trajectories = 10_000
         config.collect.trajectories_per_shard = 250
-        config.prior.num_steps = 6_000  # the quickstart's prior: 4.5 min on 4K trajectories
-        config.fig4.episodes = 40
+        config.fig4.episodes = 100
         config.fig6.trajectories = (1_000, 2_500, 5_000, 10_000)
         config.fig7.trajectories = 5_000
     elif scale == "tiny":

@@ -252,3 +252,23 @@ def test_binary_errors(tmp_path):
     with pytest.raises(ValueError, match="action_dim 6 but .* actions of shape \\(7,\\)"):
         binary.run(six, ENV, **common)
     assert not os.path.exists(tmp_path / "out")
+
+
+def _rates(task, some, lifted):
+    return {"success_rate": task, "some_object": {"success_rate": some},
+            "lifted": {"success_rate": lifted}}
+
+
+def test_mean_rates_average_grasp_and_place_tasks_apart():
+    tasks = [
+        {"env_id": "parrot/PickUpCan-v0", "prior": _rates(0.1, 0.3, 0.4),
+         "random": _rates(0.0, 0.0, 0.02)},
+        {"env_id": "parrot/PickUpCup-v0", "prior": _rates(0.3, 0.5, 0.6),
+         "random": _rates(0.0, 0.0, 0.0)},
+        {"env_id": "parrot/PlaceCanInPan-v0", "prior": _rates(0.05, 0.1, 0.2),
+         "random": _rates(0.0, 0.0, 0.01)}]
+    rows = binary.mean_rates(tasks).splitlines()
+    assert rows[2] == "| 2 grasp | prior | 0.200 | 0.400 | 0.500 |"
+    assert rows[3] == "| 2 grasp | random | 0.000 | 0.000 | 0.010 |"
+    assert rows[4] == "| 1 place | prior | 0.050 | 0.100 | 0.200 |"
+    assert len(rows) == 6

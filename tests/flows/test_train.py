@@ -317,3 +317,22 @@ def test_binary_smoke(dataset, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{tmp_path}: prior at step 2" in done.stdout
     assert sorted(_rows(str(tmp_path))) == [0, 1, 2] and load_prior(str(tmp_path)).step == 2
+
+
+def test_cpu_recipe_trains_and_its_prior_loads(dataset, tmp_path):
+    """The `:cpu` recipe (strided encoder, 8 couplings, bound 2, shifts, clipping, cosine)
+    as configured, a few steps at a small batch: it runs, lowers the loss, and loads."""
+    config = prior_config.get_config("cpu")
+    assert config.model.num_couplings == 8 and config.lr_schedule == "cosine"
+    config.dataset = str(dataset)
+    config.update(num_steps=6, batch_size=8, eval_every=6, log_every=3, checkpoint_every=6,
+                  eval_batches=1, progress=False)
+    workdir = str(tmp_path / "cpu")
+    state = train.train_and_evaluate(config, workdir)
+    rows = _rows(workdir)
+    assert int(state.step) == 6 and rows[6]["eval/nll"] < rows[0]["eval/nll"]
+    prior = load_prior(workdir)
+    assert prior.flow.num_couplings == 8 and prior.flow.log_scale_bound == 2.0
+    z = jnp.zeros((2, 7))
+    images = jnp.zeros((2, 48, 48, 3), jnp.uint8)
+    assert prior.sample(z, images).shape == (2, 7)

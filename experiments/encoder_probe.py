@@ -1,0 +1,230 @@
+"""Can an image encoder read, from one 48x48 frame, where the gripper is relative to the
+objects? (no flags: ``experiments.probe_encoder`` is the binary).
+
+A supervised probe of the prior's perception, apart from the flow: on the scripted
+policies' states of the training tasks, an encoder (``ConvEncoder`` with any of its
+fields) and two linear heads are trained from scratch to predict
+- the offset ``g - e`` from the end effector ``e`` to the nearest object's grasp point
+  ``g`` (``scripted.grasp_point``), in cm, with a Huber loss (delta 1 cm), and
+- whether the scripted policy closes the gripper at this state (logistic loss, on the
+  states where the gripper is open),
+with random shifts and Adam under a cosine decay, as the prior is trained. Held-out
+episodes give the mean absolute error per axis by distance band, beside a constant (the
+training mean), and the mean predicted P(close) at close and at keep states within
+``NEAR`` of an object. A probe that beats the constant by little on x and y says the
+encoder (at this data and budget) cannot place the gripper horizontally, whatever the
+flow on top of it does. ``docs/prior_diagnosis.md`` reports the recipe encoder's probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from parrot_jax import io
+from parrot_jax.envs import TRAIN_ENV_IDS, make, manipulation, rollout, scripted
+from parrot_jax.networks.augment import random_crop
+from parrot_jax.networks.encoder import ConvEncoder
+
+NEAR = 0.06  # m: the gripper-decision split, as in parrot_jax.flows.diagnostics
+BANDS = (("within 6 cm", 0.0, 0.06), ("6-15 cm", 0.06, 0.15), ("15 cm or farther", 0.15, np.inf))
+CM = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class States:
+    """Scripted states: frames (N, H, W, 3) uint8, offsets (N, 3) m, closes (N,) bool
+    (the scripted policy closes here), opened (N,) bool (the gripper is open), env (N,)
+    (index into the env ids) and episode (N,) (a number unique over all envs)."""
+
+    frames: np.ndarray
+    offsets: np.ndarray
+    closes: np.ndarray
+    opened: np.ndarray
+    env: np.ndarray
+    episode: np.ndarray
+
+
+def collect_states(episodes: int, seed: int = 0,
+                   env_ids: tuple[str, ...] = TRAIN_ENV_IDS) -> States:
+    """``episodes`` scripted episodes per env (env seeds ``seed``, ``seed + 1``, ...)."""
+    frames, offsets, closes, opened, envs, index = [], [], [], [], [], []
+    for k, env_id in enumerate(env_ids):
+        env = make(env_id).unwrapped
+        try:
+            for i in range(episodes):
+                obs, info = env.reset(seed=seed + i)
+                policy = scripted.make_policy(
+                    env.task.goal, np.random.default_rng(rollout.policy_seed(seed + i)))
+                policy.reset()
+                while True:
+                    action, mean = policy.act(info)
+                    points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
+                    d = points - np.asarray(info["ee_pos"])
+                    frames.append(obs)
+                    offsets.append(d[np.argmin(np.linalg.norm(d, axis=-1))])
+                    opened.append(bool(info["gripper_open"]))
+                    closes.append(opened[-1] and mean[6] < -manipulation.GRIPPER_THRESHOLD)
+                    envs.append(k)
+                    index.append(k * episodes + i)
+                    obs, _, terminated, truncated, info = env.step(action)
+                    if terminated or truncated:
+                        break
+        finally:
+            env.close()
+    return States(np.stack(frames), np.asarray(offsets, np.float32), np.asarray(closes),
+                  np.asarray(opened), np.asarray(envs), np.asarray(index))
+
+
+class Probe(nn.Module):
+    """The encoder with a 3-D offset head (cm) and a close logit."""
+
+    encoder: dict
+
+    @nn.compact
+    def __call__(self, images):
+        h = nn.relu(ConvEncoder(**self.encoder)(images))
+        return nn.Dense(3, name="offset")(h), nn.Dense(1, name="close")(h)[..., 0]
+
+
+def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
+          learning_rate: float = 1e-3, augment_pad: int = 4, seed: int = 0):
+    """Fits the probe on ``states``; returns ``predict(images) -> (offsets m, P(close))``
+    and the last training losses."""
+    model = Probe(encoder)
+    params = model.init(jax.random.key(seed), states.frames[:1])
+    tx = optax.chain(optax.clip_by_global_norm(10.0),
+                     optax.adam(optax.cosine_decay_schedule(learning_rate, steps, 0.1)))
+    opt_state = tx.init(params)
+
+    def loss_fn(p, images, offsets, closes, opened):
+        pred, logit = model.apply(p, images)
+        fit = optax.huber_loss(pred, offsets * CM, delta=1.0).mean()
+        bce = optax.sigmoid_binary_cross_entropy(logit, closes)
+        return fit + (bce * opened).sum() / jnp.maximum(opened.sum(), 1.0)
+
+    @jax.jit
+    def step(p, opt_state, key, images, offsets, closes, opened):
+        images = random_crop(key, images, augment_pad)
+        loss, grads = jax.value_and_grad(loss_fn)(p, images, offsets, closes, opened)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(seed + 1)
+    losses = []
+    for k in range(steps):
+        i = rng.integers(0, len(states.frames), batch_size)
+        params, opt_state, loss = step(
+            params, opt_state, jax.random.fold_in(key, k), states.frames[i], states.offsets[i],
+            states.closes[i].astype(np.float32), states.opened[i].astype(np.float32))
+        losses.append(loss)
+    apply = jax.jit(model.apply)
+
+    def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = [apply(params, images[s:s + 256]) for s in range(0, len(images), 256)]
+        offsets = np.concatenate([np.asarray(o) for o, _ in out]) / CM
+        logits = np.concatenate([np.asarray(c) for _, c in out])
+        return offsets, 1.0 / (1.0 + np.exp(-logits))
+
+    return predict, [float(x) for x in losses[-100:]]
+
+
+def split(states: States, held_out: float) -> tuple[States, States]:
+    """By episode: the last ``held_out`` share of each env's episodes (its highest env
+    seeds) is held out."""
+    if not 0.0 < held_out < 1.0:
+        raise ValueError(f"held_out={held_out}; expected a share in (0, 1)")
+    test = set()
+    for env in np.unique(states.env):
+        episodes = np.unique(states.episode[states.env == env])
+        test.update(episodes[int(round(len(episodes) * (1 - held_out))):].tolist())
+    mask = np.isin(states.episode, list(test))
+    if mask.all() or not mask.any():
+        raise ValueError(f"{len(np.unique(states.episode))} episodes cannot be split at "
+                         f"held_out={held_out}")
+
+    def take(m):
+        return States(*(getattr(states, f.name)[m] for f in dataclasses.fields(States)))
+
+    return take(~mask), take(mask)
+
+
+def errors(train_states: States, test: States, pred_offsets: np.ndarray,
+           p_close: np.ndarray) -> dict:
+    """Held-out errors (cm, per axis) by band beside the constant, and the close decision."""
+    distance = np.linalg.norm(test.offsets, axis=-1)
+    constant = train_states.offsets.mean(axis=0)
+    out = {"bands": {}}
+    for name, low, high in BANDS:
+        m = (distance >= low) & (distance < high)
+        out["bands"][name] = {
+            "states": int(m.sum()),
+            "probe_mae_cm": (np.abs(pred_offsets[m] - test.offsets[m]).mean(0) * CM).tolist()
+            if m.any() else None,
+            "constant_mae_cm": (np.abs(constant - test.offsets[m]).mean(0) * CM).tolist()
+            if m.any() else None}
+    near = test.opened & (distance < NEAR)
+    close, keep = near & test.closes, near & ~test.closes
+    out["close_decision"] = {
+        "close_states": int(close.sum()), "keep_states": int(keep.sum()),
+        "p_close_at_close": float(p_close[close].mean()) if close.any() else None,
+        "p_close_at_keep": float(p_close[keep].mean()) if keep.any() else None}
+    return out
+
+
+def markdown(result: dict) -> str:
+    def cells(v):
+        return " / ".join(f"{x:.2f}" for x in v) if v is not None else "-"
+
+    lines = ["# Encoder probe", "",
+             f"Encoder {json.dumps(result['encoder'])}, {result['steps']} steps; "
+             f"{result['train_states']} training and {result['test_states']} held-out states "
+             f"({result['episodes']} scripted episodes per training task). Mean absolute "
+             f"error of the offset to the nearest grasp point, cm (x / y / z):", "",
+             "| states | probe | constant (training mean) |", "|---|---|---|"]
+    for name, band in result["bands"].items():
+        lines.append(f"| {name} ({band['states']}) | {cells(band['probe_mae_cm'])} | "
+                     f"{cells(band['constant_mae_cm'])} |")
+    c = result["close_decision"]
+
+    def pct(x):
+        return f"{x:.2f}" if x is not None else "-"
+
+    lines += ["", f"Scripted close, gripper open within {NEAR * CM:.0f} cm: mean P(close) "
+              f"{pct(c['p_close_at_close'])} at the {c['close_states']} close states, "
+              f"{pct(c['p_close_at_keep'])} at the {c['keep_states']} keep states.", ""]
+    return "\n".join(lines)
+
+
+def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
+        held_out: float = 0.15, batch_size: int = 64, seed: int = 0) -> dict:
+    """Collects, trains, evaluates; writes ``probe.json`` and ``probe.md``; returns the JSON."""
+    encoder = dict(encoder if encoder is not None else {"strides": (2, 2, 1), "pooled": 0})
+    unknown = set(encoder) - {f.name for f in dataclasses.fields(ConvEncoder)}
+    if unknown:
+        raise ValueError(f"unknown encoder fields {sorted(unknown)}; expected ConvEncoder's")
+    if episodes < 2 or steps < 1:
+        raise ValueError(f"episodes={episodes}, steps={steps}; expected >= 2 and >= 1")
+    start = time.perf_counter()
+    states = collect_states(episodes, seed)
+    train_states, test = split(states, held_out)
+    predict, losses = train(train_states, encoder, steps, batch_size, seed=seed)
+    pred, p_close = predict(test.frames)
+    result = {"encoder": encoder, "steps": steps, "episodes": episodes,
+              "train_states": len(train_states.frames), "test_states": len(test.frames),
+              "final_train_loss": float(np.mean(losses)),
+              **errors(train_states, test, pred, p_close),
+              "seconds": time.perf_counter() - start}
+    os.makedirs(workdir, exist_ok=True)
+    io.write_json(os.path.join(workdir, "probe.json"), result)
+    io.write_text(os.path.join(workdir, "probe.md"), markdown(result))
+    return result

@@ -1,0 +1,68 @@
+"""The encoder probe: states with their ground truth, an episode split, the error tables."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import encoder_probe
+
+TINY = {"channels": (4, 4, 4), "hidden": (16,), "features": 8, "strides": (2, 2, 1),
+        "pooled": 0}
+
+
+@pytest.fixture(scope="module")
+def states():
+    return encoder_probe.collect_states(episodes=2, seed=0)
+
+
+def test_states_hold_the_offset_to_the_nearest_grasp_point(states):
+    n = len(states.frames)
+    assert states.frames.shape == (n, 48, 48, 3) and states.frames.dtype == np.uint8
+    assert states.offsets.shape == (n, 3) and n >= 4 * 5
+    assert set(np.unique(states.episode)) == {0, 1, 2, 3}  # 2 episodes x 2 tasks
+    # every scripted grasp closes once, with the gripper open, near its object
+    assert states.closes.sum() >= 4 and not (states.closes & ~states.opened).any()
+    assert np.linalg.norm(states.offsets[states.closes], axis=-1).max() < 0.06
+    assert 0.05 < np.linalg.norm(states.offsets[0]) < 0.5  # the start is away from objects
+
+
+def test_split_is_by_episode(states):
+    train, test = encoder_probe.split(states, held_out=0.5)
+    # the second episode of each task (episodes 0, 1: GraspTrain; 2, 3: PickPlaceTrain)
+    assert set(np.unique(test.episode)) == {1, 3} and set(np.unique(train.episode)) == {0, 2}
+    assert set(np.unique(test.env)) == {0, 1}
+    assert len(train.frames) + len(test.frames) == len(states.frames)
+    with pytest.raises(ValueError, match="held_out=1.5; expected a share in \\(0, 1\\)"):
+        encoder_probe.split(states, 1.5)
+
+
+def test_errors_against_known_predictions(states):
+    train, test = encoder_probe.split(states, held_out=0.5)
+    out = encoder_probe.errors(train, test, test.offsets.copy(), test.closes.astype(float))
+    counts = [b["states"] for b in out["bands"].values()]
+    assert sum(counts) == len(test.frames)
+    distance = np.linalg.norm(test.offsets, axis=-1)
+    for name, low, high in encoder_probe.BANDS:
+        band, m = out["bands"][name], (distance >= low) & (distance < high)
+        assert band["states"] == m.sum()
+        if m.any():
+            assert band["probe_mae_cm"] == [0.0, 0.0, 0.0]  # perfect predictions
+            np.testing.assert_allclose(
+                band["constant_mae_cm"],
+                np.abs(train.offsets.mean(0) - test.offsets[m]).mean(0) * 100, rtol=1e-5)
+    c = out["close_decision"]
+    assert c["p_close_at_close"] == 1.0 and c["p_close_at_keep"] == 0.0
+
+
+def test_run_writes_the_report_and_refuses_bad_fields(tmp_path):
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
+                               batch_size=4)
+    saved = json.loads((tmp_path / "probe.json").read_text())
+    assert saved["steps"] == 3 and saved["train_states"] + saved["test_states"] > 0
+    assert set(saved["bands"]) == {name for name, _, _ in encoder_probe.BANDS}
+    assert np.isfinite(result["final_train_loss"])
+    md = (tmp_path / "probe.md").read_text()
+    assert "| within 6 cm" in md and "constant (training mean)" in md
+    with pytest.raises(ValueError, match="unknown encoder fields \\['width'\\]"):
+        encoder_probe.run(str(tmp_path), encoder={"width": 3})
