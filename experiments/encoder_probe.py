@@ -31,10 +31,10 @@ import optax
 
 from parrot_jax import io
 from parrot_jax.envs import TRAIN_ENV_IDS, make, manipulation, rollout, scripted
+from parrot_jax.flows.diagnostics import NEAR  # the same near/far split as the diagnosis
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.networks.encoder import ConvEncoder
 
-NEAR = 0.06  # m: the gripper-decision split, as in parrot_jax.flows.diagnostics
 BANDS = (("within 6 cm", 0.0, 0.06), ("6-15 cm", 0.06, 0.15), ("15 cm or farther", 0.15, np.inf))
 CM = 100.0
 

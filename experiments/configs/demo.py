@@ -37,8 +37,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.prior_eval.num_envs = 2
         config.prior_eval.gif_episodes = 1
     elif variant == "":
-        # About 18 minutes on 2 CPU cores: collection 3, prior 5, prior rollouts 2, each RL
-        # run 3.5. The prior is the CPU recipe (prior.py:cpu) cut to 10K steps; the full
+        # About 18 minutes on 2 CPU cores: collection 2.5, prior 4.5, prior rollouts 2, each
+        # RL run 4. The prior is the CPU recipe (prior.py:cpu) cut to 10K steps; the full
         # recipe (12K trajectories, 48K steps) takes 30 minutes more. Task successes are
         # rare (a few per 100 episodes), so 100 episodes per task.
         config.collect.num_trajectories = 4_000

@@ -69,10 +69,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     if variant == "cpu":
         # The CPU recipe (README, "Diagnosing the prior"), each change measured there:
         # - strided convolutions (48 -> 24 -> 12, no max-pools): the paper's 12 x 12 x 16
-        #   features at half the step time (about 37 steps/s at batch 64 on 2 cores);
+        #   features for less compute (the whole recipe: about 37 steps/s at batch 64 on 2
+        #   cores; the paper's model: 21);
         # - 8 couplings with log-scales bounded by 2: the paper's 4 tanh-bounded ones sat at
-        #   their bound on 65-100% of states (the data's 0.1 noise is narrower than they
-        #   can reach); validation NLL -5.9 -> -7.3 on 4K trajectories;
+        #   their bound on 43-100% of states (the data's 0.1 noise is narrower than they
+        #   can reach); validation NLL -6.2 -> -6.8 at 24K steps on 4K trajectories;
         # - random shifts of up to 4 pixels: without them the model memorised its 4K
         #   trajectories (train NLL -6.8, validation -5.3 at 24K steps);
         # - gradients clipped at norm 10: a run without clipping lost every unit of the
