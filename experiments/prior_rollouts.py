@@ -90,12 +90,11 @@ def mean_rates(tasks: list[dict]) -> str:
         if not group:
             continue
         for policy in ("prior", "random"):
-            def mean(get):
-                return sum(get(t[policy]) for t in group) / len(group)
-            rows.append(
-                f"| {len(group)} {kind} | {policy} | {mean(lambda r: r['success_rate']):.3f} | "
-                f"{mean(lambda r: r['some_object']['success_rate']):.3f} | "
-                f"{mean(lambda r: r['lifted']['success_rate']):.3f} |")
+            task, some, lifted = np.mean(
+                [(t[policy]["success_rate"], t[policy]["some_object"]["success_rate"],
+                  t[policy]["lifted"]["success_rate"]) for t in group], axis=0)
+            rows.append(f"| {len(group)} {kind} | {policy} | {task:.3f} | {some:.3f} | "
+                        f"{lifted:.3f} |")
     return "\n".join(rows)
 
 

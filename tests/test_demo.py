@@ -58,4 +58,3 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown demo config variant 'big'"):
         demo_config.get_config("big")
-
