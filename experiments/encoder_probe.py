@@ -35,7 +35,7 @@ from parrot_jax.flows.diagnostics import NEAR  # the same near/far split as the 
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.networks.encoder import ConvEncoder
 
-BANDS = (("within 6 cm", 0.0, 0.06), ("6-15 cm", 0.06, 0.15), ("15 cm or farther", 0.15, np.inf))
+BANDS = (("within 6 cm", 0.0, NEAR), ("6-15 cm", NEAR, 0.15), ("15 cm or farther", 0.15, np.inf))
 CM = 100.0
 
 
@@ -196,12 +196,12 @@ def markdown(result: dict) -> str:
                      f"{cells(band['constant_mae_cm'])} |")
     c = result["close_decision"]
 
-    def pct(x):
+    def number(x):
         return f"{x:.2f}" if x is not None else "-"
 
     lines += ["", f"Scripted close, gripper open within {NEAR * CM:.0f} cm: mean P(close) "
-              f"{pct(c['p_close_at_close'])} at the {c['close_states']} close states, "
-              f"{pct(c['p_close_at_keep'])} at the {c['keep_states']} keep states.", ""]
+              f"{number(c['p_close_at_close'])} at the {c['close_states']} close states, "
+              f"{number(c['p_close_at_keep'])} at the {c['keep_states']} keep states.", ""]
     return "\n".join(lines)
 
 
@@ -221,7 +221,7 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     pred, p_close = predict(test.frames)
     result = {"encoder": encoder, "steps": steps, "episodes": episodes,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
-              "final_train_loss": float(np.mean(losses)),
+              "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
               **errors(train_states, test, pred, p_close),
               "seconds": time.perf_counter() - start}
     os.makedirs(workdir, exist_ok=True)
