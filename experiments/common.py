@@ -2,7 +2,7 @@
 
 import logging as std_logging
 
-from absl import logging
+from absl import flags, logging
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -19,7 +19,6 @@ def quiet_orbax() -> None:
 def warnings_only_unless_asked() -> None:
     """For binaries that only restore checkpoints: log at WARNING unless ``--verbosity``
     was given (Orbax logs every restore at INFO)."""
-    from absl import flags
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
 

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from parrot_jax import io
-from parrot_jax.envs import TRAIN_ENV_IDS, make, manipulation, rollout, scripted
+from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout
 from parrot_jax.flows.diagnostics import NEAR  # the same near/far split as the diagnosis
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.networks.encoder import ConvEncoder
@@ -55,33 +55,23 @@ class States:
 
 def collect_states(episodes: int, seed: int = 0,
                    env_ids: tuple[str, ...] = TRAIN_ENV_IDS) -> States:
-    """``episodes`` scripted episodes per env (env seeds ``seed``, ``seed + 1``, ...)."""
-    frames, offsets, closes, opened, envs, index = [], [], [], [], [], []
+    """``episodes`` scripted episodes per env (env seeds ``seed``, ``seed + 1``, ...;
+    ``rollout.scripted_episode``, so the same episodes as the diagnosis's)."""
+    eps, envs, index = [], [], []
     for k, env_id in enumerate(env_ids):
         env = make(env_id).unwrapped
         try:
             for i in range(episodes):
-                obs, info = env.reset(seed=seed + i)
-                policy = scripted.make_policy(
-                    env.task.goal, np.random.default_rng(rollout.policy_seed(seed + i)))
-                policy.reset()
-                while True:
-                    action, mean = policy.act(info)
-                    points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
-                    d = points - np.asarray(info["ee_pos"])
-                    frames.append(obs)
-                    offsets.append(d[np.argmin(np.linalg.norm(d, axis=-1))])
-                    opened.append(bool(info["gripper_open"]))
-                    closes.append(opened[-1] and mean[6] < -manipulation.GRIPPER_THRESHOLD)
-                    envs.append(k)
-                    index.append(k * episodes + i)
-                    obs, _, terminated, truncated, info = env.step(action)
-                    if terminated or truncated:
-                        break
+                eps.append(rollout.scripted_episode(env, seed + i))
+                envs.append(np.full(len(eps[-1].actions), k))
+                index.append(np.full(len(eps[-1].actions), k * episodes + i))
         finally:
             env.close()
-    return States(np.stack(frames), np.asarray(offsets, np.float32), np.asarray(closes),
-                  np.asarray(opened), np.asarray(envs), np.asarray(index))
+    return States(np.concatenate([e.frames[:-1] for e in eps]),
+                  np.concatenate([e.object_offset for e in eps]).astype(np.float32),
+                  np.concatenate([e.closes for e in eps]),
+                  np.concatenate([e.gripper_open for e in eps]),
+                  np.concatenate(envs), np.concatenate(index))
 
 
 class Probe(nn.Module):

@@ -26,9 +26,19 @@ class Episode:
     first_success: int  # first step (1-based) with reward 1, or -1
     means: np.ndarray  # (T, 7) the policy's noise-free actions
     gripper_open: np.ndarray  # (T,) bool: the gripper's state before each action
-    object_distance: np.ndarray  # (T,) metres from the end effector to the nearest grasp
+    object_offset: np.ndarray  # (T, 3) metres from the end effector to the nearest grasp
     # point (scripted.grasp_point) before each action
     phases: phases_lib.Phases  # how far the episode got with each object (one episode)
+
+    @property
+    def object_distance(self) -> np.ndarray:
+        """(T,) metres from the end effector to the nearest grasp point."""
+        return np.linalg.norm(self.object_offset, axis=-1)
+
+    @property
+    def closes(self) -> np.ndarray:
+        """(T,) bool: the policy's noise-free action closed the open gripper."""
+        return self.gripper_open & (self.means[:, 6] < -manipulation.GRIPPER_THRESHOLD)
 
 
 def _changes_gripper(mean: np.ndarray, info: dict) -> bool:
@@ -69,7 +79,7 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
                                   **policy_kwargs)
     perturbations = np.random.default_rng([noise_seed, 1])
     policy.reset()
-    frames, actions, rewards, means, gripper_open, distance = [obs], [], [], [], [], []
+    frames, actions, rewards, means, gripper_open, offsets = [obs], [], [], [], [], []
     tracker = phases_lib.PhaseTracker(1, len(info["object_pos"]))
     tracker.start(phases_lib.batch_info(info))
     first = -1
@@ -77,7 +87,8 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
         action, mean = policy.act(info)
         gripper_open.append(bool(info["gripper_open"]))
         points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
-        distance.append(float(np.linalg.norm(points - info["ee_pos"], axis=-1).min()))
+        d = points - np.asarray(info["ee_pos"])
+        offsets.append(d[np.argmin(np.linalg.norm(d, axis=-1))])
         executed = action
         if perturb and perturbations.random() < perturb and not _changes_gripper(mean, info):
             executed = action.copy()
@@ -96,7 +107,7 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
             break
     return Episode(np.stack(frames), np.stack(actions), np.asarray(rewards, np.float32),
                    bool(info["success"]), first, np.stack(means).astype(np.float32),
-                   np.asarray(gripper_open), np.asarray(distance), tracker.result())
+                   np.asarray(gripper_open), np.asarray(offsets).reshape(-1, 3), tracker.result())
 
 
 @dataclasses.dataclass(frozen=True)
