@@ -187,18 +187,42 @@ def critic_loss(critic_params, state: SACState, batch: Batch, obs, next_obs, key
     target = jax.lax.stop_gradient(target)
     q = networks.q_values(critic_params, obs, batch["actions"])
     loss = jnp.mean(jnp.square(q - target), axis=-1).sum()
-    return loss, {"critic_loss": loss, "q": q.mean(), "target_q": target.mean()}
+    metrics = {"critic_loss": loss, "q": q.mean(), "target_q": target.mean(),
+               "td_error": jnp.mean(jnp.abs(q - target))}
+    # Does the critic tell rewarded transitions from the rest? NaN when the batch holds none
+    # (the training loop averages with nanmean).
+    rewarded = batch["rewards"] > 0
+    metrics["q_rewarded"] = _masked_mean(q.min(0), rewarded)
+    metrics["q_unrewarded"] = _masked_mean(q.min(0), ~rewarded)
+    return loss, metrics
+
+
+def _masked_mean(x, mask) -> jax.Array:
+    count = jnp.sum(mask)
+    return jnp.where(count > 0, jnp.sum(jnp.where(mask, x, 0.0)) / jnp.maximum(count, 1), jnp.nan)
+
+
+def gaussian(distribution: distrax.Distribution) -> distrax.Distribution:
+    """The policy's Gaussian (before the tanh when squashed). ``MultivariateNormalDiag`` is
+    itself a ``Transformed`` (of a standard normal), so it is tested for first."""
+    if isinstance(distribution, distrax.MultivariateNormalDiag):
+        return distribution
+    return distribution.distribution
 
 
 def actor_loss(actor_params, critic_params, log_alpha, obs, key, networks: Networks,
-               hp: Hyperparams) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    """L_pi, and per sample the regularized and the plain log pi(a~ | s)."""
+               hp: Hyperparams) -> tuple[jax.Array, tuple[jax.Array, jax.Array, Metrics]]:
+    """L_pi; per sample the regularized and the plain log pi(a~ | s); how far the policy's
+    Gaussian has moved (mean |mu| and mean sigma over dimensions: 0 and 1 at PARROT's init)."""
     dist = networks.policy(actor_params, critic_params, obs)
     actions, log_prob = dist.sample_and_log_prob(seed=key)
     regularized = regularized_log_prob(actions, log_prob, hp)
     q = networks.q_values(critic_params, obs, actions).min(0)
     loss = jnp.mean(jnp.exp(log_alpha) * regularized - q)
-    return loss, (regularized, log_prob)
+    base = gaussian(dist)
+    moved = {"policy_abs_mean": jnp.mean(jnp.abs(base.mean())),
+             "policy_std": jnp.mean(base.stddev())}
+    return loss, (regularized, log_prob, jax.lax.stop_gradient(moved))
 
 
 def update_step(state: SACState, batch: Batch, *, networks: Networks,
@@ -217,7 +241,7 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
     metrics["critic_grad_norm"] = optax.tree.norm(grads)
 
     frozen_critic = jax.lax.stop_gradient(critic_params)
-    (loss, (regularized, log_prob)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+    (loss, (regularized, log_prob, moved)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
         state.actor_params, frozen_critic, state.log_alpha, obs, actor_key, networks, hp)
     updates, actor_opt_state = actor_opt.update(grads, state.actor_opt_state, state.actor_params)
     actor_params = optax.apply_updates(state.actor_params, updates)
@@ -237,7 +261,8 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
     else:
         target = optax.incremental_update(critic_params, state.target_critic_params, hp.tau)
     metrics.update(actor_loss=loss, alpha_loss=alpha_loss, alpha=jnp.exp(state.log_alpha),
-                   entropy=-jnp.mean(log_prob), reward=jnp.mean(batch["rewards"]))
+                   entropy=-jnp.mean(log_prob), reward=jnp.mean(batch["rewards"]),
+                   regularizer_gap=jnp.mean(entropy_gap), **moved)
     if hp.regularizer != "entropy":
         metrics["kl"] = jnp.mean(regularized)
     new_state = state.replace(step=step, actor_params=actor_params, critic_params=critic_params,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -329,7 +330,9 @@ class _Loop:
             if not np.isfinite(stacked["critic_loss"]).all():
                 raise FloatingPointError(f"non-finite critic loss before env step {env_steps}; "
                                          "lower the learning rates or the reward scale")
-            row.update({f"train/{k}": float(np.mean(v)) for k, v in stacked.items()})
+            # NaN marks a batch without the transitions a metric averages (q_rewarded).
+            row.update({f"train/{k}": float(np.nanmean(v)) for k, v in stacked.items()
+                        if not np.isnan(v).all()})
             self.metrics = []
         if self.finished["return"]:
             row["train/episode_return"] = float(np.mean(self.finished["return"]))
@@ -348,19 +351,54 @@ class _Loop:
             self._eval_pool = EnvPool(config.env, config.eval_num_envs,
                                       config.num_workers or None)
         params = acting_params(state, self.prior_params)
-        rollouts = rollout_success(self._eval_pool, act_fn(self.agent, params,
-                                                           config.eval_deterministic),
-                                   config.eval_episodes, config.eval_seed)
+        policy = StartRecorder(self.agent, params, config.eval_deterministic)
+        rollouts = rollout_success(self._eval_pool, policy, config.eval_episodes,
+                                   config.eval_seed, discount=self.agent.hp.discount)
         successes = int(rollouts.successes.sum())
         low, high = wilson_interval(successes, config.eval_episodes)
         row = {"eval/return": float(rollouts.returns.mean()),
                "eval/success": successes / config.eval_episodes,
-               "eval/success_ci_low": low, "eval/success_ci_high": high}
+               "eval/success_ci_low": low, "eval/success_ci_high": high,
+               # The critic's value of each episode's first action against the discounted
+               # return that followed (the critic's also counts the regulariser's bonus).
+               "eval/q_start": float(policy.q_start(config.eval_episodes).mean()),
+               "eval/discounted_return": float(rollouts.discounted_returns.mean())}
         if config.env.startswith("parrot/"):
             row["eval/lifted"] = float(rollouts.lifted.mean())
         self.last_eval = row
         self.writer.write(env_steps, row)
         _report(bar, env_steps, row)
+
+
+class StartRecorder:
+    """``act_fn`` for ``rollout_success`` that keeps each episode's first observation and
+    policy action, so the critic's ``Q(s_0, a_0)`` can be read against the return."""
+
+    def __init__(self, agent: Agent, params, deterministic: bool):
+        self.agent, self.params, self.deterministic = agent, params, deterministic
+        self._first, self._starts = False, []
+
+    def reset(self, key):
+        del key
+        self._first = True
+
+    def __call__(self, obs, key):
+        policy_actions, env_actions = act(self.agent, self.params, obs, key, self.deterministic)
+        if self._first:
+            self._starts.append((obs, policy_actions))
+            self._first = False
+        return np.asarray(env_actions)
+
+    def q_start(self, episodes: int) -> np.ndarray:
+        """(episodes,) min over the critic's heads of Q(s_0, a_0), in episode order."""
+        values = [q_min(self.agent.networks, self.params["critic"], obs, actions)
+                  for obs, actions in self._starts]
+        return np.concatenate([np.asarray(v) for v in values])[:episodes]
+
+
+@functools.partial(jax.jit, static_argnames="networks")
+def q_min(networks, critic_params, obs, actions):
+    return networks.q_values(critic_params, obs, actions).min(0)
 
 
 def _report(bar, env_steps: int, row: dict[str, float]) -> None:

@@ -56,6 +56,8 @@ class Rollouts:
     ee_paths: np.ndarray | None = None
     target_starts: np.ndarray | None = None
     phases: phases_lib.Phases | None = None  # suite envs only: how far each episode got
+    # (episodes,) sum over the episode of discount**t * r_t (t from 0)
+    discounted_returns: np.ndarray | None = None
 
     def rate(self, env_id: str) -> SuccessRate:
         return SuccessRate(env_id, int(self.successes.sum()), len(self.successes))
@@ -77,7 +79,7 @@ class Rollouts:
 def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int = 0,
                     num_envs: int | None = None, num_workers: int | None = None,
                     keep_frames: int = 0, key: jax.Array | None = None,
-                    max_steps: int = 10_000) -> Rollouts:
+                    max_steps: int = 10_000, discount: float = 0.99) -> Rollouts:
     """Runs ``act_fn`` for ``episodes`` episodes (seeding and keys: module docstring).
 
     Args:
@@ -87,6 +89,7 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
         act_fn: ``(obs (num_envs, *obs_shape), key) -> actions (num_envs, *action_shape)``.
         keep_frames: how many of the first episodes to record frames of.
         max_steps: a wave still running after this many steps raises ``RuntimeError``.
+        discount: for ``Rollouts.discounted_returns``.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -95,22 +98,23 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
     key = jax.random.key(seed) if key is None else key
     if isinstance(env, str):
         with EnvPool(env, num_envs or 8, num_workers) as pool:
-            return _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps)
+            return _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps,
+                             discount)
     if num_envs not in (None, env.num_envs):
         raise ValueError(f"num_envs={num_envs} but the pool given has {env.num_envs} envs")
-    return _rollouts(env, act_fn, episodes, seed, keep_frames, key, max_steps)
+    return _rollouts(env, act_fn, episodes, seed, keep_frames, key, max_steps, discount)
 
 
-def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Rollouts:
+def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps, discount) -> Rollouts:
     n = pool.num_envs
     successes, returns, lifted, frames, env_steps, paths, targets = [], [], [], [], 0, [], []
-    phases = []
+    phases, discounted = [], []
     for wave in range(-(-episodes // n)):
         keep = min(max(0, keep_frames - wave * n), n)
         wave_key = jax.random.fold_in(key, wave)
         if hasattr(act_fn, "reset"):
             act_fn.reset(wave_key)
-        out = _wave(pool, act_fn, wave_key, seed + wave * n, keep, max_steps)
+        out = _wave(pool, act_fn, wave_key, seed + wave * n, keep, max_steps, discount)
         successes.append(out[0])
         returns.append(out[1])
         lifted.append(out[2])
@@ -119,6 +123,7 @@ def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Roll
         paths.append(out[5])
         targets.append(out[6])
         phases.append(out[7])
+        discounted.append(out[8])
     if any(p is None for p in paths):
         ee_paths = target_starts = None
     else:
@@ -129,10 +134,11 @@ def _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps) -> Roll
               else phases_lib.Phases.concatenate(phases).take(episodes))
     return Rollouts(np.concatenate(successes)[:episodes], np.concatenate(returns)[:episodes],
                     np.concatenate(lifted)[:episodes], tuple(frames[:min(keep_frames, episodes)]),
-                    env_steps, ee_paths, target_starts, phases)
+                    env_steps, ee_paths, target_starts, phases,
+                    np.concatenate(discounted)[:episodes])
 
 
-def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
+def _wave(pool, act_fn, key, reset_seed, keep, max_steps, discount):
     """One episode per env from ``pool.reset(seed=reset_seed)``; frames of the first ``keep``."""
     obs, infos = pool.reset(seed=reset_seed)
     n = pool.num_envs
@@ -145,6 +151,7 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
         tracker.start(infos)
     done, success, lifted, returns = (np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool),
                                       np.zeros(n))
+    discounted = np.zeros(n)
     frames = [[obs[i]] for i in range(keep)]
     t = 0
     while not done.all():
@@ -155,6 +162,7 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
         obs, reward, terminated, truncated, infos = pool.step(actions)
         live = ~done
         returns[live] += reward[live]
+        discounted[live] += discount ** t * reward[live]
         ended = live & (terminated | truncated)
         if "success" in infos:  # envs outside the suite may not report it: never a success
             success[ended] = np.asarray(infos["success"], bool)[ended]
@@ -171,7 +179,7 @@ def _wave(pool, act_fn, key, reset_seed, keep, max_steps):
         t += 1
     return (success, returns, lifted, [np.stack(f) for f in frames], t,
             np.stack(path, axis=1) if track else None, target,
-            tracker.result() if tracker is not None else None)
+            tracker.result() if tracker is not None else None, discounted)
 
 
 LATENTS = ("fresh", "zero", "episode")

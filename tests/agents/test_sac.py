@@ -197,6 +197,38 @@ def test_kl_regularizer_pulls_the_mean_of_z_back_and_entropy_does_not():
         sac.Hyperparams(regularizer="kl")
 
 
+def test_diagnostics_split_q_by_reward_and_measure_the_policy():
+    networks, hp = _networks(), sac.Hyperparams()
+    batch = _batch(size=64)
+    state = _init(networks, hp, batch)
+    obs = jnp.asarray(batch["observations"])
+    _, metrics = sac.critic_loss(state.critic_params, state, batch, obs, obs,
+                                 jax.random.key(0), networks, hp)
+    q = np.asarray(networks.q_values(state.critic_params, obs, batch["actions"]).min(0))
+    rewarded = batch["rewards"] > 0
+    assert 0 < rewarded.sum() < 64
+    np.testing.assert_allclose(metrics["q_rewarded"], q[rewarded].mean(), rtol=1e-5)
+    np.testing.assert_allclose(metrics["q_unrewarded"], q[~rewarded].mean(), rtol=1e-5)
+    target = np.asarray(metrics["target_q"])  # a batch mean; td_error is |q - y| per head
+    assert float(metrics["td_error"]) >= abs(float(metrics["q"]) - float(target)) - 1e-6
+    unrewarded = dict(batch, rewards=-np.abs(batch["rewards"]))
+    _, metrics = sac.critic_loss(state.critic_params, state, unrewarded, obs, obs,
+                                 jax.random.key(0), networks, hp)
+    assert np.isnan(metrics["q_rewarded"]) and np.isfinite(metrics["q_unrewarded"])
+
+    # the policy's Gaussian: mean (1, -3) and std 1, squashed or not
+    for squash in (False, True):
+        actor = Actor(2, (16,), False, squash=squash)
+        networks = sac.Networks(actor, Critic((16,), False))
+        actor_params, critic_params = sac.init_params(networks, jax.random.key(0), obs[0])
+        bias = actor_params["head"]["out"]["bias"]
+        actor_params["head"]["out"]["bias"] = bias.at[:2].set(jnp.array([1.0, -3.0]))
+        _, (_, _, moved) = sac.actor_loss(actor_params, critic_params, jnp.log(0.5), obs,
+                                          jax.random.key(1), networks, hp)
+        np.testing.assert_allclose(moved["policy_abs_mean"], 2.0, rtol=1e-6)
+        np.testing.assert_allclose(moved["policy_std"], 1.0, rtol=1e-6)
+
+
 def test_kl_of_the_base_distribution_is_zero():
     z = jax.random.normal(jax.random.key(0), (20000, 7))
     log_prob = distrax.MultivariateNormalDiag(jnp.zeros(7), jnp.ones(7)).log_prob(z)

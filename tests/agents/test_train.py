@@ -57,6 +57,13 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
     assert evals == [0, 60, 120]
     trained = [r for r in rows if "train/critic_loss" in r]
     assert trained and all(np.isfinite(r["train/critic_loss"]) for r in trained)
+    assert all(np.isfinite(r["train/td_error"]) for r in trained)
+    for row in (r for r in rows if "eval/success" in r):
+        # the critic's Q(s_0, a_0) beside the discounted return that followed
+        assert np.isfinite(row["eval/q_start"])
+        assert 0 <= row["eval/discounted_return"] <= row["eval/return"]
+    if agent == "parrot":  # pi(z | s) = N(0, I) at init: mean 0, std 1
+        np.testing.assert_allclose(trained[0]["train/policy_std"], 1.0, atol=0.05)
     assert os.path.exists(os.path.join(workdir, "tensorboard"))
     # the checkpoint alone rebuilds the agent: same parameters, same actions
     restored, params, step = load_agent(workdir)

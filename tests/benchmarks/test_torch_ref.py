@@ -264,7 +264,7 @@ def test_sac_losses_match_jax(shared, regularizer, squash, mean_bound, obs_shape
     for name in ("q", "target_q"):
         assert_close(got_metrics[name], metrics[name])
 
-    loss, (regularized, log_prob) = sac.actor_loss(
+    loss, (regularized, log_prob, _) = sac.actor_loss(
         state.actor_params, state.critic_params, state.log_alpha, batch["observations"], key,
         networks, hp)
     got, (got_regularized, got_log_prob) = agent.actor_loss(tbatch["observations"], noise)

@@ -92,10 +92,12 @@ def test_rollouts_map_episodes_to_seeds():
         return np.where(obs[:, :1, 0, 0] % 2 == 0, 1.0, -1.0) * np.ones((len(obs), 7))
 
     r = evaluate.rollout_success(FakePool(), even_seeds_succeed, episodes=7, seed=5,
-                                 keep_frames=4)
+                                 keep_frames=4, discount=0.5)
     seeds = np.arange(5, 12)  # 3 waves of 3 envs; the last wave's last 2 are dropped
     np.testing.assert_array_equal(r.successes, seeds % 2 == 0)
     np.testing.assert_array_equal(r.returns, seeds % 2 == 0)
+    # the one reward comes at the last of 2 + seed % 3 steps: discounted by 0.5 ** (1 + s % 3)
+    np.testing.assert_allclose(r.discounted_returns, (seeds % 2 == 0) * 0.5 ** (1 + seeds % 3))
     np.testing.assert_array_equal(r.lifted, seeds % 4 == 1)
     assert r.lift_rate("x").successes == int(np.sum(seeds % 4 == 1))
     assert [len(f) for f in r.frames] == [3 + s % 3 for s in seeds[:4]]  # ragged lengths
