@@ -6,19 +6,23 @@ suite's tasks how often the policy lifted an object, against env steps.
 
 Reads each run's ``metrics.jsonl``; labels default to the runs' agent names. Writes the
 PNG and, beside it, a markdown table (``.md``) of each run's first, best and last
-evaluation.
+evaluation. ``--diagnostics=PNG`` also plots the learner's diagnostics side by side: the
+critic's Q(s_0, a_0) against the discounted return it predicts, Q of rewarded and other
+transitions, the TD error, KL to N(0, I), how far the policy's mean and std moved, the
+temperature, and evaluation (mean z) against training (sampled z) success.
 """
 
 import os
 
 from absl import app, flags
 
-from experiments.rl_curves import plot, run_labels
+from experiments.rl_curves import plot, plot_diagnostics, run_labels
 
 _RUNS = flags.DEFINE_list("runs", None, "Run directories of experiments.train_rl.",
                           required=True)
 _LABELS = flags.DEFINE_list("labels", None, "One label per run (default: agent names).")
 _OUT = flags.DEFINE_string("out", None, "PNG path.", required=True)
+_DIAGNOSTICS = flags.DEFINE_string("diagnostics", None, "Also write the diagnostics to this PNG.")
 
 
 def main(argv):
@@ -28,6 +32,9 @@ def main(argv):
         raise app.UsageError(f"{len(labels)} labels for {len(_RUNS.value)} runs")
     print(plot(_RUNS.value, labels, _OUT.value))
     print(f"wrote {_OUT.value} and {os.path.splitext(_OUT.value)[0]}.md")
+    if _DIAGNOSTICS.value:
+        plot_diagnostics(_RUNS.value, labels, _DIAGNOSTICS.value)
+        print(f"wrote {_DIAGNOSTICS.value}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """RL learning curves from run directories: load, tabulate, plot (no flags: used by
-``experiments.plot_rl`` and ``experiments.demo``)."""
+``experiments.plot_rl`` and ``experiments.demo``), and the learner's diagnostics
+(``plot_diagnostics``: critic against observed returns, how far the actor moved, the
+temperature)."""
 
 import json
 import os
@@ -77,3 +79,46 @@ def plot(runs, labels, out: str) -> str:
     markdown = table(labels, all_curves)
     io.write_text(os.path.splitext(out)[0] + ".md", markdown)
     return markdown
+
+
+# (title, [(metric, line style), ...], log scale): every run is one colour across panels.
+DIAGNOSTIC_PANELS = (
+    ("eval: Q(s0, a0) (solid) vs discounted return (dashed)",
+     [("eval/q_start", "-"), ("eval/discounted_return", "--")], False),
+    ("Q of rewarded (solid) / other (dashed) batch transitions",
+     [("train/q_rewarded", "-"), ("train/q_unrewarded", "--")], False),
+    ("TD error |Q - y|", [("train/td_error", "-")], True),
+    ("KL(pi || N(0, I)) (kl regulariser) / -entropy", [("train/kl", "-")], False),
+    ("policy: mean |mu| (solid), mean sigma (dashed)",
+     [("train/policy_abs_mean", "-"), ("train/policy_std", "--")], False),
+    ("temperature alpha", [("train/alpha", "-")], True),
+    ("success: eval, mean z (solid) / training, sampled (dashed)",
+     [("eval/success", "-"), ("train/success", "--")], False),
+)
+
+
+def plot_diagnostics(runs, labels, out: str) -> None:
+    """The panels of ``DIAGNOSTIC_PANELS`` for every run that logged them."""
+    all_curves = [load_curves(r) for r in runs]
+    fig, axes = plt.subplots(2, 4, figsize=(20, 7.5))
+    axes = axes.ravel()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, lines, log) in zip(axes, DIAGNOSTIC_PANELS):
+        for i, (label, curves) in enumerate(zip(labels, all_curves)):
+            for j, (name, style) in enumerate(lines):
+                if name in curves:
+                    steps, values = zip(*curves[name])
+                    ax.plot(steps, values, style, color=colours[i % len(colours)],
+                            label=label if j == 0 else None)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("env steps")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    for ax in axes[len(DIAGNOSTIC_PANELS):]:
+        ax.axis("off")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -57,6 +57,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.sac.target_update_period = 1000
     config.sac.tau = 0.005
     config.sac.augment_pad = 4
+    config.sac.n_step = 1  # n-step returns (the replay sums up to n rewards per target)
 
     config.parrot = ml_collections.ConfigDict()
     config.parrot.tanh_z = False  # True: the original code's z in (-1, 1) (ablation)

@@ -4,6 +4,9 @@ One update on a batch ``(s, a, r, s', d)`` (``d``: terminated, not truncated):
 
     critic:      y = c * r + gamma * (1 - d) * (min_i Qbar_i(s', a') - alpha * log pi(a' | s')),
                  a' ~ pi(. | s');  L_Q = sum_i mean (Q_i(s, a) - y)^2
+                 (``n_step > 1``: r is the replay's discounted sum of up to n rewards, s' the
+                 frame after them and gamma^m in place of gamma, m <= n the steps taken; the
+                 regulariser's bonus of the intermediate steps is left out)
     actor:       L_pi = mean (alpha * log pi(a~ | s) - min_i Q_i(s, a~)),  a~ ~ pi(. | s)
                  (reparameterised, with the critic just updated)
     temperature: L_alpha = -mean log(alpha) * (log pi(a~ | s) + H_target)  (stop-gradient on
@@ -64,12 +67,15 @@ class Hyperparams:
     target_update_period: int = 1000
     tau: float = 0.005  # Polyak rate
     augment_pad: int = 4  # random shift of images by up to this many pixels (0: off)
+    n_step: int = 1  # rewards summed per critic target (the replay samples n-step batches)
 
     def __post_init__(self):
         if self.regularizer not in REGULARIZERS:
             raise ValueError(f"regularizer={self.regularizer!r}; expected one of {REGULARIZERS}")
         if self.target_update not in ("hard", "polyak"):
             raise ValueError(f"target_update={self.target_update!r}; expected 'hard' or 'polyak'")
+        if isinstance(self.n_step, bool) or not isinstance(self.n_step, int) or self.n_step < 1:
+            raise ValueError(f"n_step={self.n_step!r}; expected a positive int")
         if self.target_update_period < 1:
             raise ValueError(f"target_update_period={self.target_update_period}; expected >= 1")
         if not 0.0 <= self.discount <= 1.0:
@@ -182,8 +188,9 @@ def critic_loss(critic_params, state: SACState, batch: Batch, obs, next_obs, key
     next_log_prob = regularized_log_prob(next_actions, next_log_prob, hp)
     next_q = networks.q_values(state.target_critic_params, next_obs, next_actions).min(0)
     not_done = 1.0 - batch["terminated"].astype(jnp.float32)
+    discount = batch.get("discounts", hp.discount)  # n-step batches carry gamma^m
     target = (hp.reward_scale * batch["rewards"]
-              + hp.discount * not_done * (next_q - alpha * next_log_prob))
+              + discount * not_done * (next_q - alpha * next_log_prob))
     target = jax.lax.stop_gradient(target)
     q = networks.q_values(critic_params, obs, batch["actions"])
     loss = jnp.mean(jnp.square(q - target), axis=-1).sum()

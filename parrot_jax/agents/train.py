@@ -296,7 +296,9 @@ class _Loop:
 
     def _update(self, state, rng):
         # One draw of K x B i.i.d. transitions, viewed as K batches: no per-batch copies.
-        batch = self.replay.sample(rng, self.fused * self.config.batch_size)
+        hp = self.agent.hp
+        batch = self.replay.sample(rng, self.fused * self.config.batch_size, hp.n_step,
+                                   hp.discount)
         if self.fused > 1:
             batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
         state, metrics = self.programs.update(

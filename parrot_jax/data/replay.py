@@ -160,23 +160,51 @@ class ReplayBuffer:
         # for envs still running final_obs equals obs, so obs is the next observation
         self._write_frames(envs, (after + done) % self.slots_per_env, obs)
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch_size: int, n_step: int = 1,
+               discount: float = 1.0) -> dict[str, np.ndarray]:
         """``batch_size`` transitions drawn i.i.d., uniformly over all valid transitions.
 
         Returns ``observations``, ``next_observations`` (observation dtype), ``actions``,
         ``rewards`` (float32) and ``terminated`` (bool; ``1.0 - terminated`` is the
         bootstrap mask), each of leading size ``batch_size``.
+
+        ``n_step > 1``: n-step transitions. From a drawn slot ``t`` the walk takes up to
+        ``n`` steps of the same episode, stopping after a terminal step or at the
+        episode's last frame: ``rewards = sum_{k<m} discount**k r_{t+k}``,
+        ``next_observations`` is the frame after step ``t + m - 1``, ``terminated`` says
+        whether that step terminated, and the extra ``discounts = discount**m`` is what
+        the bootstrap value is multiplied by (``m <= n`` steps taken).
         """
         batch_size = _positive_int("batch_size", batch_size)
+        n_step = _positive_int("n_step", n_step)
+        if n_step >= self.slots_per_env:
+            raise ValueError(f"n_step={n_step} must be below the {self.slots_per_env} slots "
+                             "per env")
         if self._num_valid == 0:
             raise ValueError("cannot sample: the buffer holds no complete transition yet")
         envs, slots = self._sample_valid_slots(rng, batch_size)
-        next_slots = (slots + 1) % self.slots_per_env
-        return dict(observations=self._frames[envs, slots],
-                    actions=self._actions[envs, slots],
-                    rewards=self._rewards[envs, slots],
-                    next_observations=self._frames[envs, next_slots],
-                    terminated=self._terminated[envs, slots])
+        batch = dict(observations=self._frames[envs, slots], actions=self._actions[envs, slots])
+        if n_step == 1:
+            batch.update(rewards=self._rewards[envs, slots],
+                         next_observations=self._frames[envs, (slots + 1) % self.slots_per_env],
+                         terminated=self._terminated[envs, slots])
+            return batch
+        rewards = np.zeros(batch_size, np.float32)
+        scale = np.ones(batch_size, np.float32)
+        terminated = np.zeros(batch_size, bool)
+        live = np.ones(batch_size, bool)
+        last = slots.copy()
+        for k in range(n_step):
+            step = (slots + k) % self.slots_per_env
+            if k:  # a slot without an action ends the episode (final or pending frame)
+                live &= self._has_action[envs, step] & ~terminated
+            rewards += np.where(live, scale * self._rewards[envs, step], 0.0)
+            terminated |= live & self._terminated[envs, step]
+            last = np.where(live, step, last)
+            scale = np.where(live, scale * np.float32(discount), scale)
+        batch.update(rewards=rewards, terminated=terminated, discounts=scale,
+                     next_observations=self._frames[envs, (last + 1) % self.slots_per_env])
+        return batch
 
     def _sample_valid_slots(self, rng: np.random.Generator,
                             batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -173,6 +173,25 @@ def test_bad_hyperparameters_are_named():
         sac.Hyperparams(discount=1.5)
     with pytest.raises(ValueError, match="critic_lr=0"):
         sac.Hyperparams(critic_lr=0)
+    with pytest.raises(ValueError, match="n_step=0"):
+        sac.Hyperparams(n_step=0)
+
+
+def test_n_step_batches_bootstrap_with_their_own_discounts():
+    networks, hp = _networks(), sac.Hyperparams()
+    batch = _batch()
+    state = _init(networks, hp, batch)
+    obs = jnp.asarray(batch["observations"])
+
+    def target(discounts):
+        b = batch if discounts is None else dict(batch, discounts=discounts)
+        return float(sac.critic_loss(state.critic_params, state, b, obs, obs,
+                                     jax.random.key(0), networks, hp)[1]["target_q"])
+
+    np.testing.assert_allclose(target(np.zeros(32, np.float32)), batch["rewards"].mean(),
+                               rtol=1e-5)  # gamma^m = 0: the reward sum alone
+    np.testing.assert_allclose(target(np.full(32, hp.discount, np.float32)), target(None),
+                               rtol=1e-6)  # gamma^1: the one-step target
 
 
 def test_kl_regularizer_pulls_the_mean_of_z_back_and_entropy_does_not():

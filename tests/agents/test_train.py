@@ -164,8 +164,9 @@ def test_binaries(prior_dir, tmp_path):
     env = {**os.environ, "XLA_FLAGS": ""}
     subprocess.run([sys.executable, "-m", "experiments.train_rl",
                     "--config=experiments/configs/rl.py:tiny", f"--config.prior={prior_dir}",
-                    "--config.total_env_steps=60", f"--workdir={workdir}"],
-                   check=True, env=env, capture_output=True, text=True)
+                    "--config.total_env_steps=60", "--config.sac.n_step=3",
+                    f"--workdir={workdir}"], check=True, env=env, capture_output=True, text=True)
+    assert json.load(open(os.path.join(workdir, "config.json")))["sac"]["n_step"] == 3
     out = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
                           "--episodes=3", "--video", "--video_episodes=2", "--stochastic"],
                          check=True, env=env, capture_output=True, text=True).stdout
@@ -176,8 +177,10 @@ def test_binaries(prior_dir, tmp_path):
     assert 0 <= low <= summary["success_rate"] <= high <= 1
     assert os.path.getsize(os.path.join(workdir, "eval", "step_60.gif")) > 1000
     subprocess.run([sys.executable, "-m", "experiments.plot_rl", f"--runs={workdir}",
-                    f"--out={tmp_path / 'curves.png'}"], check=True, env=env, capture_output=True)
+                    f"--out={tmp_path / 'curves.png'}", f"--diagnostics={tmp_path / 'diag.png'}"],
+                   check=True, env=env, capture_output=True)
     assert os.path.getsize(tmp_path / "curves.png") > 1000
+    assert os.path.getsize(tmp_path / "diag.png") > 1000
     assert "| parrot | 60 |" in (tmp_path / "curves.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
                           f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,

@@ -140,6 +140,31 @@ def test_terminal_transitions_lead_to_the_final_frame_not_the_reset_frame():
     assert (next_keys[last, 2] > 0).all()  # never the reset frame (step 0)
 
 
+@pytest.mark.parametrize("n_step", [2, 5])
+def test_n_step_transitions_stop_at_episode_ends(n_step):
+    buffer, pool = started(4 * 12, [1, 3, 6, None])
+    rng, gamma = np.random.default_rng(2), 0.5
+    for _ in range(8):
+        run(buffer, pool, 5)
+        batch = buffer.sample(rng, 500, n_step=n_step, discount=gamma)
+        keys = decode_image(batch["observations"])
+        np.testing.assert_array_equal(batch["actions"], keys)
+        for i, (env, episode, step) in enumerate(keys):
+            acted = (pool.step_count[env] if episode == pool.episode[env]
+                     else pool.length[(env, episode)])  # steps taken in that episode so far
+            m = min(n_step, acted - step)
+            assert decode_image(batch["next_observations"][i:i + 1])[0].tolist() == [
+                env, episode, step + m]
+            expected = sum(gamma**k * reward_of(env, episode, step + k) for k in range(m))
+            np.testing.assert_allclose(batch["rewards"][i], expected, rtol=1e-6)
+            assert batch["discounts"][i] == gamma**m
+            assert batch["terminated"][i] == pool.is_terminal((env, episode, step + m - 1))
+    # some walks took all n steps, some were cut short by an episode's end
+    assert (batch["discounts"] == gamma**n_step).any() and (batch["discounts"] > gamma**n_step).any()
+    with pytest.raises(ValueError, match="n_step=12 must be below the 12 slots"):
+        buffer.sample(rng, 4, n_step=12)
+
+
 def test_num_transitions_during_fill_and_when_full():
     buffer, pool = started(3 * 12, [1, 4, None])
     assert buffer.num_transitions == len(buffer) == 0
