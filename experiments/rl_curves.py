@@ -85,6 +85,8 @@ def plot(runs, labels, out: str) -> str:
 DIAGNOSTIC_PANELS = (
     ("eval: Q(s0, a0) (solid) vs discounted return (dashed)",
      [("eval/q_start", "-"), ("eval/discounted_return", "--")], False),
+    ("eval: Q(s0, a0) of episodes that succeeded (solid) / failed (dashed)",
+     [("eval/q_start_success", "-"), ("eval/q_start_failure", "--")], False),
     ("Q of rewarded (solid) / other (dashed) batch transitions",
      [("train/q_rewarded", "-"), ("train/q_unrewarded", "--")], False),
     ("TD error |Q - y|", [("train/td_error", "-")], True),

@@ -13,7 +13,13 @@ Variants (``--config=experiments/configs/rl.py:VARIANT``):
   trunks, heads 1024-512-256, 2,500 env steps before training, 1 update per env step,
   hard target copy every 1000 updates; a GPU's work;
 - ``cpu``: the same algorithm sized for a 2-core CPU (shared trunk, heads 256-256,
-  batch 64, 1 update per 4 env steps, target copy every 250 updates);
+  batch 64, 1 update per 4 env steps, target copy every 250 updates), with 5-step
+  returns and a temperature that starts at 0.1 and learns at 1e-3: with one-step
+  targets, a copy every 250 updates and 0.25 updates per env step, value reached the
+  start of PickUpCan episodes only after ~20K env steps (Q(s_0, a_0) below 0 while the
+  discounted return was 0.3-1.0), and alpha took the whole 40K-step budget to fall from
+  1 to 0.06, so PARROT's policy stayed at N(0, I) (KL 0.001 at 9K env steps); measured
+  in ``docs/rl_diagnosis.md``;
 - ``vector``: vector observations (MLP 256-256, Polyak targets), e.g. ``Pendulum-v1``;
 - ``tiny``: small networks and a few hundred steps, for tests and smoke runs.
 """
@@ -99,6 +105,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.total_env_steps = 40_000
         config.replay_capacity = 100_000
         config.sac.target_update_period = 250
+        config.sac.n_step = 5
+        config.sac.init_alpha = 0.1
+        config.sac.alpha_lr = 1e-3
         config.eval_every = 2_000
         config.eval_episodes = 40
         config.log_every = 500

@@ -358,13 +358,18 @@ class _Loop:
                                    config.eval_seed, discount=self.agent.hp.discount)
         successes = int(rollouts.successes.sum())
         low, high = wilson_interval(successes, config.eval_episodes)
+        q_start = policy.q_start(config.eval_episodes)
         row = {"eval/return": float(rollouts.returns.mean()),
                "eval/success": successes / config.eval_episodes,
                "eval/success_ci_low": low, "eval/success_ci_high": high,
                # The critic's value of each episode's first action against the discounted
                # return that followed (the critic's also counts the regulariser's bonus).
-               "eval/q_start": float(policy.q_start(config.eval_episodes).mean()),
+               "eval/q_start": float(q_start.mean()),
                "eval/discounted_return": float(rollouts.discounted_returns.mean())}
+        # Does the critic already tell, at the first step, the episodes that will succeed?
+        for name, episodes in (("success", rollouts.successes), ("failure", ~rollouts.successes)):
+            if episodes.any():
+                row[f"eval/q_start_{name}"] = float(q_start[episodes].mean())
         if config.env.startswith("parrot/"):
             row["eval/lifted"] = float(rollouts.lifted.mean())
         self.last_eval = row
