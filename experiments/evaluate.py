@@ -6,13 +6,16 @@
 Restores the agent from the Orbax checkpoint (latest, or ``--step`` in env steps), rolls
 it out deterministically (the policy's mode; ``--stochastic`` samples) for
 ``--episodes`` episodes from env seeds ``seed .. seed + episodes - 1``, prints the
-success rate with its 95% Wilson interval and writes ``WORKDIR/eval/step_N.json``
+success rate with its 95% Wilson interval and the critic's Q at each episode's first step
+(its mean beside the discounted return, and how well it ranks successes above failures)
+and writes ``WORKDIR/eval/step_N.json``
 (``--out`` to choose); ``--video`` also writes ``WORKDIR/eval/step_N.gif`` with the first
 ``--video_episodes`` episodes side by side.
 """
 
 import os
 
+import numpy as np
 from absl import app, flags
 
 from experiments.common import warnings_only_unless_asked
@@ -48,6 +51,11 @@ def main(argv):
     print(f"{summary['agent']} on {summary['env']} at env step {step} ({mode}, "
           f"{_EPISODES.value} episodes): success {summary['success_rate']:.3f} "
           f"[{low:.3f}, {high:.3f}], mean return {summary['mean_return']:.3f}")
+    auc = summary["q_start_auc"]
+    print(f"critic at the first step: mean Q(s_0, a_0) {np.mean(summary['per_episode_q_start']):.3f}"
+          f" (mean discounted return {np.mean(summary['per_episode_discounted_return']):.3f}); "
+          "ranks successes above failures with AUC "
+          + ("- (needs both)" if auc is None else f"{auc:.2f}"))
     print(f"wrote {out}")
     if keep and rollouts.frames and len(rollouts.frames[0].shape) == 4:
         gif = os.path.splitext(out)[0] + ".gif"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default).
@@ -20,3 +22,15 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     center = (phat + z * z / (2 * trials)) / denom
     half = z * math.sqrt(phat * (1 - phat) / trials + z * z / (4 * trials * trials)) / denom
     return max(0.0, center - half), min(1.0, center + half)
+
+
+def rank_auc(positives, negatives) -> float | None:
+    """P(x > y) + P(x = y) / 2 for x from ``positives`` and y from ``negatives`` (the area
+    under the ROC curve of a score; 0.5: it does not rank them apart). None if either is
+    empty."""
+    x, y = np.asarray(positives, float).ravel(), np.asarray(negatives, float).ravel()
+    if not len(x) or not len(y):
+        return None
+    greater = np.mean(x[:, None] > y[None, :])
+    ties = np.mean(x[:, None] == y[None, :])
+    return float(greater + 0.5 * ties)

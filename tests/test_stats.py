@@ -13,3 +13,11 @@ def test_wilson_interval_known_values():
 def test_wilson_interval_rejects_bad_counts(s, n):
     with pytest.raises(ValueError):
         stats.wilson_interval(s, n)
+
+
+def test_rank_auc():
+    assert stats.rank_auc([3, 4], [1, 2]) == 1.0
+    assert stats.rank_auc([1, 2], [3, 4]) == 0.0
+    assert stats.rank_auc([1, 3], [2, 2]) == 0.5
+    assert stats.rank_auc([2], [2, 1]) == 0.75  # one tie, one win
+    assert stats.rank_auc([], [1]) is None and stats.rank_auc([1], []) is None

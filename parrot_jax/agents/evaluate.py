@@ -19,13 +19,13 @@ import jax
 
 from parrot_jax import checkpoint
 from parrot_jax.agents.agent import Agent
-from parrot_jax.agents.programs import act_fn
+from parrot_jax.agents.programs import StartRecorder
 from parrot_jax.agents.sac import init_params
 from parrot_jax.agents.train import agent_from_description
 from parrot_jax.flows.evaluate import Rollouts, rollout_success
 from parrot_jax.flows.prior import CONFIG_FILE
 from parrot_jax.flows.prior import init_params as init_prior_params
-from parrot_jax.stats import wilson_interval
+from parrot_jax.stats import rank_auc, wilson_interval
 
 
 def read_description(workdir: str) -> dict[str, Any]:
@@ -65,12 +65,18 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
                    deterministic: bool = True, seed: int = 1_000_000, num_envs: int = 8,
                    num_workers: int | None = None, keep_frames: int = 0
                    ) -> tuple[dict[str, Any], Rollouts]:
-    """Rolls the restored agent out in its run's env: (summary dict, rollouts)."""
+    """Rolls the restored agent out in its run's env: (summary dict, rollouts).
+
+    Beside the outcomes, the critic's ``Q(s_0, a_0)`` of every episode's first step and
+    ``q_start_auc``: how well it ranks the episodes that succeeded above those that failed
+    (``stats.rank_auc``; 0.5 is no better than chance, None without both kinds)."""
     description = read_description(workdir)
     agent, params, step = load_agent(workdir, step)
-    rollouts = rollout_success(description["env"], act_fn(agent, params, deterministic),
-                               episodes, seed, num_envs=min(num_envs, episodes),
-                               num_workers=num_workers, keep_frames=keep_frames)
+    policy = StartRecorder(agent, params, deterministic)
+    rollouts = rollout_success(description["env"], policy, episodes, seed,
+                               num_envs=min(num_envs, episodes), num_workers=num_workers,
+                               keep_frames=keep_frames, discount=agent.hp.discount)
+    q_start = policy.q_start(episodes)
     successes = int(rollouts.successes.sum())
     low, high = wilson_interval(successes, episodes)
     summary = {"workdir": os.path.abspath(workdir), "agent": agent.name,
@@ -79,6 +85,10 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
                "success_rate": successes / episodes, "successes": successes,
                "success_ci95": [low, high], "mean_return": float(rollouts.returns.mean()),
                "lifted_rate": float(rollouts.lifted.mean()),
+               "q_start_auc": rank_auc(q_start[rollouts.successes],
+                                       q_start[~rollouts.successes]),
                "per_episode_success": rollouts.successes.astype(int).tolist(),
-               "per_episode_return": rollouts.returns.tolist()}
+               "per_episode_return": rollouts.returns.tolist(),
+               "per_episode_discounted_return": rollouts.discounted_returns.tolist(),
+               "per_episode_q_start": q_start.tolist()}
     return summary, rollouts

@@ -1,4 +1,6 @@
-"""The jitted programs of an RL run: init, (fused) SAC updates and acting, with shardings.
+"""The jitted programs of an RL run: init, (fused) SAC updates and acting, with shardings;
+acting functions for ``flows.evaluate.rollout_success`` (``act_fn``, and ``StartRecorder``,
+which also reads the critic at each episode's first step).
 
 Parameters, optimizer states and the temperature are replicated over the mesh; a batch
 of transitions is split over its ``"data"`` axis (on the second axis when ``K > 1``
@@ -62,3 +64,34 @@ def act(agent: Agent, params, obs, key, deterministic: bool = False):
 def act_fn(agent: Agent, params, deterministic: bool):
     """``(obs, key) -> env actions`` as NumPy, for ``flows.evaluate.rollout_success``."""
     return lambda obs, key: np.asarray(act(agent, params, obs, key, deterministic)[1])
+
+
+class StartRecorder:
+    """``act_fn`` for ``rollout_success`` that keeps each episode's first observation and
+    policy action, so the critic's ``Q(s_0, a_0)`` can be read against the return."""
+
+    def __init__(self, agent: Agent, params, deterministic: bool):
+        self.agent, self.params, self.deterministic = agent, params, deterministic
+        self._first, self._starts = False, []
+
+    def reset(self, key):
+        del key
+        self._first = True
+
+    def __call__(self, obs, key):
+        policy_actions, env_actions = act(self.agent, self.params, obs, key, self.deterministic)
+        if self._first:
+            self._starts.append((obs, policy_actions))
+            self._first = False
+        return np.asarray(env_actions)
+
+    def q_start(self, episodes: int) -> np.ndarray:
+        """(episodes,) min over the critic's heads of Q(s_0, a_0), in episode order."""
+        values = [q_min(self.agent.networks, self.params["critic"], obs, actions)
+                  for obs, actions in self._starts]
+        return np.concatenate([np.asarray(v) for v in values])[:episodes]
+
+
+@functools.partial(jax.jit, static_argnames="networks")
+def q_min(networks, critic_params, obs, actions):
+    return networks.q_values(critic_params, obs, actions).min(0)

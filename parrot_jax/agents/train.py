@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import json
 import logging
 import os
@@ -43,7 +42,7 @@ from parrot_jax import checkpoint, parallel
 from parrot_jax.agents import bc
 from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
     check_agent_name, make_agent
-from parrot_jax.agents.programs import Programs, act, act_fn, compile_programs
+from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.envs import ENV_IDS
@@ -375,37 +374,6 @@ class _Loop:
         self.last_eval = row
         self.writer.write(env_steps, row)
         _report(bar, env_steps, row)
-
-
-class StartRecorder:
-    """``act_fn`` for ``rollout_success`` that keeps each episode's first observation and
-    policy action, so the critic's ``Q(s_0, a_0)`` can be read against the return."""
-
-    def __init__(self, agent: Agent, params, deterministic: bool):
-        self.agent, self.params, self.deterministic = agent, params, deterministic
-        self._first, self._starts = False, []
-
-    def reset(self, key):
-        del key
-        self._first = True
-
-    def __call__(self, obs, key):
-        policy_actions, env_actions = act(self.agent, self.params, obs, key, self.deterministic)
-        if self._first:
-            self._starts.append((obs, policy_actions))
-            self._first = False
-        return np.asarray(env_actions)
-
-    def q_start(self, episodes: int) -> np.ndarray:
-        """(episodes,) min over the critic's heads of Q(s_0, a_0), in episode order."""
-        values = [q_min(self.agent.networks, self.params["critic"], obs, actions)
-                  for obs, actions in self._starts]
-        return np.concatenate([np.asarray(v) for v in values])[:episodes]
-
-
-@functools.partial(jax.jit, static_argnames="networks")
-def q_min(networks, critic_params, obs, actions):
-    return networks.q_values(critic_params, obs, actions).min(0)
 
 
 def _report(bar, env_steps: int, row: dict[str, float]) -> None:

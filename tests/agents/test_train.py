@@ -171,8 +171,11 @@ def test_binaries(prior_dir, tmp_path):
                           "--episodes=3", "--video", "--video_episodes=2", "--stochastic"],
                          check=True, env=env, capture_output=True, text=True).stdout
     assert "parrot on parrot/PickUpCan-v0 at env step 60 (stochastic, 3 episodes)" in out
+    assert "critic at the first step: mean Q(s_0, a_0)" in out
     summary = json.load(open(os.path.join(workdir, "eval", "step_60.json")))
     assert summary["episodes"] == 3 and len(summary["per_episode_success"]) == 3
+    assert len(summary["per_episode_q_start"]) == 3
+    assert len(summary["per_episode_discounted_return"]) == 3
     low, high = summary["success_ci95"]
     assert 0 <= low <= summary["success_rate"] <= high <= 1
     assert os.path.getsize(os.path.join(workdir, "eval", "step_60.gif")) > 1000
