@@ -13,6 +13,9 @@ from experiments import jobs, paper
 from experiments.configs import paper as paper_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The module fixture runs every figure's tiny sweep (about 4 minutes alone on 2 cores;
+# 9.5 when the cores were shared with three RL runs): the same limit as its subprocess.
+pytestmark = pytest.mark.timeout(900)
 CONFIG = "--config=experiments/configs/paper.py:"
 
 
