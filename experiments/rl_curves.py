@@ -90,7 +90,7 @@ DIAGNOSTIC_PANELS = (
     ("Q of rewarded (solid) / other (dashed) batch transitions",
      [("train/q_rewarded", "-"), ("train/q_unrewarded", "--")], False),
     ("TD error |Q - y|", [("train/td_error", "-")], True),
-    ("KL(pi || N(0, I)) (kl regulariser) / -entropy", [("train/kl", "-")], False),
+    ("KL(pi || N(0, I)) (the KL regulariser only)", [("train/kl", "-")], False),
     ("policy: mean |mu| (solid), mean sigma (dashed)",
      [("train/policy_abs_mean", "-"), ("train/policy_std", "--")], False),
     ("temperature alpha", [("train/alpha", "-")], True),
