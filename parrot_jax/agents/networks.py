@@ -134,8 +134,17 @@ class Actor(nn.Module):
         return base
 
 
+def gaussian(distribution: distrax.Distribution) -> distrax.Distribution:
+    """The policy's Gaussian (before the tanh when squashed). ``MultivariateNormalDiag`` is
+    itself a ``Transformed`` (of a standard normal), so it is tested for first."""
+    if isinstance(distribution, distrax.MultivariateNormalDiag):
+        return distribution
+    return distribution.distribution
+
+
 def mode(distribution: distrax.Distribution) -> jax.Array:
     """The deterministic action: the Gaussian mean (through tanh when squashed)."""
-    if isinstance(distribution, distrax.Transformed):
-        return distribution.bijector.forward(distribution.distribution.mean())
-    return distribution.mean()
+    base = gaussian(distribution)
+    if base is distribution:
+        return base.mean()
+    return distribution.bijector.forward(base.mean())

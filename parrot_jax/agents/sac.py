@@ -44,7 +44,7 @@ import optax
 
 from parrot_jax import fused
 from parrot_jax.networks.augment import random_crop
-from parrot_jax.agents.networks import Actor, Critic
+from parrot_jax.agents.networks import Actor, Critic, gaussian
 
 REGULARIZERS = ("entropy", "kl_standard_normal")
 Batch = dict[str, jax.Array]  # observations, actions, rewards, next_observations, terminated
@@ -207,14 +207,6 @@ def critic_loss(critic_params, state: SACState, batch: Batch, obs, next_obs, key
 def _masked_mean(x, mask) -> jax.Array:
     count = jnp.sum(mask)
     return jnp.where(count > 0, jnp.sum(jnp.where(mask, x, 0.0)) / jnp.maximum(count, 1), jnp.nan)
-
-
-def gaussian(distribution: distrax.Distribution) -> distrax.Distribution:
-    """The policy's Gaussian (before the tanh when squashed). ``MultivariateNormalDiag`` is
-    itself a ``Transformed`` (of a standard normal), so it is tested for first."""
-    if isinstance(distribution, distrax.MultivariateNormalDiag):
-        return distribution
-    return distribution.distribution
 
 
 def actor_loss(actor_params, critic_params, log_alpha, obs, key, networks: Networks,
