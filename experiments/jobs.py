@@ -40,7 +40,7 @@ from typing import Callable
 
 import ml_collections
 
-from parrot_jax import io, provenance
+from parrot_jax import io, legacy, provenance
 
 KINDS = ("collect", "prior", "rl", "prior_rollouts")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds experiments/
@@ -60,6 +60,12 @@ class Job:
 
 
 def digest(spec: dict) -> str:
+    """A short hash of the spec. Config fields added since a job was recorded done, holding
+    the value it ran with (``parrot_jax.legacy``), are left out, so adding them does not
+    make the sweep run finished jobs again."""
+    added = legacy.JOB_FIELDS.get(spec.get("kind"))
+    if added and isinstance(spec.get("config"), dict):
+        spec = {**spec, "config": legacy.without_added_defaults(spec["config"], added)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -11,6 +11,7 @@ import ml_collections
 import pytest
 
 from experiments import jobs
+from parrot_jax import legacy
 from experiments.jobs import Job
 
 
@@ -146,3 +147,27 @@ def test_child_processes_run_at_most_n_at_once_after_their_dependencies(tmp_path
     for name in ("a", "b", "c"):
         assert started[name] >= ended["data"]
     assert started["d"] >= max(ended["a"], ended["b"])
+
+
+def test_added_config_fields_at_their_old_value_keep_the_digest():
+    from experiments.configs import rl as rl_config
+
+    config = rl_config.get_config("tiny")
+    job = jobs.Job("rl/parrot/X/seed0", "rl", config)
+    old_spec = job.spec()
+    for field in legacy.RL_FIELDS["network"]:  # the spec as recorded before the fields existed
+        del old_spec["config"]["network"][field]
+    assert jobs.digest(old_spec) == jobs.digest(job.spec())
+    config.network.trunk = "prior_encoder"
+    assert jobs.digest(jobs.Job(job.name, "rl", config).spec()) != jobs.digest(old_spec)
+
+
+def test_legacy_fields():
+    assert legacy.with_added_fields("network", {"hidden": [8]}) == {
+        "hidden": [8], "trunk": "conv", "freeze_trunk": False}
+    assert legacy.with_added_fields("network", {"trunk": "prior_encoder"})["trunk"] == \
+        "prior_encoder"
+    config = {"network": {"trunk": "conv", "freeze_trunk": True}, "seed": 0}
+    assert legacy.without_added_defaults(config, legacy.RL_FIELDS) == {
+        "network": {"freeze_trunk": True}, "seed": 0}
+    assert config["network"]["trunk"] == "conv"  # a copy: the argument is left as it was

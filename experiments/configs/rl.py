@@ -45,6 +45,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
     config.network = ml_collections.ConfigDict()
     config.network.shared_trunk = False  # True: one conv trunk, in the critic
+    # "conv": the trunk above, trained by the critic; "prior_encoder" (shared trunk, agents
+    # with a prior): the prior's image encoder psi, started from its trained parameters.
+    config.network.trunk = "conv"
+    config.network.freeze_trunk = False  # True: the shared trunk is not trained
     config.network.channels = (16, 16, 16)  # 3x3 convs, 2x2 max-pool after the first two
     config.network.hidden = (1024, 512, 256)  # actor and Q heads
     config.network.num_qs = 2

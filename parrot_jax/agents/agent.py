@@ -34,13 +34,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from parrot_jax import legacy
 from parrot_jax.agents import sac
 from parrot_jax.agents.networks import Actor, Critic, mode
 from parrot_jax.flows.prior import BehavioralPrior, make_flow
-from parrot_jax.flows.realnvp import ConditionalRealNVP
+from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
 
 AGENTS = ("parrot", "sac", "bc_sac", "prior_explore")
 NEEDS_PRIOR = ("parrot", "prior_explore")
+# The shared trunk: the paper's conv trunk trained by the critic, or the behavioral prior's
+# image encoder psi, started from its trained parameters (``with_prior_trunk``).
+TRUNKS = ("conv", "prior_encoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +133,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     if not image_obs and len(tuple(observation_shape)) != 1:
         raise ValueError(f"observations must be images (H, W, C) uint8 or vectors (D,), got "
                          f"shape {tuple(observation_shape)}")
-    net = config["network"]
+    net = legacy.with_added_fields("network", config["network"])
     prior_flow = None
     policy_dim, squash = env_action_dim, True
     mean_bound, log_std_max = None, float(net["log_std_max"])
@@ -145,7 +149,9 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                 mean_bound = config["parrot"]["z_mean_bound"]
                 log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
     channels, hidden = tuple(net["channels"]), tuple(net["hidden"])
-    critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]))
+    encoder = _trunk_encoder(name, net, prior_flow)
+    critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
+                    encoder, bool(net["freeze_trunk"]))
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
@@ -160,6 +166,40 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     return Agent(name, sac.Networks(actor, critic), hp, env_action_dim, float(low), float(high),
                  prior_flow, prior_image_shape,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0)
+
+
+def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
+    """The prior's encoder module for ``network.trunk="prior_encoder"``, else None."""
+    trunk = net["trunk"]
+    if trunk not in TRUNKS:
+        raise ValueError(f"network.trunk={trunk!r}; expected one of {TRUNKS}")
+    if (trunk != "conv" or net["freeze_trunk"]) and not net["shared_trunk"]:
+        raise ValueError(f"network.trunk={trunk!r} with freeze_trunk="
+                         f"{net['freeze_trunk']} needs network.shared_trunk=True "
+                         "(one trunk, in the critic, whose features the actor reads)")
+    if trunk == "conv":
+        return None
+    if prior_flow is None:
+        raise ValueError(f"network.trunk='prior_encoder' reads the behavioral prior's image "
+                         f"encoder; agent {name!r} has no prior (agents with one: "
+                         f"{', '.join(NEEDS_PRIOR)})")
+    return flow_encoder(prior_flow)
+
+
+def with_prior_trunk(agent: Agent, state: sac.SACState, prior_params: Any) -> sac.SACState:
+    """``state`` with the critic's encoder trunk, and its target's, set to the prior's
+    trained encoder (``network.trunk="prior_encoder"``); ``state`` itself otherwise.
+
+    The critic's optimizer state needs no change: Adam's moments start at zero whatever the
+    parameters are."""
+    if agent.networks.critic.encoder is None:
+        return state
+    # Copies: the update donates the state's buffers, which must be neither the prior's
+    # (acting still reads them) nor shared between the critic and its target.
+    critic = {**state.critic_params,
+              "encoder": jax.tree.map(lambda x: x.copy(), prior_params["encoder"])}
+    target = jax.tree.map(lambda x: x.copy(), critic)
+    return state.replace(critic_params=critic, target_critic_params=target)
 
 
 def acting_params(state: sac.SACState, prior_params: Any = None) -> dict[str, Any]:

@@ -8,7 +8,10 @@ heads are 1024-512-256.
 
 Trunks are separate (the paper: one for the actor and one for each Q) or shared: one
 trunk inside the critic, trained by the critic loss only, whose features the actor reads
-through ``stop_gradient`` (as in SAC-AE / DrQ). The critic is an ensemble of ``num_qs``
+through ``stop_gradient`` (as in SAC-AE / DrQ). The shared trunk can instead be an image
+encoder of another architecture (``Critic.encoder``: the behavioral prior's, whose
+trained parameters the agent copies in), and can be frozen (``freeze_trunk``: its
+features under ``stop_gradient``, so no loss moves it). The critic is an ensemble of ``num_qs``
 Q-networks built with ``nn.vmap`` (one batched computation, independent parameters).
 
 The actor outputs a diagonal Gaussian ``N(mu(s), diag(sigma(s)^2))`` with
@@ -27,7 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from parrot_jax.networks.encoder import conv_features
+from parrot_jax.networks.encoder import ConvEncoder, conv_features
 from parrot_jax.networks.mlp import MLP
 
 
@@ -83,21 +86,27 @@ class Critic(nn.Module):
     channels: Sequence[int] = (16, 16, 16)
     num_qs: int = 2
     shared_trunk: bool = False
+    encoder: ConvEncoder | None = None  # the shared trunk, if not the conv trunk (params
+    # under "encoder")
+    freeze_trunk: bool = False  # the shared trunk's features under stop_gradient
 
     def setup(self):
         per_q_features = 0 if not self.shared_trunk else None
         self.qs = nn.vmap(QNetwork, variable_axes={"params": 0}, split_rngs={"params": True},
                           in_axes=(per_q_features, None), out_axes=0,
                           axis_size=self.num_qs)(tuple(self.hidden), None)
-        if self.shared_trunk:
+        if (self.encoder is not None or self.freeze_trunk) and not self.shared_trunk:
+            raise ValueError("an encoder trunk or a frozen trunk needs shared_trunk=True")
+        if self.shared_trunk and self.encoder is None:
             self.trunk = make_trunk(self.image_obs, self.channels)
-        else:
+        elif not self.shared_trunk:
             self.trunks = [make_trunk(self.image_obs, self.channels, name=f"trunk_{i}")
                            for i in range(self.num_qs)]
 
     def encode(self, obs: jax.Array) -> jax.Array:
         """The shared trunk's features (only with ``shared_trunk``)."""
-        return self.trunk(obs)
+        features = (self.trunk if self.encoder is None else self.encoder)(obs)
+        return jax.lax.stop_gradient(features) if self.freeze_trunk else features
 
     def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
         if self.shared_trunk:

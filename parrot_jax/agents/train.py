@@ -38,10 +38,10 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from parrot_jax import checkpoint, parallel
+from parrot_jax import checkpoint, legacy, parallel
 from parrot_jax.agents import bc
 from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
-    check_agent_name, make_agent
+    check_agent_name, make_agent, with_prior_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data.replay import ReplayBuffer
@@ -168,7 +168,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         agent = agent_from_description(description)
         os.makedirs(workdir, exist_ok=True)
         run_config.check_and_write(workdir, description,
-                                   RUN_DEFINING + AGENT_SECTIONS[config.agent])
+                                   RUN_DEFINING + AGENT_SECTIONS[config.agent],
+                                   legacy.RL_FIELDS)
         obs_space = pool.single_observation_space
         programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                     fused, config.fast_compile)
@@ -198,6 +199,9 @@ def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior
     prior_params = None if prior is None else jax.device_put(prior.params, programs.replicated)
     if step is None:
         state = programs.init(rng)
+        if prior_params is not None:
+            state = jax.device_put(with_prior_trunk(agent, state, prior_params),
+                                   programs.replicated)
         if agent.name == "bc_sac":
             state = jax.device_put(_behaviour_cloning(agent, state, config), programs.replicated)
         return state, prior_params, 0

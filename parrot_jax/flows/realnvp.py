@@ -50,6 +50,15 @@ def _affine(params: jnp.ndarray, bound: float = 1.0) -> distrax.Bijector:
     return distrax.ScalarAffine(shift=shift, log_scale=bounded_log_scale(raw_log_scale, bound))
 
 
+def flow_encoder(flow: "ConditionalRealNVP", name: str | None = None) -> ConvEncoder:
+    """The flow's image encoder psi as a module of its own (its parameters are the flow's
+    ``params["encoder"]``), e.g. for an RL trunk that starts from a trained prior's."""
+    return ConvEncoder(channels=flow.encoder_channels, hidden=flow.encoder_hidden,
+                       features=flow.embedding, pooled=flow.encoder_pooled,
+                       strides=flow.encoder_strides, head=flow.encoder_head,
+                       activation=flow.encoder_activation, name=name)
+
+
 class ConditionalRealNVP(nn.Module):
     """``log_prob(actions, images)``, ``sample(z, images)``, ``inverse(actions, images)``.
 
@@ -72,10 +81,7 @@ class ConditionalRealNVP(nn.Module):
     log_scale_bound: float = 1.0
 
     def setup(self):
-        self.encoder = ConvEncoder(channels=self.encoder_channels, hidden=self.encoder_hidden,
-                                   features=self.embedding, pooled=self.encoder_pooled,
-                                   strides=self.encoder_strides, head=self.encoder_head,
-                                   activation=self.encoder_activation)
+        self.encoder = flow_encoder(self)
         self.conditioners = [MLP(self.hidden, 2 * self.action_dim, zero_init_output=True)
                              for _ in range(self.num_couplings)]
 

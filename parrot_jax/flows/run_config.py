@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import ml_collections
 
-from parrot_jax import io
+from parrot_jax import io, legacy
 from parrot_jax.flows.prior import CONFIG_FILE, with_legacy_fields
 
 RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule")
@@ -87,34 +87,43 @@ def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
 
 
 def check_and_write(workdir: str, description: dict[str, Any],
-                    defining: tuple[str, ...] = RUN_DEFINING) -> None:
+                    defining: tuple[str, ...] = RUN_DEFINING,
+                    added: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Compares ``description`` with ``WORKDIR/config.json`` (if any), then writes it.
 
-    Raises ``ValueError`` listing every ``defining`` field that differs.
+    Raises ``ValueError`` listing every ``defining`` field that differs. ``added``: section
+    -> {field: value}, fields added to a section after runs were written, with the value
+    those runs had (``parrot_jax.legacy``).
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        differing = [k for k in defining if _comparable(k, saved.get(k))
-                     != _comparable(k, description.get(k))]
+
+        def comparable(k, d):
+            return _comparable(k, d.get(k), added)
+
+        differing = [k for k in defining if comparable(k, saved) != comparable(k, description)]
         if differing:
-            details = "; ".join(f"{k}: workdir has {_comparable(k, saved.get(k))!r}, config "
-                                f"has {_comparable(k, description.get(k))!r}"
+            details = "; ".join(f"{k}: workdir has {comparable(k, saved)!r}, config "
+                                f"has {comparable(k, description)!r}"
                                 for k in differing)
             raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
                              "new --workdir, or the same settings to resume")
     io.write_json(path, description)
 
 
-def _comparable(field: str, value):
+def _comparable(field: str, value, added: Mapping[str, Mapping[str, Any]] | None = None):
     """``value`` as a run written before the field existed had it: a missing field as
     ``LEGACY_DEFAULTS`` says, a ``model`` section with its missing fields as
-    ``prior.LEGACY_MODEL_FIELDS`` says; lists for tuples."""
+    ``prior.LEGACY_MODEL_FIELDS`` says, another section's as ``added`` says; lists for
+    tuples."""
     if value is None:
         return LEGACY_DEFAULTS.get(field)
     if field == "model" and isinstance(value, dict):
         value = with_legacy_fields(value)
+    if added and field in added and isinstance(value, dict):
+        value = legacy.with_added_fields(field, value, added)
     return to_json(value)
 
 

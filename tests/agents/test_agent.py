@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from experiments.configs import rl
-from parrot_jax.agents.agent import AGENTS, acting_params, make_agent
+from parrot_jax.agents import sac
+from parrot_jax.agents.agent import AGENTS, acting_params, make_agent, with_prior_trunk
 from parrot_jax.agents.programs import act, compile_programs
 from parrot_jax import parallel
 from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior
@@ -120,6 +121,56 @@ def _params(agent, seed=0, obs=OBS, dtype="uint8"):
         prior = jax.tree.map(lambda x: x + 0.05 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
                              init_prior(agent.prior_flow, jax.random.key(1), OBS))
     return acting_params(state, prior)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_prior_encoder_trunk_starts_from_the_prior_and_freezes(freeze):
+    agent = _agent("parrot", **{"network.shared_trunk": True, "network.trunk": "prior_encoder",
+                                "network.freeze_trunk": freeze})
+    programs = compile_programs(agent, parallel.make_mesh(1), OBS, "uint8", 1, True)
+    prior_params = _params(agent)["prior"]
+    state = with_prior_trunk(agent, programs.init(jax.random.key(0)), prior_params)
+    assert "encoder" in state.critic_params and "trunk" not in state.critic_params
+    images = _images(6)
+    prior = BehavioralPrior(agent.prior_flow, prior_params, OBS)
+    embedding = agent.prior_flow.apply({"params": prior_params}, images, method="embed")
+    features = agent.networks.critic.apply({"params": state.critic_params}, images,
+                                           method="encode")
+    np.testing.assert_array_equal(features, embedding)
+    batch = {"observations": images, "next_observations": _images(6, 1),
+             "actions": np.zeros((6, 7), np.float32), "rewards": np.ones(6, np.float32),
+             "terminated": np.zeros(6, bool)}
+    before = jax.tree.map(np.asarray, state.critic_params)
+    for _ in range(3):  # the update donates the state: the prior's buffers must survive it
+        state, _ = programs.update(state, batch)
+    after = state.critic_params
+    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()), after, before)
+    assert max(jax.tree.leaves(moved["qs"])) > 0
+    if freeze:
+        assert max(jax.tree.leaves(moved["encoder"])) == 0.0
+    else:
+        assert max(jax.tree.leaves(moved["encoder"])) > 0
+    # acting still reads the prior's (undonated) parameters
+    z, actions = act(agent, acting_params(state, prior_params), images, jax.random.key(2))
+    np.testing.assert_allclose(actions, prior.sample(z, images), atol=1e-5)
+
+
+def test_conv_trunk_is_left_alone_by_with_prior_trunk():
+    agent = _agent("parrot")
+    state = sac.init_state(agent.networks, agent.hp, jax.random.key(0),
+                           jnp.zeros(OBS, jnp.uint8))
+    assert with_prior_trunk(agent, state, {"encoder": None}) is state
+
+
+def test_bad_trunks_are_named():
+    with pytest.raises(ValueError, match="network.trunk='resnet'; expected one of"):
+        _agent("parrot", **{"network.shared_trunk": True, "network.trunk": "resnet"})
+    with pytest.raises(ValueError, match="needs network.shared_trunk=True"):
+        _agent("parrot", **{"network.trunk": "prior_encoder"})
+    with pytest.raises(ValueError, match="needs network.shared_trunk=True"):
+        _agent("sac", **{"network.freeze_trunk": True})
+    with pytest.raises(ValueError, match="agent 'sac' has no prior"):
+        _agent("sac", **{"network.shared_trunk": True, "network.trunk": "prior_encoder"})
 
 
 def _params_vector(agent):

@@ -110,6 +110,37 @@ def test_settings_that_define_the_run_are_checked_on_resume(prior_dir, tmp_path)
     assert train.train(config, workdir).env_steps == 40
 
 
+def test_a_run_written_before_a_config_field_existed_resumes(tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train(_config("sac", total_env_steps=40, start_steps=40), workdir)
+    path = os.path.join(workdir, "config.json")
+    with open(path) as f:
+        description = json.load(f)
+    for field in ("trunk", "freeze_trunk"):  # added later, with the old behaviour as default
+        del description["network"][field]
+    with open(path, "w") as f:
+        json.dump(description, f)
+    assert train.train(_config("sac", total_env_steps=60, start_steps=40), workdir).env_steps == 60
+    with pytest.raises(ValueError, match="holds a different training run.*network"):
+        train.train(_config("sac", total_env_steps=80, start_steps=40,
+                            network=dict(rl.get_config("tiny").network, freeze_trunk=True,
+                                         shared_trunk=True)), workdir)
+
+
+def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    network = dict(rl.get_config("tiny").network, shared_trunk=True, trunk="prior_encoder",
+                   freeze_trunk=True)
+    result = train.train(_config("parrot", prior_dir, network=network), workdir)
+    assert int(result.state.step) == 80
+    # frozen: after 80 updates the critic's trunk is still the prior's encoder
+    jax.tree.map(np.testing.assert_array_equal, result.params["critic"]["encoder"],
+                 result.params["prior"]["encoder"])
+    restored, params, _ = load_agent(workdir)
+    assert restored.networks.critic.encoder is not None
+    jax.tree.map(np.testing.assert_array_equal, params, result.params)
+
+
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore"):
         train.train(_config("dqn"), str(tmp_path / "a"))

@@ -1,0 +1,40 @@
+"""Config fields added after runs were written, with the value those runs had.
+
+A run's ``config.json`` (or a sweep's record of a finished job) written before a field
+existed is read as if it held that value. So a new field whose default keeps the old
+behaviour neither refuses to resume an old run ("holds a different training run") nor
+makes a sweep run a finished job again. Kept free of JAX: the sweep's scheduler reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+# RL run configs (experiments/configs/rl.py): section -> {field: value before it existed}.
+RL_FIELDS: dict[str, dict[str, Any]] = {
+    "network": {"trunk": "conv", "freeze_trunk": False},
+}
+# A sweep job's kind -> the added fields of its config (``experiments.jobs``).
+JOB_FIELDS = {"rl": RL_FIELDS}
+
+
+def with_added_fields(section: str, values: Mapping[str, Any],
+                      added: Mapping[str, Mapping[str, Any]] = RL_FIELDS) -> dict[str, Any]:
+    """``values`` (one section of a config) with its missing added fields filled in."""
+    return {**added.get(section, {}), **values}
+
+
+def without_added_defaults(config: Mapping[str, Any],
+                           added: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A copy of ``config`` without the added fields that hold their old value: what the
+    config would have been before they existed (for digests that must not change)."""
+    config = copy.deepcopy(dict(config))
+    for section, fields in added.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        for name, old in fields.items():
+            if name in values and values[name] == old:
+                del values[name]
+    return config
