@@ -16,10 +16,18 @@ per env step: ``K = num_envs * ratio`` fused updates every pool step, or one upd
 Checkpoints (``WORKDIR/checkpoints``, step = env steps) hold the whole SAC state
 (parameters, target critic, optimizer states, temperature, rng, update count) and the
 acting parameters (actor, critic, and the frozen prior for ``parrot``/``prior_explore``),
-so ``experiments.evaluate`` needs only the workdir. Resuming a killed run restores that
-state exactly and continues counting env steps; the replay buffer is not saved: it
-starts empty and is refilled with ``start_steps`` env steps of the restored policy before
-updates resume, and the envs restart from fresh episodes (seeded by the env-step count).
+so ``experiments.evaluate`` needs only the workdir. The replay buffer is committed to
+``WORKDIR/replay`` just before each checkpoint (``parrot_jax.data.replay_log``: what was
+added since the last one).
+
+Exact resume: a killed run rerun with the same command ends with the same parameters and
+metrics as one never interrupted (bitwise on CPU). Everything random is a function of
+the env-step count (acting keys, replay sampling, env seeds), and every checkpoint is an
+episode boundary: after saving, the loop restarts the envs from episodes seeded by the
+env-step count (the episodes cut short stay in the buffer, bootstrapped like a time
+limit), which is where a resumed run starts them too. A checkpoint whose replay was not
+saved (runs from before replay logs) resumes as before: an empty buffer refilled with
+``start_steps`` env steps of the restored policy.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bound
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data.replay import ReplayBuffer
+from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows import run_config
@@ -57,6 +66,7 @@ from parrot_jax.stats import wilson_interval
 # (and on the agent's own section of the config, AGENT_SECTIONS).
 RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_size",
                 "updates_per_env_step", "prior_model")
+REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
                   "sac": ()}
 
@@ -96,6 +106,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  "max_checkpoints"):
         if int(config[name]) < 1:
             raise ValueError(f"config.{name}={config[name]}; expected a positive integer")
+    if config.checkpoint_every % config.log_every:
+        raise ValueError(f"config.checkpoint_every={config.checkpoint_every} is not a multiple "
+                         f"of config.log_every={config.log_every} (a resumed run would lose "
+                         "the metrics of the interval it was killed in)")
     if config.start_steps < 0:
         raise ValueError(f"config.start_steps={config.start_steps}; expected >= 0")
     if not config.updates_per_env_step > 0:
@@ -176,16 +190,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
                                              config.max_checkpoints)
         try:
+            fresh = checkpoints.latest_step() is None
             state, prior_params, env_steps = _initial_state(
                 agent, programs, checkpoints, config, prior)
             if env_steps >= config.total_env_steps:
                 logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
                 return Result(env_steps, state, acting_params(state, prior_params), {})
-            if env_steps == 0:
-                _save(checkpoints, state, prior_params, 0)  # BC is not redone on resume
             with MetricWriter(workdir, env_steps or None) as writer:
                 loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
-                             fused, every)
+                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY))
+                if fresh:
+                    loop.save(state, 0)  # BC is not redone on resume
                 return loop.run(state, env_steps)
         finally:
             checkpoints.close()
@@ -210,7 +225,8 @@ def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior
     restored = checkpoints.restore_state(step, abstract)
     if prior is not None:
         params = checkpoints.restore_params(step, params_abstract)
-        prior_params = params["prior"]
+        # on this run's devices (the checkpoint may come from a run with other devices)
+        prior_params = jax.device_put(params["prior"], programs.replicated)
     logging.info("resuming from %s at env step %d", checkpoints.directory, step)
     return restored["sac"], prior_params, step
 
@@ -235,10 +251,6 @@ def _behaviour_cloning(agent: Agent, state: SACState, config) -> SACState:
                          critic_opt_state=critic_opt.init(critic))
 
 
-def _save(checkpoints, state: SACState, prior_params, env_steps: int) -> None:
-    checkpoints.save(env_steps, {"sac": state}, acting_params(state, prior_params))
-
-
 def _seed(*values: int) -> int:
     return int(np.random.SeedSequence(list(values)).generate_state(1)[0] >> 1)
 
@@ -247,13 +259,14 @@ class _Loop:
     """The training loop's state between pool steps (module docstring)."""
 
     def __init__(self, config, agent, programs, pool, checkpoints, writer, prior_params,
-                 fused, every):
+                 fused, every, replay_directory):
         self.config, self.agent, self.programs, self.pool = config, agent, programs, pool
         self.checkpoints, self.writer, self.prior_params = checkpoints, writer, prior_params
         self.fused, self.every = fused, every
         obs_space = pool.single_observation_space
         self.replay = ReplayBuffer(config.replay_capacity, config.num_envs, obs_space.shape,
                                    (agent.policy_dim,), obs_space.dtype)
+        self.replay_log = ReplayLog(replay_directory, self.replay)
         self.metrics = []  # device-side update metrics since the last log
         self.episode_returns = np.zeros(config.num_envs)
         self.episode_lifted = np.zeros(config.num_envs, bool)  # suite envs: held an object
@@ -261,15 +274,35 @@ class _Loop:
         self._eval_pool = None
         self.last_eval: dict[str, float] = {}
 
+    def save(self, state: SACState, env_steps: int) -> None:
+        """The replay since the last save, then the checkpoint (the replay first: a kill
+        between the two resumes from the previous checkpoint, whose replay is intact)."""
+        kept = self.checkpoints.all_steps()
+        self.replay_log.commit(env_steps, min(kept) if kept else env_steps)
+        self.checkpoints.save(env_steps, {"sac": state}, acting_params(state, self.prior_params))
+
+    def _restart_episodes(self, env_steps: int):
+        """Fresh episodes from env seeds given by the env-step count (run start and every
+        checkpoint: where a resumed run starts)."""
+        obs, _ = self.pool.reset(seed=_seed(self.config.seed, env_steps, 3))
+        self.replay_log.start(obs)
+        self.episode_returns[:] = 0.0
+        self.episode_lifted[:] = False
+        return obs
+
     def run(self, state: SACState, env_steps: int) -> dict[str, Any]:
         config = self.config
         key = jax.random.fold_in(jax.random.key(config.seed), 1)
-        sample_rng = np.random.default_rng([config.seed, env_steps, 2])
-        obs, _ = self.pool.reset(seed=_seed(config.seed, env_steps, 3))
-        self.replay.start(obs)
+        collected = env_steps  # the replay of a resumed run is restored ...
+        if not self.replay_log.restore(env_steps):
+            logging.warning("%s has no replay saved for env step %d (a run from before "
+                            "replay logs): refilling %d env steps before updates resume",
+                            self.replay_log.directory, env_steps, config.start_steps)
+            collected = 0  # ... unless it was not saved
+        obs = self._restart_episodes(env_steps)
         if env_steps == 0:
             self._evaluate(state, 0)
-        collected, pool_steps, clock = 0, 0, (time.perf_counter(), env_steps)
+        clock = (time.perf_counter(), env_steps)
         try:
             with tqdm.tqdm(total=config.total_env_steps, initial=env_steps, unit="step",
                            dynamic_ncols=True, disable=not config.progress) as bar:
@@ -278,12 +311,14 @@ class _Loop:
                     policy_actions, env_actions = act(self.agent, params, obs,
                                                       jax.random.fold_in(key, env_steps))
                     policy_actions, env_actions = np.asarray(policy_actions), np.asarray(env_actions)
+                    pool_steps = env_steps // config.num_envs
                     if collected >= config.start_steps and pool_steps % self.every == 0:
-                        state = self._update(state, sample_rng)  # runs during pool.step
+                        # runs during pool.step
+                        state = self._update(state, np.random.default_rng(
+                            [config.seed, env_steps, 2]))
                     obs = self._step(policy_actions, env_actions)
                     env_steps += config.num_envs
                     collected += config.num_envs
-                    pool_steps += 1
                     bar.update(config.num_envs)
                     if env_steps % config.log_every == 0:
                         clock = self._log(state, env_steps, clock, bar)
@@ -291,7 +326,9 @@ class _Loop:
                         self._evaluate(state, env_steps, bar)
                     if (env_steps % config.checkpoint_every == 0
                             or env_steps >= config.total_env_steps):
-                        _save(self.checkpoints, state, self.prior_params, env_steps)
+                        self.save(state, env_steps)
+                        if env_steps < config.total_env_steps:
+                            obs = self._restart_episodes(env_steps)
         finally:
             if self._eval_pool is not None:
                 self._eval_pool.close()
@@ -311,7 +348,8 @@ class _Loop:
 
     def _step(self, policy_actions, env_actions):
         obs, rewards, terminated, truncated, infos = self.pool.step(env_actions)
-        self.replay.add(policy_actions, rewards, terminated, truncated, obs, infos["final_obs"])
+        self.replay_log.add(policy_actions, rewards, terminated, truncated, obs,
+                            infos["final_obs"])
         self.episode_returns += rewards
         if "held" in infos:  # (num_envs, objects): an object held off the table
             self.episode_lifted |= np.asarray(infos["held"], bool).reshape(len(obs), -1).any(-1)

@@ -109,6 +109,44 @@ class ReplayBuffer:
                 f"{self.observation_shape} {dtype} = {self.capacity_frames} frames, "
                 f"{_format_bytes(self.nbytes)})")
 
+    _STATE = ("_frames", "_actions", "_rewards", "_terminated", "_has_action", "_pointer",
+              "_written")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything the buffer holds, as arrays (``load_state_dict`` restores it); the
+        frame arrays only up to the last slot any env has written."""
+        used = int(self._written.max())
+        state = {name.lstrip("_"): getattr(self, name) for name in self._STATE}
+        for name in ("frames", "actions", "rewards", "terminated", "has_action"):
+            state[name] = state[name][:, :used]
+        state["started"] = np.asarray(self._started)
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Restores what ``state_dict`` returned, from a buffer of the same layout."""
+        used = int(np.asarray(state["written"]).max(initial=0))
+        expected = {"frames": (self.num_envs, used) + self.observation_shape,
+                    "actions": (self.num_envs, used) + self.action_shape,
+                    "pointer": (self.num_envs,), "written": (self.num_envs,)}
+        if used > self.slots_per_env:
+            raise ValueError(f"the saved buffer used {used} slots per env; this one has "
+                             f"{self.slots_per_env} (capacity {self.capacity_frames}, "
+                             f"{self.num_envs} envs)")
+        for name, shape in expected.items():
+            if tuple(np.shape(state[name])) != shape:
+                raise ValueError(f"saved replay {name} has shape {np.shape(state[name])}; this "
+                                 f"buffer expects {shape}")
+        for name in self._STATE:
+            value = np.asarray(state[name.lstrip("_")])
+            target = getattr(self, name)
+            if name in ("_pointer", "_written"):
+                target[:] = value
+            else:
+                target[:, :used] = value
+                target[:, used:] = 0
+        self._num_valid = int(self._has_action.sum())
+        self._started = bool(state["started"])
+
     def start(self, observations) -> None:
         """Stores the first observation of every env (after ``pool.reset``) as pending.
 

@@ -2,8 +2,11 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -81,20 +84,82 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
         assert np.abs(np.asarray(params["actor"]["head"]["out"]["kernel"])).max() > 0
 
 
-def test_resume_continues_from_the_last_checkpoint(prior_dir, tmp_path):
+def _same_rows(a, b):
+    """Metric rows equal but for wall-clock times and rates."""
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/env")}
+                for r in rows]
+    assert strip(_rows(a)) == strip(_rows(b))
+
+
+def _same_state(a, b):
+    """Bitwise equal SAC states (the typed rng key compared by its data)."""
+    a, b = (s.replace(rng=jax.random.key_data(s.rng)) for s in (a, b))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prior_dir, tmp_path_factory):
+    """A tiny parrot run never interrupted: (workdir, result)."""
+    workdir = str(tmp_path_factory.mktemp("full"))
+    return workdir, train.train(_config("parrot", prior_dir), workdir)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(prior_dir, uninterrupted, tmp_path):
+    full_dir, full = uninterrupted
     workdir = str(tmp_path / "run")
     first = train.train(_config("parrot", prior_dir, total_env_steps=60), workdir)
     assert first.env_steps == 60 and int(first.state.step) == 20
-    # a rerun with a larger budget restores step 60, refills the buffer with start_steps=40
-    # env steps (no updates), then updates for the remaining 20 env steps
+    # the rerun restores step 60 with its replay buffer and goes on updating at once
     second = train.train(_config("parrot", prior_dir), workdir)
-    assert second.env_steps == 120 and int(second.state.step) == 20 + 20
-    steps = [r["step"] for r in _rows(workdir) if "eval/success" in r]
-    assert steps == [0, 60, 120]
+    assert second.env_steps == 120 and int(second.state.step) == int(full.state.step) == 80
+    _same_state(second.state, full.state)
+    _same_rows(workdir, full_dir)
     # a finished run does nothing
     again = train.train(_config("parrot", prior_dir), workdir)
-    assert again.env_steps == 120 and int(again.state.step) == 40
+    assert again.env_steps == 120 and int(again.state.step) == 80
     jax.tree.map(np.testing.assert_array_equal, again.params, second.params)
+
+
+@pytest.mark.parametrize("kill_seed", [0, 1, 2])
+def test_kill_9_at_a_random_moment_then_rerun_equals_an_uninterrupted_run(
+        prior_dir, uninterrupted, tmp_path, kill_seed):
+    """SIGKILL the binary at a seeded random moment after its first update (during an
+    update, an evaluation, a checkpoint or replay write), rerun: the same final state."""
+    full_dir, full = uninterrupted
+    workdir = str(tmp_path / "run")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "experiments.train_rl", "--config=experiments/configs/rl.py:tiny",
+         f"--config.prior={prior_dir}", f"--workdir={workdir}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # this process's devices:
+    # bitwise equality needs the same device count (a batch split another way sums in
+    # another order)
+    try:
+        jsonl = os.path.join(workdir, metrics.JSONL)
+        deadline = time.monotonic() + 300
+        while not (os.path.exists(jsonl) and any("train/critic_loss" in r for r in _rows(workdir))):
+            assert child.poll() is None and time.monotonic() < deadline, "no update logged"
+            time.sleep(0.05)
+        time.sleep(np.random.default_rng(kill_seed).uniform(0.0, 2.0))
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL  # killed, not finished
+    killed_at = max(r["step"] for r in _rows(workdir))
+    assert killed_at < 120
+    result = train.train(_config("parrot", prior_dir), workdir)
+    assert result.env_steps == 120
+    _same_state(result.state, full.state)
+    _same_rows(workdir, full_dir)
+
+
+def test_a_checkpoint_without_a_replay_refills_the_buffer(prior_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    train.train(_config("parrot", prior_dir, total_env_steps=60), workdir)
+    shutil.rmtree(os.path.join(workdir, train.REPLAY_DIRECTORY))  # a run from before replays
+    # the rerun refills start_steps=40 env steps (no updates), then updates for the last 20
+    second = train.train(_config("parrot", prior_dir), workdir)
+    assert second.env_steps == 120 and int(second.state.step) == 20 + 20
 
 
 def test_settings_that_define_the_run_are_checked_on_resume(prior_dir, tmp_path):
