@@ -23,7 +23,7 @@ from parrot_jax.agents.programs import StartRecorder
 from parrot_jax.agents.sac import init_params
 from parrot_jax.agents.train import agent_from_description
 from parrot_jax.flows.evaluate import Rollouts, rollout_success
-from parrot_jax.flows.prior import CONFIG_FILE
+from parrot_jax.run_config import CONFIG_FILE
 from parrot_jax.flows.prior import init_params as init_prior_params
 from parrot_jax.stats import rank_auc, wilson_interval
 

@@ -56,9 +56,9 @@ from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
 from parrot_jax.envs.pool import EnvPool
-from parrot_jax.flows import run_config
+from parrot_jax import run_config
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
-from parrot_jax.flows.prior import CONFIG_FILE, load_prior
+from parrot_jax.flows.prior import load_prior
 from parrot_jax.metrics import MetricWriter
 from parrot_jax.stats import wilson_interval
 
@@ -143,7 +143,7 @@ def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
         "action_bounds": list(box_bounds(act_space))}
     description["prior_model"] = None
     if prior is not None:
-        with open(os.path.join(config.prior, CONFIG_FILE)) as f:
+        with open(os.path.join(config.prior, run_config.CONFIG_FILE)) as f:
             prior_config = json.load(f)
         description["prior_model"] = prior_config["model"]
         description["prior_image_shape"] = list(prior.image_shape)
@@ -183,7 +183,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         os.makedirs(workdir, exist_ok=True)
         run_config.check_and_write(workdir, description,
                                    RUN_DEFINING + AGENT_SECTIONS[config.agent],
-                                   legacy.RL_FIELDS)
+                                   added=legacy.RL_FIELDS)
         obs_space = pool.single_observation_space
         programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                     fused, config.fast_compile)

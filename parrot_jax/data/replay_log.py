@@ -8,8 +8,10 @@ writes them to ``DIRECTORY``:
 - ``chunk_{S}.npz``: the calls since the previous commit (observations, actions, rewards,
   flags, and the final frames of the episodes that ended);
 - ``base_{S}.npz``: the whole buffer (``ReplayBuffer.state_dict``), written in place of a
-  chunk once the chunks since the last base hold more frames than the buffer can, so the
-  directory stays bounded (about two buffers and one checkpoint interval).
+  chunk once the chunks since the last base hold more frames than the buffer can. Files
+  that precede the newest base at or before the oldest kept checkpoint are deleted, so
+  the directory holds at most three buffers' worth plus two checkpoint intervals of
+  frames (one buffer's worth while the buffer has not filled).
 
 ``restore(S)`` rebuilds the buffer of step S: the newest base at or before S, then the
 chunks after it up to S, replayed through the buffer's own ``start`` and ``add`` (the

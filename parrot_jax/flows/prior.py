@@ -25,8 +25,8 @@ import jax.numpy as jnp
 
 from parrot_jax import io
 from parrot_jax.flows.realnvp import ConditionalRealNVP
+from parrot_jax.run_config import CONFIG_FILE  # the training config, written by the trainer
 
-CONFIG_FILE = "config.json"  # the training config, written by the trainer
 IMAGE_SHAPE = (48, 48, 3)
 
 

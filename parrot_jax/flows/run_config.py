@@ -9,28 +9,18 @@ logging intervals, ...) may change, e.g. to extend a finished run.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, Mapping
+from typing import Any
 
 import ml_collections
 
-from parrot_jax import io, legacy
-from parrot_jax.flows.prior import CONFIG_FILE, with_legacy_fields
+from parrot_jax import run_config as shared
+from parrot_jax.flows.prior import LEGACY_MODEL_FIELDS
+from parrot_jax.run_config import dataset_paths, to_json  # noqa: F401 (this module's API)
 
 RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule")
 # The value a run written before a defining field existed had.
 LEGACY_DEFAULTS = {"lr_schedule": "constant"}
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def dataset_paths(spec: str) -> list[str]:
-    """``config.dataset`` ("DIR" or "DIR1,DIR2") as a list of absolute paths."""
-    paths = [p.strip() for p in str(spec).split(",") if p.strip()]
-    if not paths:
-        raise ValueError(f"config.dataset={spec!r}; expected a dataset directory or a "
-                         "comma-separated list of them (--config.dataset=DIR[,DIR...])")
-    return [os.path.abspath(p) for p in paths]
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -86,47 +76,8 @@ def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
     return description
 
 
-def check_and_write(workdir: str, description: dict[str, Any],
-                    defining: tuple[str, ...] = RUN_DEFINING,
-                    added: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-    """Compares ``description`` with ``WORKDIR/config.json`` (if any), then writes it.
-
-    Raises ``ValueError`` listing every ``defining`` field that differs. ``added``: section
-    -> {field: value}, fields added to a section after runs were written, with the value
-    those runs had (``parrot_jax.legacy``).
-    """
-    path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-
-        def comparable(k, d):
-            return _comparable(k, d.get(k), added)
-
-        differing = [k for k in defining if comparable(k, saved) != comparable(k, description)]
-        if differing:
-            details = "; ".join(f"{k}: workdir has {comparable(k, saved)!r}, config "
-                                f"has {comparable(k, description)!r}"
-                                for k in differing)
-            raise ValueError(f"{workdir} holds a different training run ({details}). Use a "
-                             "new --workdir, or the same settings to resume")
-    io.write_json(path, description)
-
-
-def _comparable(field: str, value, added: Mapping[str, Mapping[str, Any]] | None = None):
-    """``value`` as a run written before the field existed had it: a missing field as
-    ``LEGACY_DEFAULTS`` says, a ``model`` section with its missing fields as
-    ``prior.LEGACY_MODEL_FIELDS`` says, another section's as ``added`` says; lists for
-    tuples."""
-    if value is None:
-        return LEGACY_DEFAULTS.get(field)
-    if field == "model" and isinstance(value, dict):
-        value = with_legacy_fields(value)
-    if added and field in added and isinstance(value, dict):
-        value = legacy.with_added_fields(field, value, added)
-    return to_json(value)
-
-
-def to_json(value):
-    """Tuples to lists, as a JSON round trip would make them (so comparisons agree)."""
-    return json.loads(json.dumps(value))
+def check_and_write(workdir: str, description: dict[str, Any]) -> None:
+    """``parrot_jax.run_config.check_and_write`` with the prior run's defining fields and
+    the values of fields added since (``LEGACY_DEFAULTS``, ``prior.LEGACY_MODEL_FIELDS``)."""
+    shared.check_and_write(workdir, description, RUN_DEFINING,
+                           added={"model": LEGACY_MODEL_FIELDS}, missing=LEGACY_DEFAULTS)
