@@ -9,8 +9,9 @@ leaves the previous checkpoints intact.
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 import orbax.checkpoint as ocp
 
@@ -62,6 +63,41 @@ class Checkpoints:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             params=ocp.args.StandardRestore(abstract_params)))
         return restored["params"]
+
+    def restore_newest_good(self, restore: Callable[[int], Any]) -> tuple[Any, int]:
+        """``(restore(step), step)`` for the newest step that restores.
+
+        A step whose files are torn or corrupt is reported with a warning naming its
+        directory and the next older one is tried; once an older step restores, the newer
+        damaged ones are moved aside (``STEP.corrupt``, kept for inspection) so training can
+        write those steps again. If no step restores, nothing is moved and the newest step's
+        error is raised (a change in the state's structure fails every step alike).
+        """
+        failed: list[tuple[int, Exception]] = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                value = restore(step)
+            except Exception as error:  # Orbax raises many kinds for damaged files
+                logging.warning("checkpoint %s cannot be restored (%s: %s); trying the one "
+                                "before", os.path.join(self.directory, str(step)),
+                                type(error).__name__, error)
+                failed.append((step, error))
+                continue
+            for bad, _ in failed:
+                path = os.path.join(self.directory, str(bad))
+                aside = path + ".corrupt"
+                while os.path.exists(aside):
+                    aside += "_"
+                os.replace(path, aside)
+                logging.warning("moved the damaged checkpoint %s to %s", path, aside)
+            if failed:
+                self.manager.reload()
+            return value, step
+        if failed:
+            step, error = failed[0]
+            raise RuntimeError(f"no checkpoint in {self.directory} could be restored; the "
+                               f"newest, step {step}, failed with: {error}") from error
+        raise FileNotFoundError(f"{self.directory}: no checkpoint saved yet")
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -42,6 +42,7 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
@@ -222,13 +223,17 @@ def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior
         return state, prior_params, 0
     abstract = {"sac": jax.eval_shape(programs.init, rng)}
     params_abstract = jax.eval_shape(lambda s: acting_params(s, prior_params), abstract["sac"])
-    restored = checkpoints.restore_state(step, abstract)
-    if prior is not None:
+
+    def restore(step):
         params = checkpoints.restore_params(step, params_abstract)
+        return checkpoints.restore_state(step, abstract)["sac"], params
+
+    (state, params), step = checkpoints.restore_newest_good(restore)
+    if prior is not None:
         # on this run's devices (the checkpoint may come from a run with other devices)
         prior_params = jax.device_put(params["prior"], programs.replicated)
     logging.info("resuming from %s at env step %d", checkpoints.directory, step)
-    return restored["sac"], prior_params, step
+    return state, prior_params, step
 
 
 def _behaviour_cloning(agent: Agent, state: SACState, config) -> SACState:
@@ -249,6 +254,20 @@ def _behaviour_cloning(agent: Agent, state: SACState, config) -> SACState:
     return state.replace(actor_params=actor, critic_params=critic, target_critic_params=target,
                          actor_opt_state=actor_opt.init(actor),
                          critic_opt_state=critic_opt.init(critic))
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
+def check_finite(state: SACState, env_steps: int, last_good: int | None) -> None:
+    """FloatingPointError if the actor, critic or temperature holds a NaN or an infinity:
+    such a state must never become the newest checkpoint (a rerun would resume from it)."""
+    if not bool(_all_finite((state.actor_params, state.critic_params, state.log_alpha))):
+        raise FloatingPointError(
+            f"non-finite parameters at env step {env_steps}: not checkpointed (the newest "
+            f"checkpoint stays step {last_good}); lower the learning rates or the reward scale")
 
 
 def _seed(*values: int) -> int:
@@ -277,6 +296,7 @@ class _Loop:
     def save(self, state: SACState, env_steps: int) -> None:
         """The replay since the last save, then the checkpoint (the replay first: a kill
         between the two resumes from the previous checkpoint, whose replay is intact)."""
+        check_finite(state, env_steps, self.checkpoints.latest_step())
         kept = self.checkpoints.all_steps()
         self.replay_log.commit(env_steps, min(kept) if kept else env_steps)
         self.checkpoints.save(env_steps, {"sac": state}, acting_params(state, self.prior_params))

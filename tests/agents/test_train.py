@@ -1,5 +1,6 @@
 """train_rl and evaluate: every agent end to end, resume, restore, errors, a learning check."""
 
+import glob
 import json
 import os
 import shutil
@@ -151,6 +152,33 @@ def test_kill_9_at_a_random_moment_then_rerun_equals_an_uninterrupted_run(
     assert result.env_steps == 120
     _same_state(result.state, full.state)
     _same_rows(workdir, full_dir)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(prior_dir, uninterrupted,
+                                                                   tmp_path):
+    full_dir, full = uninterrupted
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_dir, workdir)
+    for path in glob.glob(os.path.join(workdir, "checkpoints", "120", "state", "**", "*"),
+                          recursive=True):
+        if os.path.isfile(path):
+            with open(path, "wb") as f:
+                f.write(b"torn")
+    # step 120 is damaged: the rerun restores 60, trains again to 120, and ends as before
+    result = train.train(_config("parrot", prior_dir), workdir)
+    assert result.env_steps == 120
+    _same_state(result.state, full.state)
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", "120.corrupt"))
+
+
+def test_non_finite_parameters_are_never_checkpointed(prior_dir, uninterrupted):
+    _, full = uninterrupted
+    broken = full.state.replace(log_alpha=full.state.log_alpha * np.nan)
+    with pytest.raises(FloatingPointError, match="non-finite parameters at env step 60: not "
+                                                 r"checkpointed \(the newest checkpoint stays "
+                                                 "step 40"):
+        train.check_finite(broken, 60, 40)
+    train.check_finite(full.state, 60, 40)  # finite: no error
 
 
 def test_a_checkpoint_without_a_replay_refills_the_buffer(prior_dir, tmp_path):
