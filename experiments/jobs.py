@@ -18,6 +18,9 @@ stopped. Files under the sweep's workdir:
 - ``jobs/NAME.done.json``: written when the job finished (seconds, time, the spec's
   digest). A rerun skips a job whose digest matches, and runs again (resuming or
   extending its output) a job whose spec changed;
+- ``jobs/NAME.lock``: held (``flock``) by the process running the job, so two sweeps
+  sharing a workdir never run one job at once: the second reports it as running in
+  another process, and its dependents as blocked;
 - ``logs/NAME.log``: a child process's output.
 
 A failed job does not stop the others: the jobs that need it are reported as blocked,
@@ -26,12 +29,15 @@ and the rest run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,13 +201,54 @@ RUNNERS: dict[str, Callable] = {"collect": _collect, "prior": _prior, "rl": _rl,
                                 "prior_rollouts": _prior_rollouts}
 
 
+class JobLocked(RuntimeError):
+    """The job is running in another process (another sweep) right now."""
+
+
+LOCKED_EXIT_CODE = 75  # a child that found its job locked (EX_TEMPFAIL)
+
+
+def lock_path(workdir: str, name: str) -> str:
+    return os.path.join(workdir, "jobs", name + ".lock")
+
+
+@contextlib.contextmanager
+def job_lock(workdir: str, name: str):
+    """Holds ``jobs/NAME.lock`` (an exclusive ``flock``) while the job runs, so two sweeps
+    never run one job at once; JobLocked if another process holds it. The kernel releases
+    the lock when its holder dies, kill -9 included (on a shared filesystem, flock needs
+    one that supports it, as NFSv4 and Lustre do)."""
+    path = lock_path(workdir, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise JobLocked(f"job {name} is running in another process ({holder}; lock "
+                            f"{path}); rerun the sweep when it is done") from None
+        try:
+            f.truncate(0)
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_one(workdir: str, job: Job) -> float:
-    """Runs (or resumes) one job here and marks it done; returns its seconds."""
-    start = time.perf_counter()
-    RUNNERS[job.kind](job.config, os.path.join(workdir, job.name))
-    seconds = time.perf_counter() - start
-    io.write_json(done_path(workdir, job.name), {
-        "digest": digest(job.spec()), "seconds": seconds, "finished": provenance.utc_now()})
+    """Runs (or resumes) one job here, under its lock, and marks it done; returns its
+    seconds (0 if another sweep finished it meanwhile)."""
+    with job_lock(workdir, job.name):
+        if is_done(workdir, job):
+            return 0.0
+        start = time.perf_counter()
+        RUNNERS[job.kind](job.config, os.path.join(workdir, job.name))
+        seconds = time.perf_counter() - start
+        io.write_json(done_path(workdir, job.name), {
+            "digest": digest(job.spec()), "seconds": seconds,
+            "finished": provenance.utc_now()})
     return seconds
 
 
@@ -338,6 +385,9 @@ def _run_children(pending, workdir, processes, launch, poll, progress: _Progress
                 del running[name]
                 if proc.returncode == 0 and is_done(workdir, job):
                     progress.done(name, time.perf_counter() - start)
+                elif proc.returncode == LOCKED_EXIT_CODE:
+                    progress.fail(name, f"running in another process (lock "
+                                        f"{lock_path(workdir, name)})")
                 else:
                     progress.fail(name, f"exit code {proc.returncode}; see "
                                         f"{log_path(workdir, name)}")

@@ -13,6 +13,8 @@ others resume from their last checkpoint. ``--dry_run`` lists the jobs, their st
 the total work. Exits with status 1 if a job failed.
 """
 
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -47,7 +49,11 @@ def main(argv):
     quiet_orbax()
     workdir = _WORKDIR.value
     if _JOB.value:
-        jobs.run_spec_file(_JOB.value, workdir)
+        try:
+            jobs.run_spec_file(_JOB.value, workdir)
+        except jobs.JobLocked as e:
+            print(e, file=sys.stderr)
+            sys.exit(jobs.LOCKED_EXIT_CODE)
         return
     planned, specs = paper.plan(_CONFIG.value, workdir)
     planned = jobs.select(planned, _ONLY.value)

@@ -171,3 +171,41 @@ def test_legacy_fields():
     assert legacy.without_added_defaults(config, legacy.RL_FIELDS) == {
         "network": {"freeze_trunk": True}, "seed": 0}
     assert config["network"]["trunk"] == "conv"  # a copy: the argument is left as it was
+
+
+def test_a_job_runs_in_one_process_at_a_time(tmp_path, recorded):
+    workdir = str(tmp_path)
+    job = _job("data")
+    with jobs.job_lock(workdir, "data"):  # another sweep runs it now
+        with pytest.raises(jobs.JobLocked, match=f"job data is running in another process "
+                                                 f"\\(pid {os.getpid()} on .*; lock "
+                                                 f"{jobs.lock_path(workdir, 'data')}\\)"):
+            jobs.run_one(workdir, job)
+        out = jobs.run_jobs([job, _job("prior", ["data"])], workdir, echo=lambda s: None)
+        assert "running in another process" in out.failed["data"]
+        assert out.blocked == ["prior"] and recorded == []
+        # a child process (the sweep's --job path) exits with the lock's own code
+        jobs.io.write_json(jobs.spec_path(workdir, "data"), job.spec())
+        child = subprocess.run([sys.executable, "-m", "experiments.sweep",
+                                f"--job={jobs.spec_path(workdir, 'data')}",
+                                f"--workdir={workdir}"], capture_output=True, text=True)
+        assert child.returncode == jobs.LOCKED_EXIT_CODE
+        assert "job data is running in another process" in child.stderr
+    assert jobs.run_jobs([job], workdir, echo=lambda s: None).ok and recorded == ["data"]
+    assert jobs.run_one(workdir, job) == 0.0 and recorded == ["data"]  # done meanwhile
+
+
+def test_the_lock_of_a_killed_holder_is_released(tmp_path):
+    workdir = str(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from experiments import jobs\n"
+         "with jobs.job_lock(sys.argv[1], 'a'):\n    print('held', flush=True); time.sleep(60)",
+         workdir], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(jobs.JobLocked):
+        with jobs.job_lock(workdir, "a"):
+            pass
+    holder.kill()
+    holder.wait()
+    with jobs.job_lock(workdir, "a"):  # kill -9 released it
+        pass

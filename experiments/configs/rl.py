@@ -22,6 +22,10 @@ Variants (``--config=experiments/configs/rl.py:VARIANT``):
   in ``docs/rl_diagnosis.md``;
 - ``vector``: vector observations (MLP 256-256, Polyak targets), e.g. ``Pendulum-v1``;
 - ``tiny``: small networks and a few hundred steps, for tests and smoke runs.
+
+``--config.network.trunk=prior_encoder`` (with ``shared_trunk``) makes the prior's image
+encoder the trunk, from its trained parameters (``freeze_trunk``: not trained); measured
+on PickUpCan in ``docs/rl_diagnosis.md`` (no climb either way).
 """
 
 import ml_collections
