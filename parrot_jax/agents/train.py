@@ -47,7 +47,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from parrot_jax import checkpoint, legacy, parallel
+from parrot_jax import checkpoint, legacy, parallel, run_config
 from parrot_jax.agents import bc
 from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
     check_agent_name, make_agent, with_prior_trunk
@@ -57,7 +57,6 @@ from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
 from parrot_jax.envs.pool import EnvPool
-from parrot_jax import run_config
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
 from parrot_jax.flows.prior import load_prior
 from parrot_jax.metrics import MetricWriter
