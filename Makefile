@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
-.PHONY: demo showcase test bench bench-env bench-data clean
+.PHONY: demo showcase test bench bench-env bench-data device-check device-wheels clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt setup.cfg \
 		pyproject.toml
@@ -27,6 +27,17 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --suite=full --out=$(BENCH_OUT)
+
+device-check: $(VENV)/.installed
+	$(PY) -m benchmarks.device_check --out_dir=benchmarks/results
+
+# Python 3.12 wheels the GPU machine's image lacks (its JAX, flax, optax, orbax are there),
+# for benchmarks/device_check.sh; pybullet has no such wheel here, so env sections skip.
+device-wheels:
+	rm -rf .whl && python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 \
+		dm-tree==0.1.10 ml_collections==1.1.0 gast==0.7.0 decorator==5.3.1
 
 bench-env: $(VENV)/.installed
 	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json

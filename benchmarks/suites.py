@@ -67,7 +67,26 @@ _QUICK = {
     "torch_threads": None,
 }
 
-SUITES = {"quick": _QUICK, "full": _FULL}
+# One accelerator, for the device check (benchmarks/device_check.py; about 8 minutes on an
+# H100/H200): the paper's flow and SAC at batch 256, fused, and at larger batches (the best
+# batch); acting; the end-to-end loop with the pool on every core and more envs.
+_DEVICE = copy.deepcopy(_FULL)
+_DEVICE.update({
+    "repeats": 5,
+    "peak": {"size": 8192, "steps": 10},
+    "env": {"env": "parrot/PickPlaceTrain-v0", "steps": 400, "workers": "doubling",
+            "envs_per_worker": 4},
+    "flow": [("paper", PAPER_FLOW, 256, 20, 1), ("paper", PAPER_FLOW, 256, 40, 8),
+             ("paper", PAPER_FLOW, 1024, 10, 1), ("paper", PAPER_FLOW, 4096, 5, 1)],
+    "sac": [("paper", PAPER_SAC, 256, 20, 1), ("paper", PAPER_SAC, 256, 40, 8),
+            ("paper", PAPER_SAC, 1024, 10, 1), ("cpu", CPU_SAC, 64, 40, 8)],
+    "acting": {"network": CPU_SAC, "prior_model": PAPER_FLOW, "batches": (1, 16, 256),
+               "steps": 50},
+})
+_DEVICE["e2e"] = dict(_FULL["e2e"], num_envs=None, num_workers=None, start_steps=1920,
+                      total_env_steps=5760, log_every=640)
+
+SUITES = {"quick": _QUICK, "full": _FULL, "device": _DEVICE}
 
 
 def get(name: str) -> dict:
@@ -75,6 +94,13 @@ def get(name: str) -> dict:
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
     settings = copy.deepcopy(SUITES[name])
-    if settings["env"]["workers"] is None:
-        settings["env"]["workers"] = list(range(1, (os.cpu_count() or 1) + 1))
+    cores = os.cpu_count() or 1
+    if settings["env"]["workers"] is None:  # every count up to the cores
+        settings["env"]["workers"] = list(range(1, cores + 1))
+    elif settings["env"]["workers"] == "doubling":  # 1, 2, 4, ... and the cores
+        settings["env"]["workers"] = sorted({2 ** i for i in range(cores.bit_length())
+                                             if 2 ** i <= cores} | {cores})
+    if settings["e2e"]["num_workers"] is None:  # the pool on every core, 4 envs each
+        settings["e2e"]["num_workers"] = cores
+        settings["e2e"]["num_envs"] = 4 * cores
     return settings

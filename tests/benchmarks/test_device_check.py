@@ -1,0 +1,47 @@
+"""The device check's CPU mode: every part runs, the checks pass, the files are written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import device_check
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_correctness_and_prior_curve_through_the_binary(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.device_check", "--tiny", "--curve_seconds=2",
+           "--parts=correctness,prior_curve", f"--out_dir={tmp_path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "device_check_cpu_tiny.json").read_text())
+    assert result["errors"] == {} and result["devices"]["platform"] == "cpu"
+    assert "jax" in result["versions"] and result["suite"] == "quick"
+    checks = result["correctness"]
+    assert set(checks) == set(device_check.TOLERANCES)
+    assert all(c["ok"] and 0 <= c["value"] <= c["tolerance"] for c in checks.values())
+    curve = result["prior_curve"]
+    points = curve["points"]
+    assert points[0]["seconds"] == 0 and points[-1]["seconds"] >= 2
+    assert [p["steps"] for p in points] == sorted(p["steps"] for p in points)
+    assert points[-1]["nll"] < points[0]["nll"]  # it trains
+    text = (tmp_path / "device_check_cpu_tiny.md").read_text()
+    assert "| flow_round_trip |" in text and "validation NLL" in text
+    assert "throughput" not in result
+
+
+def test_a_failing_part_is_recorded_and_the_others_run(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("out of device memory")
+
+    monkeypatch.setattr(device_check, "correctness", broken)
+    result = device_check.check(True, 0.5, False, parts=("correctness", "prior_curve"))
+    assert result["errors"] == {"correctness": "RuntimeError: out of device memory"}
+    assert result["prior_curve"]["points"]
+    assert "**correctness failed**: RuntimeError: out of device memory" in \
+        device_check.markdown(result)
+    with pytest.raises(ValueError, match="unknown parts \\['speed'\\]"):
+        device_check.check(True, 0.5, False, parts=("speed",))
