@@ -23,11 +23,14 @@ file that is torn anyway raises ``ValueError`` naming it.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import zipfile
 
 import numpy as np
+
+from parrot_jax.io import atomic_write_bytes
 
 from parrot_jax.data.replay import ReplayBuffer
 
@@ -95,7 +98,7 @@ class ReplayLog:
         the directory holds no file for it (a run written before replay logs existed)."""
         self._calls = []
         for name in os.listdir(self.directory):
-            if name.endswith(".tmp"):  # a write the kill interrupted
+            if name.startswith(".tmp-") or name.endswith(".tmp"):  # a write a kill cut
                 os.remove(os.path.join(self.directory, name))
         files = self.files()
         for s, _, path in files:
@@ -117,13 +120,10 @@ class ReplayLog:
         return True
 
     def _write(self, kind: str, step: int, arrays: dict[str, np.ndarray]) -> None:
-        path = os.path.join(self.directory, f"{kind}_{step:012d}.npz")
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        data = io.BytesIO()
+        np.savez(data, **arrays)
+        atomic_write_bytes(os.path.join(self.directory, f"{kind}_{step:012d}.npz"),
+                           data.getvalue())
 
     def _prune(self, keep_from: int) -> None:
         """Deletes what precedes the newest base at or before ``keep_from``."""
