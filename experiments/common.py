@@ -2,7 +2,9 @@
 
 import logging as std_logging
 
-from absl import flags, logging
+from absl import app, flags, logging
+
+from parrot_jax import parallel
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -32,3 +34,43 @@ def run_resumable(train_fn, config, workdir: str):
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume from the last checkpoint")
         raise SystemExit(130)
+
+
+def define_distributed_flags():
+    """``--coordinator_address``, ``--num_processes``, ``--process_id`` for a multi-host
+    launch (one process per host, each given its own ``--process_id``), or ``--distributed``
+    alone on clusters that ``jax.distributed`` detects by itself (SLURM, Cloud TPU);
+    returns the function that joins the run, to call first in ``main``.
+
+    Per-process launch settings, not config fields: the config (saved in ``config.json``)
+    is the same for every process.
+    """
+    detect = flags.DEFINE_boolean(
+        "distributed", False, "Multi-host run on a cluster JAX detects (SLURM, Cloud TPU): "
+        "join it with the cluster's coordinator, process count and index.")
+    address = flags.DEFINE_string(
+        "coordinator_address", None,
+        "Multi-host run: HOST:PORT where process 0 serves the JAX coordinator (every "
+        "process gives the same one, with --num_processes and its own --process_id).")
+    count = flags.DEFINE_integer("num_processes", None, "Multi-host run: number of "
+                                 "processes (with --coordinator_address).", lower_bound=1)
+    index = flags.DEFINE_integer("process_id", None, "Multi-host run: this process's index, "
+                                 "0 .. num_processes - 1.", lower_bound=0)
+
+    def initialize() -> None:
+        given = {f.name: f.value for f in (address, count, index) if f.value is not None}
+        if not given:
+            if detect.value:
+                parallel.initialize_distributed()
+            return
+        if len(given) < 3:
+            missing = sorted({"coordinator_address", "num_processes", "process_id"} - set(given))
+            raise app.UsageError(f"a multi-host launch needs --coordinator_address, "
+                                 f"--num_processes and --process_id; missing "
+                                 f"{', '.join('--' + m for m in missing)}")
+        if index.value >= count.value:
+            raise app.UsageError(f"--process_id={index.value} must be below "
+                                 f"--num_processes={count.value}")
+        parallel.initialize_distributed(address.value, count.value, index.value)
+
+    return initialize

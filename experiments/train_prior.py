@@ -11,17 +11,19 @@ Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` and metrics
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import run_resumable
+from experiments.common import define_distributed_flags, run_resumable
 from parrot_jax.flows import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/prior.py",
                                           "Prior training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
                                required=True)
+_JOIN_DISTRIBUTED = define_distributed_flags()
 
 
 def main(argv):
     del argv
+    _JOIN_DISTRIBUTED()
     state = run_resumable(train.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     print(f"{_WORKDIR.value}: prior at step {int(state.step)}")
 

@@ -13,17 +13,19 @@ temperature and entropy, env steps/s. Evaluate with ``experiments.evaluate``.
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import run_resumable
+from experiments.common import define_distributed_flags, run_resumable
 from parrot_jax.agents import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/rl.py",
                                           "RL config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
                                required=True)
+_JOIN_DISTRIBUTED = define_distributed_flags()
 
 
 def main(argv):
     del argv
+    _JOIN_DISTRIBUTED()
     result = run_resumable(train.train, _CONFIG.value, _WORKDIR.value)
     evaluation = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())
     print(f"{_WORKDIR.value}: {result.env_steps} env steps, {int(result.state.step)} updates"

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any, Callable
 
+import jax
 import orbax.checkpoint as ocp
 
 DIRECTORY = "checkpoints"
@@ -56,12 +57,12 @@ class Checkpoints:
         """The training state at ``step``, with the structure (and shardings) of
         ``abstract_state`` (e.g. ``jax.eval_shape`` of the init, or a live state)."""
         restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state)))
+            state=ocp.args.StandardRestore(_placed(abstract_state))))
         return restored["state"]
 
     def restore_params(self, step: int, abstract_params: Any) -> Any:
         restored = self.manager.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(abstract_params)))
+            params=ocp.args.StandardRestore(_placed(abstract_params))))
         return restored["params"]
 
     def restore_newest_good(self, restore: Callable[[int], Any]) -> tuple[Any, int]:
@@ -105,6 +106,20 @@ class Checkpoints:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _placed(abstract: Any) -> Any:
+    """``abstract`` with a sharding on every array leaf: those without one go to this
+    process's first device. Without it Orbax would lay them out as they were saved, which
+    fails when the checkpoint comes from other devices (a multi-host run, a GPU)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def place(leaf):
+        if isinstance(leaf, jax.ShapeDtypeStruct) and leaf.sharding is None:
+            return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device)
+        return leaf
+
+    return jax.tree.map(place, abstract)
 
 
 def load_params(directory: str, abstract_params: Any, step: int | None = None

@@ -68,7 +68,35 @@ def initialize_distributed(coordinator_address: str | None = None,
     Only call it for multi-process runs: it forwards to ``jax.distributed.initialize``,
     which with all arguments ``None`` detects the cluster itself (SLURM, Cloud TPU, ...).
     Afterwards ``jax.devices()`` lists every process's devices, so ``make_mesh()`` spans
-    them all.
+    them all. A second call (e.g. a binary's flags, then ``config.distributed``) is a no-op.
     """
+    if jax.distributed.is_initialized():
+        return
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id)
+
+
+def place_batch(batch, sharding: NamedSharding):
+    """This process's share of a global batch, as global arrays laid out by ``sharding``.
+
+    One process: ``jax.device_put``. Several: each process holds rows
+    ``[process_index * B, (process_index + 1) * B)`` of the global batch (``B`` its local
+    batch size) and the shares are assembled into one array spanning every process.
+    """
+    if jax.process_count() > 1:
+        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x),
+                            batch)
+    return jax.device_put(batch, sharding)
+
+
+def local(tree):
+    """This process's copy of replicated arrays, readable on the host (``np.asarray``)
+    and usable by single-device code such as acting; other leaves pass through.
+
+    In a one-process run every array is already addressable and nothing changes; in a
+    multi-process run a replicated array spans devices this process cannot read, so its
+    copy on the first local device stands for it.
+    """
+    return jax.tree.map(
+        lambda x: x.addressable_data(0)
+        if isinstance(x, jax.Array) and not x.is_fully_addressable else x, tree)

@@ -195,6 +195,7 @@ def test_a_job_runs_in_one_process_at_a_time(tmp_path, recorded):
     assert jobs.run_one(workdir, job) == 0.0 and recorded == ["data"]  # done meanwhile
 
 
+@pytest.mark.fault
 def test_the_lock_of_a_killed_holder_is_released(tmp_path):
     workdir = str(tmp_path)
     holder = subprocess.Popen(

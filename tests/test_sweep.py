@@ -76,6 +76,7 @@ def test_rerun_redoes_nothing_and_dry_run_says_done(tiny):
     assert "rl_runs 2, rl_env_steps 240" in listing
 
 
+@pytest.mark.fault
 def test_child_processes_report_a_failure_and_resume(tmp_path):
     workdir = str(tmp_path)
     # 4 host devices (tests/conftest.py) cannot split a batch of 30: the prior job fails.

@@ -62,7 +62,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.prefetch = 4  # batches built ahead, on the devices
     config.prefetch_threads = 2
     config.num_devices = 0  # 0: every device; N: the first N (tests compare meshes)
-    config.distributed = False  # multi-host: call jax.distributed.initialize() first
+    config.distributed = False  # join a cluster-detected multi-host run (= --distributed)
     config.progress = True  # tqdm bar with steps/s and ETA
     config.fast_compile = False  # XLA optimisations off: ~3x faster compiles, slower steps
 

@@ -180,10 +180,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
                              pool.single_action_space)
         description = describe_run(config, pool, prior)
         agent = agent_from_description(description)
+        lead = jax.process_index() == 0
         os.makedirs(workdir, exist_ok=True)
-        run_config.check_and_write(workdir, description,
-                                   RUN_DEFINING + AGENT_SECTIONS[config.agent],
-                                   added=legacy.RL_FIELDS)
+        if lead:
+            run_config.check_and_write(workdir, description,
+                                       RUN_DEFINING + AGENT_SECTIONS[config.agent],
+                                       added=legacy.RL_FIELDS)
         obs_space = pool.single_observation_space
         programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                     fused, config.fast_compile)
@@ -196,7 +198,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
             if env_steps >= config.total_env_steps:
                 logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
                 return Result(env_steps, state, acting_params(state, prior_params), {})
-            with MetricWriter(workdir, env_steps or None) as writer:
+            with MetricWriter(workdir, env_steps or None, enabled=lead) as writer:
                 loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
                              fused, every, os.path.join(workdir, REPLAY_DIRECTORY))
                 if fresh:
@@ -263,7 +265,8 @@ def _all_finite(tree) -> jax.Array:
 def check_finite(state: SACState, env_steps: int, last_good: int | None) -> None:
     """FloatingPointError if the actor, critic or temperature holds a NaN or an infinity:
     such a state must never become the newest checkpoint (a rerun would resume from it)."""
-    if not bool(_all_finite((state.actor_params, state.critic_params, state.log_alpha))):
+    if not bool(_all_finite(parallel.local(
+            (state.actor_params, state.critic_params, state.log_alpha)))):
         raise FloatingPointError(
             f"non-finite parameters at env step {env_steps}: not checkpointed (the newest "
             f"checkpoint stays step {last_good}); lower the learning rates or the reward scale")
@@ -284,7 +287,8 @@ class _Loop:
         obs_space = pool.single_observation_space
         self.replay = ReplayBuffer(config.replay_capacity, config.num_envs, obs_space.shape,
                                    (agent.policy_dim,), obs_space.dtype)
-        self.replay_log = ReplayLog(replay_directory, self.replay)
+        self.replay_log = ReplayLog(replay_directory, self.replay,
+                                    write=jax.process_index() == 0)
         self.metrics = []  # device-side update metrics since the last log
         self.episode_returns = np.zeros(config.num_envs)
         self.episode_lifted = np.zeros(config.num_envs, bool)  # suite envs: held an object
@@ -326,7 +330,7 @@ class _Loop:
             with tqdm.tqdm(total=config.total_env_steps, initial=env_steps, unit="step",
                            dynamic_ncols=True, disable=not config.progress) as bar:
                 while env_steps < config.total_env_steps:
-                    params = acting_params(state, self.prior_params)
+                    params = parallel.local(acting_params(state, self.prior_params))
                     policy_actions, env_actions = act(self.agent, params, obs,
                                                       jax.random.fold_in(key, env_steps))
                     policy_actions, env_actions = np.asarray(policy_actions), np.asarray(env_actions)
@@ -358,10 +362,14 @@ class _Loop:
         hp = self.agent.hp
         batch = self.replay.sample(rng, self.fused * self.config.batch_size, hp.n_step,
                                    hp.discount)
-        if self.fused > 1:
-            batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
+        batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
+        # Every process holds the same buffer and draws the same global batch; each puts
+        # its rows of it on its devices (all of them in a one-process run).
+        share = self.config.batch_size // jax.process_count()
+        rows = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+        batch = {k: v[:, rows] if self.fused > 1 else v[0, rows] for k, v in batch.items()}
         state, metrics = self.programs.update(
-            state, jax.device_put(batch, self.programs.batch_sharding))
+            state, parallel.place_batch(batch, self.programs.batch_sharding))
         self.metrics.append(metrics)
         return state
 
@@ -412,7 +420,7 @@ class _Loop:
         if self._eval_pool is None:
             self._eval_pool = EnvPool(config.env, config.eval_num_envs,
                                       config.num_workers or None)
-        params = acting_params(state, self.prior_params)
+        params = parallel.local(acting_params(state, self.prior_params))
         policy = StartRecorder(self.agent, params, config.eval_deterministic)
         rollouts = rollout_success(self._eval_pool, policy, config.eval_episodes,
                                    config.eval_seed, discount=self.agent.hp.discount)

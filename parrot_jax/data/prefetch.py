@@ -54,11 +54,7 @@ class Prefetcher:
 
     def _build(self, k: int):
         """Batch ``k`` built on the host and placed on the devices (runs in a worker)."""
-        batch = self.sampler.batch(k)
-        if jax.process_count() > 1:
-            return jax.tree.map(
-                lambda x: jax.make_array_from_process_local_data(self.sharding, x), batch)
-        return jax.device_put(batch, self.sharding)
+        return parallel.place_batch(self.sampler.batch(k), self.sharding)
 
     def __iter__(self) -> Prefetcher:
         return self

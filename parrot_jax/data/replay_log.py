@@ -19,6 +19,9 @@ same calls in the same order give the same arrays). Files are written under a te
 name, flushed and renamed, so a kill leaves each whole or absent; files after S (a run
 killed between its replay commit and its checkpoint) are deleted by ``restore(S)``. A
 file that is torn anyway raises ``ValueError`` naming it.
+
+In a multi-process run every process keeps the same buffer (the same envs, seeds and
+actions) and only one, ``write=True``, writes and deletes files; the others only read.
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ _START, _ADD = 0, 1
 class ReplayLog:
     """The ``ReplayBuffer``'s writes, recorded and committed to ``directory``."""
 
-    def __init__(self, directory: str, buffer: ReplayBuffer):
+    def __init__(self, directory: str, buffer: ReplayBuffer, write: bool = True):
         self.directory = os.path.abspath(directory)
         self.buffer = buffer
+        self.write = write
         self._calls: list[tuple] = []
         self._frames_since_base = 0
         os.makedirs(self.directory, exist_ok=True)
@@ -83,6 +87,9 @@ class ReplayLog:
         files no restore of a step ``>= keep_from`` needs (the oldest checkpoint kept)."""
         frames = sum(call[1].shape[0] + (call[6].shape[0] if call[0] == _ADD else 0)
                      for call in self._calls)
+        if not self.write:
+            self._calls = []
+            return
         if self._frames_since_base + frames > self.buffer.capacity_frames:
             self._write("base", step, self.buffer.state_dict())
             self._frames_since_base = 0
@@ -97,13 +104,14 @@ class ReplayLog:
         """Rebuilds the buffer (empty before) as it was at the commit of ``step``; False if
         the directory holds no file for it (a run written before replay logs existed)."""
         self._calls = []
-        for name in os.listdir(self.directory):
-            if name.startswith(".tmp-") or name.endswith(".tmp"):  # a write a kill cut
-                os.remove(os.path.join(self.directory, name))
         files = self.files()
-        for s, _, path in files:
-            if s > step:  # committed by a run that died before its checkpoint completed
-                os.remove(path)
+        if self.write:
+            for name in os.listdir(self.directory):
+                if name.startswith(".tmp-") or name.endswith(".tmp"):  # a write a kill cut
+                    os.remove(os.path.join(self.directory, name))
+            for s, _, path in files:
+                if s > step:  # committed by a run that died before its checkpoint completed
+                    os.remove(path)
         files = [f for f in files if f[0] <= step]
         if not any(s == step for s, _, _ in files) and step > 0:
             return False

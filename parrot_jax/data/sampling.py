@@ -44,8 +44,9 @@ class BatchSampler:
     start drawn uniformly with replacement from ``valid_starts(..., H)``; observations
     ``(B, H, 48, 48, 3)``, actions ``(B, H, A)``.
 
-    ``B = batch_size // process_count`` is this process's share of the global batch;
-    processes draw independent batches because ``process_index`` enters the seed.
+    ``B = batch_size // process_count`` is this process's share of the global batch: rows
+    ``[process_index * B, (process_index + 1) * B)`` of the batch a single process would
+    draw, so a multi-process run trains on exactly the batches of a one-process run.
     """
 
     def __init__(self, dataset, batch_size: int, seed: int, window: int | None = None,
@@ -80,8 +81,13 @@ class BatchSampler:
         """Frame indices of batch ``k``: shape ``(B,)``, or ``(B, H)`` with a window."""
         if k < 0:
             raise ValueError(f"batch number k={k} must be >= 0")
-        rng = np.random.default_rng([self.seed, k, self.process_index])
-        starts = self.starts[rng.integers(self.starts.size, size=self.local_batch_size)]
+        # The whole global batch's draw (cheap: integers), then this process's rows; the
+        # trailing 0 keeps the draws of runs made before multi-process sharing existed.
+        rng = np.random.default_rng([self.seed, k, 0])
+        rows = rng.integers(self.starts.size, size=self.batch_size)
+        local = slice(self.process_index * self.local_batch_size,
+                      (self.process_index + 1) * self.local_batch_size)
+        starts = self.starts[rows[local]]
         if self.window is None:
             return starts
         return starts[:, None] + np.arange(self.window, dtype=np.int64)

@@ -73,13 +73,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 def _initial_state(programs: Programs, checkpoints: checkpoint.Checkpoints,
                    config) -> tuple[train_state.TrainState, int | None]:
-    """The fresh state, or the latest checkpoint's (and its step) if there is one."""
+    """The fresh state, or the newest good checkpoint's (and its step) if there is one (a
+    torn or corrupt newer one is moved aside: ``Checkpoints.restore_newest_good``)."""
     rng = jax.random.key(config.seed)
-    step = checkpoints.latest_step()
-    if step is None:
+    if checkpoints.latest_step() is None:
         return programs.init(rng), None
     # Shapes, dtypes and (replicated) shardings of the state, without computing it.
-    state = checkpoints.restore_state(step, jax.eval_shape(programs.init, rng))
+    abstract = jax.eval_shape(programs.init, rng)
+    state, step = checkpoints.restore_newest_good(
+        lambda s: checkpoints.restore_state(s, abstract))
     if int(state.step) != step:
         raise ValueError(f"{checkpoints.directory}: checkpoint {step} holds a state at step "
                          f"{int(state.step)}")
@@ -97,14 +99,8 @@ def _eval_batches(validation_set, config, sharding) -> list:
     sampler = BatchSampler(validation_set, config.batch_size, config.seed,
                            process_index=jax.process_index(),
                            process_count=jax.process_count())
-    return [_place(sampler.batch(k), sharding) for k in range(config.eval_batches)]
-
-
-def _place(batch, sharding):
-    if jax.process_count() > 1:
-        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x),
-                            batch)
-    return jax.device_put(batch, sharding)
+    return [parallel.place_batch(sampler.batch(k), sharding)
+            for k in range(config.eval_batches)]
 
 
 def evaluate(programs: Programs, params, batches) -> dict[str, float]:

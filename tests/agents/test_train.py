@@ -122,6 +122,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(prior_dir, uninterrupted, tmp
     jax.tree.map(np.testing.assert_array_equal, again.params, second.params)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("kill_seed", [0, 1, 2])
 def test_kill_9_at_a_random_moment_then_rerun_equals_an_uninterrupted_run(
         prior_dir, uninterrupted, tmp_path, kill_seed):
@@ -154,6 +155,7 @@ def test_kill_9_at_a_random_moment_then_rerun_equals_an_uninterrupted_run(
     _same_rows(workdir, full_dir)
 
 
+@pytest.mark.fault
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(prior_dir, uninterrupted,
                                                                    tmp_path):
     full_dir, full = uninterrupted
@@ -171,6 +173,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(prior_dir, uni
     assert os.path.isdir(os.path.join(workdir, "checkpoints", "120.corrupt"))
 
 
+@pytest.mark.fault
 def test_non_finite_parameters_are_never_checkpointed(prior_dir, uninterrupted):
     _, full = uninterrupted
     broken = full.state.replace(log_alpha=full.state.log_alpha * np.nan)
@@ -181,6 +184,7 @@ def test_non_finite_parameters_are_never_checkpointed(prior_dir, uninterrupted):
     train.check_finite(full.state, 60, 40)  # finite: no error
 
 
+@pytest.mark.fault
 def test_a_checkpoint_without_a_replay_refills_the_buffer(prior_dir, tmp_path):
     workdir = str(tmp_path / "run")
     train.train(_config("parrot", prior_dir, total_env_steps=60), workdir)

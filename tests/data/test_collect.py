@@ -173,6 +173,7 @@ def test_bad_settings():
         collect_config.get_config("huge")
 
 
+@pytest.mark.fault
 def test_killed_collection_resumes_to_the_same_data(tmp_path):
     """SIGKILL the collector mid-collection, leave a stale partial shard, rerun: the
     result equals an uninterrupted collection (which here also uses another worker

@@ -115,6 +115,7 @@ def test_frame_array_indexing():
         frames[np.array([True])]
 
 
+@pytest.mark.fault
 def test_truncated_shard_is_detected(data_dir, tmp_path):
     root = _copy(data_dir, tmp_path)
     path = _shard_file(root, 2, "observations")
@@ -123,6 +124,7 @@ def test_truncated_shard_is_detected(data_dir, tmp_path):
         load_dataset(root)
 
 
+@pytest.mark.fault
 def test_corrupt_actions_are_detected_by_default(data_dir, tmp_path):
     root = _copy(data_dir, tmp_path)
     _flip_last_byte(_shard_file(root, 1, "actions"))
@@ -130,6 +132,7 @@ def test_corrupt_actions_are_detected_by_default(data_dir, tmp_path):
         load_dataset(root)
 
 
+@pytest.mark.fault
 def test_corrupt_images_are_detected_by_full_verification(data_dir, tmp_path):
     root = _copy(data_dir, tmp_path)
     _flip_last_byte(_shard_file(root, 4, "observations"))
@@ -148,6 +151,7 @@ def test_corrupt_images_are_detected_by_full_verification(data_dir, tmp_path):
     ("remove_metadata", r"not a parrot_jax dataset \(no metadata.json\)"),
     ("missing_shard", r"shard-000003/shard.json: missing"),
 ])
+@pytest.mark.fault
 def test_damage_is_reported_with_file_and_problem(data_dir, tmp_path, damage, message):
     root = _copy(data_dir, tmp_path)
     shard = os.path.join(root, fmt.SHARDS, "shard-000000")

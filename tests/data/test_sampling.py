@@ -106,12 +106,16 @@ def test_sampling_is_uniform(window):
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
-def test_process_shares_are_independent():
+@pytest.mark.parametrize("window", [None, 3])
+def test_process_shares_tile_the_one_process_batch(window):
     ds = make_dataset()
-    p0 = BatchSampler(ds, 32, seed=0, process_index=0, process_count=2)
-    p1 = BatchSampler(ds, 32, seed=0, process_index=1, process_count=2)
-    assert p0.batch(0)["actions"].shape == (16, 7)
-    assert not np.array_equal(p0.batch(0)["actions"], p1.batch(0)["actions"])
+    whole = BatchSampler(ds, 32, seed=0, window=window).batch(5)
+    shares = [BatchSampler(ds, 32, seed=0, window=window, process_index=p,
+                           process_count=4).batch(5) for p in range(4)]
+    assert shares[0]["actions"].shape[0] == 8
+    assert not np.array_equal(shares[0]["actions"], shares[1]["actions"])
+    for key in whole:
+        np.testing.assert_array_equal(np.concatenate([s[key] for s in shares]), whole[key])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -200,6 +200,7 @@ def _assert_closes_promptly(pool):
     assert not any(p.is_alive() for p in pool._procs)
 
 
+@pytest.mark.fault
 def test_worker_exception_names_worker_and_env():
     with deadline(30):
         pool = EnvPool(_crashing_fns("raise"), num_workers=2, context=CTX)
@@ -232,6 +233,7 @@ def test_env_construction_error_raises_from_constructor():
         EnvPool([DummyEnv, BadInitEnv], num_workers=2, context=CTX)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("how", ["os._exit", "SIGKILL"])
 def test_dead_worker_raises_with_exit_code(how):
     with deadline(30):
@@ -249,6 +251,7 @@ def test_dead_worker_raises_with_exit_code(how):
         _assert_closes_promptly(pool)
 
 
+@pytest.mark.fault
 def test_hung_worker_times_out():
     with deadline(30):
         pool = EnvPool(_crashing_fns("hang"), num_workers=2, context=CTX, timeout=1.0)
