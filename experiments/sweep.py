@@ -11,14 +11,27 @@ process, its output in ``WORKDIR/logs/``), or one at a time in this process
 Rerun the same command after a kill or a failure: finished jobs are skipped and the
 others resume from their last checkpoint. ``--dry_run`` lists the jobs, their state and
 the total work. Exits with status 1 if a job failed.
+
+On a cluster (``experiments.submit``): ``--backend=slurm`` submits every job not done
+through submitit, each waiting for its dependencies in SLURM's queue
+(``--dependency=afterok``), requeued on preemption; the sweep exits (``--wait``: follows
+them). Rerun it to see their states, resubmit failed ones and aggregate when all are done::
+
+    python -m experiments.sweep --config=experiments/configs/paper.py:fig5 \
+        --workdir=/shared/runs/paper --backend=slurm \
+        --slurm=partition=gpu,gpus_per_node=1,cpus_per_task=16,time=1440
+
+``--backend=submitit_local`` runs the same path on this machine (submitit's local
+executor), waiting for each job's dependencies itself.
 """
 
+import json
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import figures, jobs, paper
+from experiments import figures, jobs, paper, submit
 from experiments.common import quiet_orbax
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/paper.py",
@@ -32,6 +45,14 @@ _ONLY = flags.DEFINE_list("only", [], "Glob patterns of job names to run (with t
                           "they need), e.g. 'rl/*/PickUpCan/*'.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the jobs and the total work; run none.")
 _AGGREGATE = flags.DEFINE_bool("aggregate", True, "Write the figures when the jobs end.")
+_BACKEND = flags.DEFINE_enum("backend", "local", ("local",) + submit.BACKENDS,
+                             "local: this machine (--processes); slurm: submit to SLURM "
+                             "through submitit; submitit_local: submitit's local executor.")
+_SLURM = flags.DEFINE_list("slurm", [], "KEY=VALUE parameters of the submitit executor, "
+                           "e.g. partition=gpu,gpus_per_node=1,time=1440 (sbatch's, for "
+                           "slurm) or timeout_min=60 (submitit_local); numbers as numbers.")
+_WAIT = flags.DEFINE_bool("wait", False, "slurm: follow the submitted jobs to their end, "
+                          "then aggregate (default: submit and exit).")
 _JOB = flags.DEFINE_string("job", None, "Run one job spec (jobs/NAME.json) here; used by "
                            "the sweep's child processes.")
 
@@ -42,6 +63,20 @@ def dry_run(workdir, planned) -> None:
         state = "done" if jobs.is_done(workdir, job) else "to run"
         print(f"{job.name:<44} {job.kind:<15} {state:<8} {', '.join(job.deps) or '-'}")
     print("total: " + ", ".join(f"{k} {v:,}" for k, v in paper.totals(planned).items()))
+
+
+def parse_parameters(items: list[str]) -> dict:
+    """``["partition=gpu", "time=1440"]`` -> ``{"partition": "gpu", "time": 1440}``."""
+    parameters = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise app.UsageError(f"--slurm item {item!r} is not KEY=VALUE")
+        try:
+            parameters[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parameters[key] = value
+    return parameters
 
 
 def main(argv):
@@ -62,7 +97,20 @@ def main(argv):
         return
     paper.write_manifest(workdir, _CONFIG.value, planned, specs)
     try:
-        outcome = jobs.run_jobs(planned, workdir, _PROCESSES.value)
+        if _BACKEND.value == "local":
+            outcome = jobs.run_jobs(planned, workdir, _PROCESSES.value)
+        else:
+            executor = submit.make_executor(_BACKEND.value, workdir,
+                                            parse_parameters(_SLURM.value))
+            submission = submit.submit_jobs(planned, workdir, executor, wait=_WAIT.value)
+            outcome = submission.outcome
+            unfinished = [n for n in {**submission.submitted, **submission.queued}
+                          if n not in outcome.ran and n not in outcome.failed]
+            if unfinished:  # submitted to SLURM without --wait
+                print(f"{len(unfinished)} jobs queued or running (jobs/*.submitted.json); "
+                      "rerun the same command to follow them, and to aggregate when they "
+                      "are done")
+                return
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume")
         raise SystemExit(130)
