@@ -12,6 +12,7 @@ uninterrupted run.
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments.common import check_or_exit
 from parrot_jax.data import collect
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/collect.py",
@@ -22,6 +23,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Dataset directory (created or r
 
 def main(argv):
     del argv
+    check_or_exit(collect.check_config, _CONFIG.value)
     try:
         metadata = collect.collect(_CONFIG.value, _WORKDIR.value)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """Helpers shared by the binaries."""
 
 import logging as std_logging
+import sys
 
 from absl import app, flags, logging
 
@@ -23,6 +24,17 @@ def warnings_only_unless_asked() -> None:
     was given (Orbax logs every restore at INFO)."""
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+
+
+def check_or_exit(check, *args) -> None:
+    """``check(*args)``, a validation of the user's flags and config: the ValueError or
+    FileNotFoundError it raises is printed as ``error: MESSAGE`` (no traceback) and the
+    binary exits with status 2, before anything is computed or written."""
+    try:
+        check(*args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def run_resumable(train_fn, config, workdir: str):

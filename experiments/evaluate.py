@@ -18,27 +18,28 @@ import os
 import numpy as np
 from absl import app, flags
 
-from experiments.common import warnings_only_unless_asked
+from experiments.common import check_or_exit, warnings_only_unless_asked
 from parrot_jax import io
-from parrot_jax.agents.evaluate import evaluate_agent
+from parrot_jax.agents.evaluate import evaluate_agent, read_description
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of experiments.train_rl.",
                                required=True)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint (env steps); default: the latest.")
-_EPISODES = flags.DEFINE_integer("episodes", 50, "Evaluation episodes.")
+_EPISODES = flags.DEFINE_integer("episodes", 50, "Evaluation episodes.", lower_bound=1)
 _STOCHASTIC = flags.DEFINE_boolean("stochastic", False, "Sample actions instead of the mode.")
-_SEED = flags.DEFINE_integer("seed", 1_000_000, "Env seed of the first episode.")
-_NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together.")
+_SEED = flags.DEFINE_integer("seed", 1_000_000, "Env seed of the first episode.",
+                             lower_bound=0)
+_NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together.", lower_bound=1)
 _VIDEO = flags.DEFINE_boolean("video", False, "Write a GIF of the first episodes.")
-_VIDEO_EPISODES = flags.DEFINE_integer("video_episodes", 4, "Episodes in the GIF.")
+_VIDEO_EPISODES = flags.DEFINE_integer("video_episodes", 4, "Episodes in the GIF.",
+                                       lower_bound=1)
 _OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N.json).")
 
 
 def main(argv):
     del argv
     warnings_only_unless_asked()
-    if _EPISODES.value < 1:
-        raise app.UsageError(f"--episodes must be >= 1, got {_EPISODES.value}")
+    check_or_exit(read_description, _WORKDIR.value)
     keep = _VIDEO_EPISODES.value if _VIDEO.value else 0
     summary, rollouts = evaluate_agent(_WORKDIR.value, _STEP.value, _EPISODES.value,
                                        not _STOCHASTIC.value, _SEED.value, _NUM_ENVS.value,

@@ -22,23 +22,28 @@ import time
 
 from absl import app, flags
 
-from experiments.common import warnings_only_unless_asked
+from experiments.common import check_or_exit, warnings_only_unless_asked
 from experiments.prior_rollouts import run
+from parrot_jax.flows.prior import check_prior_dir
 
 _PRIOR = flags.DEFINE_string("prior", None, "Workdir of experiments.train_prior.", required=True)
 _ENV = flags.DEFINE_string("env", "parrot/PickUpCan-v0", "Env id, or 'all' (the test tasks).")
-_EPISODES = flags.DEFINE_integer("episodes", 100, "Episodes per task and policy.")
-_SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds z and the random actions.")
-_NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together (one batch per step).")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Env processes (0: all cores).")
+_EPISODES = flags.DEFINE_integer("episodes", 100, "Episodes per task and policy.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds z and the random actions.",
+                             lower_bound=0)
+_NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together (one batch per step).",
+                                 lower_bound=1)
+_WORKERS = flags.DEFINE_integer("workers", 0, "Env processes (0: all cores).", lower_bound=0)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step of the prior (default: latest).")
-_GIF_EPISODES = flags.DEFINE_integer("gif_episodes", 4, "Episodes per GIF (0: no GIFs).")
+_GIF_EPISODES = flags.DEFINE_integer("gif_episodes", 4, "Episodes per GIF (0: no GIFs).",
+                                     lower_bound=0)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 
 
 def main(argv):
     del argv
     warnings_only_unless_asked()
+    check_or_exit(check_prior_dir, _PRIOR.value)
     start = time.time()
     run(_PRIOR.value, _ENV.value, _EPISODES.value, _SEED.value, _NUM_ENVS.value, _WORKERS.value,
         _WORKDIR.value, _STEP.value, _GIF_EPISODES.value)

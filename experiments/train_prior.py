@@ -11,8 +11,8 @@ Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` and metrics
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import define_distributed_flags, run_resumable
-from parrot_jax.flows import train
+from experiments.common import check_or_exit, define_distributed_flags, run_resumable
+from parrot_jax.flows import run_config, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/prior.py",
                                           "Prior training config file.", lock_config=True)
@@ -23,6 +23,7 @@ _JOIN_DISTRIBUTED = define_distributed_flags()
 
 def main(argv):
     del argv
+    check_or_exit(run_config.check_inputs, _CONFIG.value)
     _JOIN_DISTRIBUTED()
     state = run_resumable(train.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     print(f"{_WORKDIR.value}: prior at step {int(state.step)}")

@@ -13,7 +13,7 @@ temperature and entropy, env steps/s. Evaluate with ``experiments.evaluate``.
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.common import define_distributed_flags, run_resumable
+from experiments.common import check_or_exit, define_distributed_flags, run_resumable
 from parrot_jax.agents import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/rl.py",
@@ -25,6 +25,7 @@ _JOIN_DISTRIBUTED = define_distributed_flags()
 
 def main(argv):
     del argv
+    check_or_exit(train.check_inputs, _CONFIG.value)
     _JOIN_DISTRIBUTED()
     result = run_resumable(train.train, _CONFIG.value, _WORKDIR.value)
     evaluation = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())

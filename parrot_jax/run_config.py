@@ -24,6 +24,17 @@ def dataset_paths(spec: str) -> list[str]:
     return [os.path.abspath(p) for p in paths]
 
 
+def check_datasets(spec: str) -> list[str]:
+    """``dataset_paths(spec)``; ``DatasetError`` (a ValueError) naming the first one that
+    is not a dataset (missing, no or a bad ``metadata.json``). Reads only the metadata."""
+    from parrot_jax.data.dataset import read_metadata
+
+    paths = dataset_paths(spec)
+    for path in paths:
+        read_metadata(path)
+    return paths
+
+
 def check_and_write(workdir: str, description: dict[str, Any], defining: tuple[str, ...],
                     added: Mapping[str, Mapping[str, Any]] | None = None,
                     missing: Mapping[str, Any] | None = None) -> None:

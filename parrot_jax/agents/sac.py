@@ -78,6 +78,8 @@ class Hyperparams:
             raise ValueError(f"n_step={self.n_step!r}; expected a positive int")
         if self.target_update_period < 1:
             raise ValueError(f"target_update_period={self.target_update_period}; expected >= 1")
+        if self.augment_pad < 0:
+            raise ValueError(f"augment_pad={self.augment_pad}; expected >= 0 pixels")
         if not 0.0 <= self.discount <= 1.0:
             raise ValueError(f"discount={self.discount}; expected a number in [0, 1]")
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):

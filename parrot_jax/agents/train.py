@@ -48,7 +48,7 @@ import numpy as np
 import tqdm
 
 from parrot_jax import checkpoint, legacy, parallel, run_config
-from parrot_jax.agents import bc
+from parrot_jax.agents import bc, sac
 from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
     check_agent_name, make_agent, with_prior_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
@@ -58,7 +58,7 @@ from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
-from parrot_jax.flows.prior import load_prior
+from parrot_jax.flows.prior import check_prior_dir, load_prior
 from parrot_jax.metrics import MetricWriter
 from parrot_jax.stats import wilson_interval
 
@@ -130,6 +130,44 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not 0.0 <= config.prior_explore.epsilon <= 1.0:
         raise ValueError(f"config.prior_explore.epsilon={config.prior_explore.epsilon}; "
                          "expected a probability in [0, 1]")
+    for name in ("seed", "eval_seed", "num_workers", "num_devices"):
+        if int(config[name]) < 0:
+            raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
+    for name in ("hidden", "channels"):
+        sizes = tuple(config.network[name])
+        if not sizes or any(int(n) < 1 for n in sizes):
+            raise ValueError(f"config.network.{name}={sizes}; expected a non-empty tuple of "
+                             "positive layer sizes")
+    if int(config.network.num_qs) < 1:
+        raise ValueError(f"config.network.num_qs={config.network.num_qs}; expected >= 1")
+    if not config.network.log_std_min < config.network.log_std_max:
+        raise ValueError(f"config.network.log_std_min={config.network.log_std_min} must be "
+                         f"below config.network.log_std_max={config.network.log_std_max}")
+    if config.agent == "bc_sac":
+        for name in ("steps", "batch_size"):
+            if int(config.bc[name]) < 1:
+                raise ValueError(f"config.bc.{name}={config.bc[name]}; expected a positive "
+                                 "integer")
+        if not config.bc.learning_rate > 0:
+            raise ValueError(f"config.bc.learning_rate={config.bc.learning_rate}; expected a "
+                             "positive number")
+    if config.agent == "parrot" and not config.parrot.target_kl >= 0:
+        raise ValueError(f"config.parrot.target_kl={config.parrot.target_kl}; expected a "
+                         "divergence >= 0 (nats)")
+    try:  # the SAC hyperparameters' own checks, named by their config section
+        sac.Hyperparams(**config.sac.to_dict())
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config.sac: {error}") from None
+
+
+def check_inputs(config: ml_collections.ConfigDict) -> None:
+    """``check_config``, and that the prior and the dataset it names exist: what a user
+    can get wrong before training starts."""
+    check_config(config)
+    if config.agent in NEEDS_PRIOR:
+        check_prior_dir(config.prior)
+    if config.agent == "bc_sac":
+        run_config.check_datasets(config.dataset)
 
 
 def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
@@ -169,7 +207,7 @@ class Result:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Trains (or resumes, or finds finished) the run in ``workdir``."""
-    check_config(config)
+    check_inputs(config)
     prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_size(config.batch_size, mesh)

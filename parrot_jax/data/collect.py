@@ -200,16 +200,25 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
                     "episodes_per_task": accepted, "seed": settings.seed}
 
 
+def check_config(config) -> Settings:
+    """The collection's settings; ValueError naming the first invalid config field."""
+    settings = settings_from_config(config)
+    if int(config.num_trajectories) < 1:
+        raise ValueError(f"config.num_trajectories={config.num_trajectories}; expected >= 1")
+    if int(config.num_workers) < 0:
+        raise ValueError(f"config.num_workers={config.num_workers}; expected >= 0 (0: one "
+                         "per core)")
+    return settings
+
+
 def collect(config, workdir: str) -> dict:
     """Collects (or resumes collecting) ``config.num_trajectories`` into ``workdir``.
 
     Returns the final metadata. Raises ValueError if ``workdir`` holds a dataset collected
     with different settings.
     """
-    settings = settings_from_config(config)
+    settings = check_config(config)
     target = int(config.num_trajectories)
-    if target < 1:
-        raise ValueError(f"num_trajectories={target}; expected >= 1")
     os.makedirs(workdir, exist_ok=True)
     metadata = _initial_metadata(workdir, settings, target)
     fmt.remove_partial_shards(workdir)

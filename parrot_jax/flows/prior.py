@@ -106,14 +106,20 @@ class BehavioralPrior:
                              f"images and action dimension {self.action_dim}")
 
 
-def load_prior(workdir: str, step: int | None = None) -> BehavioralPrior:
-    """The prior saved by ``experiments.train_prior`` in ``workdir`` (latest step by default)."""
-    from parrot_jax import checkpoint  # Orbax is only needed when loading
-
+def check_prior_dir(workdir: str) -> str:
+    """The path of ``workdir``'s ``config.json``; FileNotFoundError if it holds no prior."""
     config_path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{workdir}: no prior here ({CONFIG_FILE} missing); pass the "
                                 "workdir of experiments.train_prior")
+    return config_path
+
+
+def load_prior(workdir: str, step: int | None = None) -> BehavioralPrior:
+    """The prior saved by ``experiments.train_prior`` in ``workdir`` (latest step by default)."""
+    from parrot_jax import checkpoint  # Orbax is only needed when loading
+
+    config_path = check_prior_dir(workdir)
     with open(config_path) as f:
         config = json.load(f)
     flow = make_flow(config["model"])

@@ -44,6 +44,48 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not 0.0 < config.max_abs_action < 1.0:
         raise ValueError(f"config.max_abs_action={config.max_abs_action}; expected a number "
                          "in (0, 1) (atanh is infinite at +-1)")
+    if not config.learning_rate > 0:
+        raise ValueError(f"config.learning_rate={config.learning_rate}; expected a positive "
+                         "number")
+    if not 0.0 <= config.final_lr_fraction <= 1.0:
+        raise ValueError(f"config.final_lr_fraction={config.final_lr_fraction}; expected a "
+                         "number in [0, 1]")
+    if config.grad_clip_norm is not None and not config.grad_clip_norm >= 0:
+        raise ValueError(f"config.grad_clip_norm={config.grad_clip_norm}; expected None or "
+                         ">= 0 (0: off)")
+    if not 0.0 <= config.validation_fraction < 1.0:
+        raise ValueError(f"config.validation_fraction={config.validation_fraction}; expected "
+                         "a fraction in [0, 1) of the episodes")
+    for name in ("seed", "num_devices", "max_episodes"):
+        if int(config[name]) < 0:
+            raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
+    for name in ("prefetch", "prefetch_threads"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name}={config[name]}; expected a positive integer")
+    check_model(config.model)
+
+
+def check_model(model) -> None:
+    """ValueError naming the first invalid ``config.model`` field (sizes, bounds)."""
+    if int(model.num_couplings) < 1:
+        raise ValueError(f"config.model.num_couplings={model.num_couplings}; expected >= 1")
+    for name in ("hidden", "encoder_channels", "encoder_hidden"):
+        sizes = tuple(model[name])
+        if not sizes or any(int(n) < 1 for n in sizes):
+            raise ValueError(f"config.model.{name}={sizes}; expected a non-empty tuple of "
+                             "positive layer sizes")
+    if int(model.embedding) < 1:
+        raise ValueError(f"config.model.embedding={model.embedding}; expected >= 1")
+    if not model.log_scale_bound > 0:
+        raise ValueError(f"config.model.log_scale_bound={model.log_scale_bound}; expected a "
+                         "positive bound")
+
+
+def check_inputs(config: ml_collections.ConfigDict) -> None:
+    """``check_config``, and that every ``config.dataset`` directory holds a dataset (a
+    ``metadata.json``): what a user can get wrong before training starts."""
+    check_config(config)
+    shared.check_datasets(config.dataset)
 
 
 def first_episodes(dataset, max_episodes: int):

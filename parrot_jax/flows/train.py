@@ -34,7 +34,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     """Trains (or resumes, or finds finished) the run in ``workdir``; returns its state."""
     if config.distributed:
         parallel.initialize_distributed()
-    run_config.check_config(config)
+    run_config.check_inputs(config)
     dataset = run_config.first_episodes(load_dataset(run_config.dataset_paths(config.dataset)),
                                         config.max_episodes)
     if config.in_memory:  # after the selection: only the episodes trained on
