@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
-.PHONY: demo showcase test bench bench-env bench-data device-check device-wheels clean
+.PHONY: demo showcase test install-gpu bench bench-env bench-data device-check device-wheels clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt setup.cfg \
 		pyproject.toml
@@ -24,6 +24,10 @@ showcase: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+# The CUDA 12 build of the pinned JAX (NVIDIA GPUs, Linux x86_64) in the same venv.
+install-gpu: $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-cuda.txt
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --suite=full --out=$(BENCH_OUT)

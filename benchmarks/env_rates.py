@@ -13,8 +13,9 @@ from parrot_jax.envs.manipulation import ManipulationEnv
 from parrot_jax.envs.pool import EnvPool
 
 
-def single_env_rate(env_id: str, steps: int, repeats: int) -> tuple[float, list[float]]:
-    env = ManipulationEnv(env_id)
+def single_env_rate(env_id: str, steps: int, repeats: int,
+                    renderer: str = "tiny") -> tuple[float, list[float]]:
+    env = ManipulationEnv(env_id, renderer=renderer)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
 

@@ -23,6 +23,8 @@ _ENV = flags.DEFINE_string("env", "parrot/PickPlaceTrain-v0", "Env id.")
 _STEPS = flags.DEFINE_integer("steps", 800, "Env steps per repeat: of the one env, and of each pool worker.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repeats (after one warm-up).")
 _WORKERS = flags.DEFINE_list("workers", None, "Pool sizes to measure (default 1..cores).")
+_RENDERERS = flags.DEFINE_list("renderers", ["tiny"], "Renderers of the one-env rate "
+                                "(tiny, egl); the pool rates use the first.")
 _PER_WORKER = flags.DEFINE_list("envs_per_worker", ["1", "4", "8"], "Envs per worker to measure.")
 
 
@@ -33,9 +35,17 @@ def main(argv):
     config = {"env": _ENV.value, "steps": _STEPS.value, "repeats": _REPEATS.value,
               "actions": "uniform random", "render": "48x48 TinyRenderer"}
     records = []
-    single, reps = single_env_rate(_ENV.value, _STEPS.value, _REPEATS.value)
-    records.append(common.record("env/single_steps_per_s", single, "steps/s", config, reps))
-    print(f"one env: {single:.0f} steps/s")
+    single = None
+    for renderer in _RENDERERS.value:
+        rate, reps = single_env_rate(_ENV.value, _STEPS.value, _REPEATS.value, renderer)
+        name = "env/single_steps_per_s" if renderer == "tiny" else \
+            f"env/single_{renderer}_steps_per_s"
+        records.append(common.record(name, rate, "steps/s",
+                                     dict(config, render=f"48x48 {renderer}"), reps))
+        print(f"one env ({renderer}): {rate:.0f} steps/s")
+        single = rate if single is None else single
+    if _RENDERERS.value[0] != "tiny":
+        os.environ["PARROT_JAX_RENDERER"] = _RENDERERS.value[0]  # before the pools start
     for w in sizes:
         for e in (int(x) for x in _PER_WORKER.value):
             rate, reps = pool_rate(_ENV.value, w, e, _STEPS.value, _REPEATS.value)

@@ -105,3 +105,51 @@ def test_restore_onto_a_mesh(tmp_path):
     _assert_equal(restored, state)
     kernel = restored.params["dense"]["kernel"]
     assert kernel.sharding.is_equivalent_to(parallel.replicated(mesh), kernel.ndim)
+
+
+def _claim_other_devices(step_dir: str, device_ids: list[int]) -> int:
+    """Rewrites the layout recorded in a checkpoint's ``_sharding`` files to a mesh over
+    ``device_ids`` (as a machine with other devices, e.g. 8 GPUs, writes it); returns how
+    many arrays it touched."""
+    import json
+    touched = 0
+    for item in ("params", "state"):
+        path = os.path.join(step_dir, item, "_sharding")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            layouts = json.load(f)
+        for key, text in layouts.items():
+            layout = json.loads(text)
+            layout["shape"] = [len(device_ids)]
+            layout["device_mesh"] = {"mesh": [{"id": i} for i in device_ids]}
+            layouts[key] = json.dumps(layout)
+            touched += 1
+        with open(path, "w") as f:
+            json.dump(layouts, f)
+    return touched
+
+
+def test_a_checkpoint_from_other_devices_loads_and_resumes_here(tmp_path):
+    """A prior trained elsewhere (its checkpoint records an 8-device mesh, ids 0-7, that
+    this 4-device machine lacks) loads with ``load_prior`` and resumes training: restores
+    lay arrays out for this machine, never as recorded."""
+    from experiments.configs import prior as prior_config
+    from parrot_jax.data.synthetic import write_synthetic_dataset
+    from parrot_jax.flows import train
+    from parrot_jax.flows.prior import load_prior
+
+    write_synthetic_dataset(str(tmp_path / "data"), num_episodes=8, episodes_per_shard=8)
+    config = prior_config.get_config("tiny")
+    config.update({"dataset": str(tmp_path / "data"), "num_steps": 10})
+    workdir = str(tmp_path / "prior")
+    first = train.train_and_evaluate(config, workdir)
+    assert _claim_other_devices(os.path.join(workdir, checkpoint.DIRECTORY, "10"),
+                                list(range(8))) > 0
+    prior = load_prior(workdir)
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, prior.params),
+                 jax.tree.map(np.asarray, first.params))
+    config.num_steps = 20
+    resumed = train.train_and_evaluate(config, workdir)
+    assert int(resumed.step) == 20
+    assert not os.path.exists(os.path.join(workdir, checkpoint.DIRECTORY, "10.corrupt"))

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import pybullet as p
 
-from parrot_jax.envs import meshes as M
+from parrot_jax.envs import meshes as M, scene
 from parrot_jax.envs.objects import BLUE, FRICTION, GREEN, LIME, MAGENTA, ORANGE, RED, TEAL, WHITE, YELLOW, yaw_quaternion
 
 @dataclasses.dataclass(frozen=True)
@@ -220,14 +220,12 @@ def spawn_container(spec: ContainerSpec, position_xy, yaw: float, client_id: int
     cid = client_id
     shapes, (v, n, i), accent = _container_lists(spec)
     col = p.createCollisionShapeArray(**shapes, physicsClientId=cid)
-    vis = p.createVisualShape(p.GEOM_MESH, vertices=v, indices=i, normals=n, rgbaColor=spec.rgba,
-                              physicsClientId=cid)
+    vis = scene.mesh_visual(cid, v, i, n, spec.rgba)
     pos = [float(position_xy[0]), float(position_xy[1]), 0.0]
     links = {}
     if accent is not None:
         av, an, ai = accent
-        avis = p.createVisualShape(p.GEOM_MESH, vertices=av, indices=ai, normals=an, rgbaColor=spec.accent_rgba,
-                                   physicsClientId=cid)
+        avis = scene.mesh_visual(cid, av, ai, an, spec.accent_rgba)
         zero3, ident = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]
         links = dict(linkMasses=[0.0], linkCollisionShapeIndices=[-1], linkVisualShapeIndices=[avis],
                      linkPositions=[zero3], linkOrientations=[ident], linkInertialFramePositions=[zero3],

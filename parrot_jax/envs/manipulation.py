@@ -11,7 +11,9 @@ Action ``a`` in ``Box(-1, 1, (7,), float32)``; values outside [-1, 1] are clippe
 Each step solves IK for the target pose and simulates ``SUBSTEPS`` physics steps of
 1/240 s (``GRIPPER_SUBSTEPS`` when the gripper changes state, so it can finish).
 
-Observation: the RGB camera image, ``Box(0, 255, (48, 48, 3), uint8)``, nothing else.
+Observation: the RGB camera image, ``Box(0, 255, (48, 48, 3), uint8)``, nothing else,
+drawn by ``renderer`` ("tiny": PyBullet's CPU TinyRenderer, the default; "egl": OpenGL
+through the EGL plugin; None: ``$PARROT_JAX_RENDERER`` or "tiny"; ``scene.RENDERERS``).
 Privileged state (poses, target, grasp and place flags) is returned in ``info`` for
 scripted policies and tests. Reward is 1.0 when the task succeeds, else 0.0; episodes
 are truncated after ``horizon`` steps and terminate early on success only if
@@ -51,7 +53,7 @@ class ManipulationEnv(gym.Env):
 
     def __init__(self, task: tasks.TaskSpec | str, horizon: int = 25,
                  terminate_on_success: bool = False, render_mode: Optional[str] = None,
-                 camera: scene.Camera = scene.Camera()):
+                 camera: scene.Camera = scene.Camera(), renderer: Optional[str] = None):
         if isinstance(task, str):
             task = tasks.TASKS.get(task) or _unknown_task(task)
         if horizon < 1:
@@ -66,7 +68,11 @@ class ManipulationEnv(gym.Env):
         self._camera_matrices = camera.matrices()
         self.observation_space = gym.spaces.Box(0, 255, (camera.size, camera.size, 3), np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        # None: $PARROT_JAX_RENDERER, else "tiny" (scene.RENDERERS)
+        self.renderer = scene.check_renderer(renderer or scene.default_renderer())
         self._cid = p.connect(p.DIRECT)
+        if self.renderer == "egl":
+            scene.enable_egl(self._cid)
         self._home_joints = self._solve_home_joints()
         self._obs: Optional[np.ndarray] = None
         self.scene_objects: tuple[str, ...] = ()
@@ -100,7 +106,7 @@ class ManipulationEnv(gym.Env):
             p.stepSimulation(physicsClientId=cid)
         self._rpy = np.zeros(3)
         self._t = 0
-        self._obs = scene.render(cid, self.camera, self._camera_matrices)
+        self._obs = scene.render(cid, self.camera, self._camera_matrices, self.renderer)
         return self._obs.copy(), self._info()
 
     def step(self, action):
@@ -119,7 +125,8 @@ class ManipulationEnv(gym.Env):
         for _ in range(GRIPPER_SUBSTEPS if changed else SUBSTEPS):
             p.stepSimulation(physicsClientId=self._cid)
         self._t += 1
-        self._obs = scene.render(self._cid, self.camera, self._camera_matrices)
+        self._obs = scene.render(self._cid, self.camera, self._camera_matrices,
+                                 self.renderer)
         info = self._info()
         success = bool(info["success"])
         terminated = success and self.terminate_on_success
@@ -133,7 +140,7 @@ class ManipulationEnv(gym.Env):
 
     def close(self):
         if getattr(self, "_cid", None) is not None and p.isConnected(self._cid):
-            p.disconnect(self._cid)
+            scene.disconnect(self._cid)
         self._cid = None
 
     # --- scene ---------------------------------------------------------------------------

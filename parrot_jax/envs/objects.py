@@ -33,7 +33,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from parrot_jax.envs import meshes as M
+from parrot_jax.envs import meshes as M, scene
 
 DENSITY = 700.0  # kg/m^3, a light plastic/wood; mass = clip(DENSITY * hull volume)
 MASS_RANGE = (0.05, 0.25)
@@ -146,8 +146,7 @@ def spawn_object(spec: ObjectSpec, position_xy, yaw: float, client_id: int) -> i
     g = spec.geometry
     cid = client_id
     col = p.createCollisionShape(p.GEOM_MESH, vertices=g.hull, physicsClientId=cid)
-    vis = p.createVisualShape(p.GEOM_MESH, vertices=g.vis_vertices, indices=g.vis_indices,
-                              normals=g.vis_normals, rgbaColor=spec.rgba, physicsClientId=cid)
+    vis = scene.mesh_visual(cid, g.vis_vertices, g.vis_indices, g.vis_normals, spec.rgba)
     pos = [float(position_xy[0]), float(position_xy[1]), g.com_z + SPAWN_CLEARANCE]
     body = p.createMultiBody(g.mass, col, vis, basePosition=pos, baseOrientation=yaw_quaternion(yaw),
                              physicsClientId=cid)

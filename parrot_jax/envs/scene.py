@@ -8,6 +8,7 @@ table, looking down at pitch -45 degrees (the original suite used -40).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pybullet as p
@@ -68,11 +69,89 @@ def build_table(client_id: int) -> int:
     return table
 
 
-def render(client_id: int, camera: Camera, matrices=None) -> np.ndarray:
-    """Renders an RGB uint8 image (size, size, 3) with the CPU TinyRenderer."""
+# "tiny": PyBullet's CPU TinyRenderer (the default; every measurement here used it).
+# "egl": OpenGL through PyBullet's EGL plugin: a GPU's EGL device where there is one, else
+# Mesa's software llvmpipe. Its images differ from TinyRenderer's (lighting, edges), so a
+# prior trained on one renderer's images should act on the same renderer's.
+RENDERERS = ("tiny", "egl")
+RENDERER_ENV = "PARROT_JAX_RENDERER"  # the default renderer of envs made without one
+
+
+def default_renderer() -> str:
+    """``$PARROT_JAX_RENDERER`` if set (so env pools and binaries pick it up), else tiny."""
+    return check_renderer(os.environ.get(RENDERER_ENV, "tiny"))
+
+
+def check_renderer(renderer: str) -> str:
+    if renderer not in RENDERERS:
+        raise ValueError(f"renderer={renderer!r}; expected one of {RENDERERS} (also the "
+                         f"values of ${RENDERER_ENV})")
+    return renderer
+
+
+_EGL_CLIENTS: set[int] = set()  # connections that render through the EGL plugin
+
+
+def enable_egl(client_id: int) -> None:
+    """Loads PyBullet's EGL renderer plugin into ``client_id`` (once per connection; it
+    survives ``resetSimulation``); RuntimeError if EGL cannot start."""
+    import pkgutil
+
+    loader = pkgutil.get_loader("eglRenderer")
+    plugin = -1 if loader is None else p.loadPlugin(loader.get_filename(), "_eglRendererPlugin",
+                                                    physicsClientId=client_id)
+    if plugin < 0:
+        raise RuntimeError("the EGL renderer did not load (pybullet's eglRenderer plugin "
+                           "needs libEGL: an NVIDIA driver, or Mesa); use renderer='tiny'")
+    _EGL_CLIENTS.add(client_id)
+
+
+def disconnect(client_id: int) -> None:
+    _EGL_CLIENTS.discard(client_id)
+    p.disconnect(client_id)
+
+
+def mesh_visual(client_id: int, vertices, indices, normals, rgba) -> int:
+    """A visual shape for a triangle mesh given as arrays. The EGL plugin only draws meshes
+    read from files, so on an EGL connection the mesh goes through a cached ``.obj`` file
+    (same triangles, same normals); TinyRenderer takes the arrays."""
+    if client_id not in _EGL_CLIENTS:
+        return p.createVisualShape(p.GEOM_MESH, vertices=vertices, indices=indices,
+                                   normals=normals, rgbaColor=rgba, physicsClientId=client_id)
+    return p.createVisualShape(p.GEOM_MESH, fileName=_obj_file(vertices, indices, normals),
+                               rgbaColor=rgba, physicsClientId=client_id)
+
+
+def _obj_file(vertices, indices, normals) -> str:
+    """The mesh as a Wavefront .obj in a per-user cache, named by a hash of its contents
+    (written once, atomically; reused by every env and process)."""
+    import hashlib
+    import tempfile
+
+    v = np.asarray(vertices, np.float64).reshape(-1, 3)
+    n = np.asarray(normals, np.float64).reshape(-1, 3)
+    f = np.asarray(indices, np.int64).reshape(-1, 3) + 1  # .obj counts from 1
+    key = hashlib.sha256(b"".join(a.tobytes() for a in (v, n, f))).hexdigest()[:20]
+    directory = os.path.join(tempfile.gettempdir(), f"parrot_jax_meshes_{os.getuid()}")
+    path = os.path.join(directory, key + ".obj")
+    if not os.path.exists(path):
+        lines = [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in v]
+        lines += [f"vn {x:.9g} {y:.9g} {z:.9g}" for x, y, z in n]
+        lines += [f"f {a}//{a} {b}//{b} {c}//{c}" for a, b, c in f]
+        from parrot_jax.io import atomic_write_bytes
+        os.makedirs(directory, exist_ok=True)
+        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    return path
+
+
+def render(client_id: int, camera: Camera, matrices=None, renderer: str = "tiny"
+           ) -> np.ndarray:
+    """Renders an RGB uint8 image (size, size, 3) with ``renderer`` (``RENDERERS``; "egl"
+    needs ``enable_egl`` on the connection first)."""
     view, proj = matrices if matrices is not None else camera.matrices()
     _, _, rgba, _, _ = p.getCameraImage(
-        camera.size, camera.size, view, proj, shadow=0, renderer=p.ER_TINY_RENDERER,
+        camera.size, camera.size, view, proj, shadow=0,
+        renderer=p.ER_TINY_RENDERER if renderer == "tiny" else p.ER_BULLET_HARDWARE_OPENGL,
         flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client_id)
     return np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(
         camera.size, camera.size, 4)[:, :, :3])

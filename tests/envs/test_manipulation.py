@@ -134,3 +134,49 @@ def test_unknown_env_id_lists_valid_ids():
         envs.make("parrot/PickUpBanana-v0")
     with pytest.raises(ValueError, match="parrot/GraspTrain-v0"):
         ManipulationEnv("parrot/PickUpBanana-v0")
+
+
+def _egl_env(**kwargs):
+    try:
+        return ManipulationEnv("parrot/PickUpCan-v0", renderer="egl", **kwargs)
+    except RuntimeError as error:  # no libEGL on this machine
+        pytest.skip(str(error))
+
+
+def _object_pixels(image):
+    """Pixels of saturated colour: the objects (the table, floor and robot are grey/brown)."""
+    rgb = image.astype(int)
+    return (rgb.max(-1) - rgb.min(-1)) > 90
+
+
+def test_egl_renderer_draws_the_same_scene():
+    """The EGL renderer draws every object where TinyRenderer does (its lighting differs)."""
+    egl = _egl_env()
+    tiny = ManipulationEnv("parrot/PickUpCan-v0", renderer="tiny")
+    try:
+        for seed in (0, 1):
+            a, _ = tiny.reset(seed=seed)
+            b, _ = egl.reset(seed=seed)
+            assert b.shape == a.shape and b.dtype == np.uint8
+            mask_a, mask_b = _object_pixels(a), _object_pixels(b)
+            assert mask_a.sum() > 50
+            iou = (mask_a & mask_b).sum() / (mask_a | mask_b).sum()
+            assert iou > 0.5, iou
+            step_b = egl.step(np.zeros(7, np.float32))[0]
+            assert step_b.shape == a.shape
+    finally:
+        egl.close()
+        tiny.close()
+
+
+def test_renderer_is_checked_and_defaults_from_the_environment(monkeypatch):
+    with pytest.raises(ValueError, match=r"renderer='opengl'; expected one of \('tiny', "
+                                         r"'egl'\)"):
+        ManipulationEnv("parrot/PickUpCan-v0", renderer="opengl")
+    monkeypatch.setenv("PARROT_JAX_RENDERER", "vulkan")
+    with pytest.raises(ValueError, match=r"renderer='vulkan'.*PARROT_JAX_RENDERER"):
+        ManipulationEnv("parrot/PickUpCan-v0")
+    monkeypatch.setenv("PARROT_JAX_RENDERER", "tiny")
+    env = ManipulationEnv("parrot/PickUpCan-v0")
+    assert env.renderer == "tiny"
+    env.close()
