@@ -340,8 +340,8 @@ class _Loop:
         check_finite(state, env_steps, self.checkpoints.latest_step())
         kept = self.checkpoints.all_steps()
         self.replay_log.commit(env_steps, min(kept) if kept else env_steps)
-        # What the run holds on disk besides its checkpoints (bounded: README, "Resuming").
-        self.writer.write(env_steps, {"disk/replay_gb": self.replay_log.disk_bytes() / 1e9})
+        if self.replay_log.write:  # what the run holds besides its checkpoints (bounded)
+            self.writer.write(env_steps, {"disk/replay_gb": self.replay_log.disk_bytes() / 1e9})
         self.checkpoints.save(env_steps, {"sac": state}, acting_params(state, self.prior_params))
 
     def _restart_episodes(self, env_steps: int):
