@@ -23,8 +23,8 @@ _JOIN_DISTRIBUTED = define_distributed_flags()
 
 def main(argv):
     del argv
-    check_or_exit(run_config.check_inputs, _CONFIG.value)
     _JOIN_DISTRIBUTED()
+    check_or_exit(run_config.check_inputs, _CONFIG.value)
     state = run_resumable(train.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     print(f"{_WORKDIR.value}: prior at step {int(state.step)}")
 

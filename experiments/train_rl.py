@@ -25,8 +25,8 @@ _JOIN_DISTRIBUTED = define_distributed_flags()
 
 def main(argv):
     del argv
-    check_or_exit(train.check_inputs, _CONFIG.value)
     _JOIN_DISTRIBUTED()
+    check_or_exit(train.check_inputs, _CONFIG.value)
     result = run_resumable(train.train, _CONFIG.value, _WORKDIR.value)
     evaluation = ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())
     print(f"{_WORKDIR.value}: {result.env_steps} env steps, {int(result.state.step)} updates"

@@ -81,6 +81,7 @@ COLLECT = [
     ("trajectories_per_shard", 0, r"trajectories_per_shard=0; expected >= 1"),
     ("perturb", 1.0, r"perturb=1.0; expected a probability in \[0, 1\)"),
     ("policy_kwargs", "{not json", r"policy_kwargs='\{not json' is not JSON"),
+    ("keep", "failures", r"keep='failures'; expected one of \('successes', 'all'\)"),
 ]
 
 

@@ -244,7 +244,7 @@ def test_a_full_disk_at_a_replay_commit_loses_nothing(rl_run, tmp_path, monkeypa
 
 def _collect_config(**overrides):
     config = collect_config.get_config("tiny")
-    config.update({"num_trajectories": 8, "trajectories_per_shard": 2, "progress": False,
+    config.update({"num_trajectories": 16, "trajectories_per_shard": 2, "progress": False,
                    "num_workers": 1, **overrides})
     return config
 
@@ -294,9 +294,10 @@ def test_sigkill_of_a_collection_worker_is_named_and_the_rerun_is_exact(collecte
     workdir = str(tmp_path / "run")
     killed = []
 
-    def kill_a_worker():
-        _wait_for(lambda: len(_grandchildren(os.getpid())) >= 2, "the workers")
-        time.sleep(np.random.default_rng(seed).uniform(0.5, 2.0))
+    def kill_a_worker():  # at a seeded moment after the first of 8 shards is on disk
+        _wait_for(lambda: len(_grandchildren(os.getpid())) >= 2
+                  and fmt.list_shards(workdir), "the workers' first shard")
+        time.sleep(np.random.default_rng(seed).uniform(0.0, 0.3))
         killed.append(_grandchildren(os.getpid())[0])
         os.kill(killed[0], signal.SIGKILL)
 
@@ -317,8 +318,11 @@ def test_ctrl_c_during_a_sweep_stops_its_jobs_and_the_rerun_finishes(tmp_path):
     cmd = [sys.executable, "-m", "experiments.sweep",
            "--config=experiments/configs/paper.py:fig4,tiny", f"--workdir={workdir}",
            "--processes=1", "--aggregate=false"]
+    # A shell's background job starts with SIGINT ignored, and Python keeps it ignored:
+    # give the sweep the default disposition, as a terminal does.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:  # interrupt the prior job once it has saved a checkpoint
         _wait_for(lambda: glob.glob(os.path.join(workdir, "priors", "*", "checkpoints", "*")),
                   "a prior checkpoint", proc)

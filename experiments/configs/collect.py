@@ -13,7 +13,7 @@ import ml_collections
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.num_trajectories = 50_000  # accepted (successful) trajectories to collect
+    config.num_trajectories = 50_000  # accepted trajectories to collect (see keep)
     config.trajectories_per_shard = 200  # a killed collection loses at most a shard per worker
     config.seed = 0  # different machines collecting one dataset use different seeds
     config.env_ids = ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0")
@@ -29,6 +29,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # Probability per step of a random translation executed in place of the scripted action
     # (which is still what the data records): recovery states for the prior (DART-style).
     config.perturb = 0.0
+    # Acceptance rule: "successes" (the prior's data) or "all" (each trajectory slot keeps
+    # its first attempt, failures included: reward-labelled data, e.g. on a test task).
+    config.keep = "successes"
     config.max_attempts = 100  # attempts per trajectory before the collector gives up
     config.num_workers = 0  # worker processes; 0: one per CPU core
     config.progress = True

@@ -1,9 +1,12 @@
-"""Prior data collection: scripted policies on the training tasks, kept only on success.
+"""Data collection: scripted policies on any task of the suite, kept on success (or all).
 
 Work is cut into shards of ``trajectories_per_shard`` accepted trajectories. Shard ``k``
 is a pure function of the collection settings and ``k``: its slot ``i`` runs attempts
 ``j = 0, 1, ...`` whose env and noise seeds come from
-``SeedSequence(seed, spawn_key=(k, i, j))`` until one ends in success. Worker processes
+``SeedSequence(seed, spawn_key=(k, i, j))`` until one is accepted. The acceptance rule is
+``keep``: "successes" (the prior's data: only successful trials, the default) or "all"
+(every slot keeps its first attempt, success or failure, with its per-step rewards:
+reward-labelled data for offline RL, its success rate the scripted policy's). Worker processes
 take whole shards and write each atomically (``format.write_shard``), so killing the
 collector loses only the shards in progress, and rerunning it computes exactly the
 missing shards: a resumed collection holds the same data as an uninterrupted one.
@@ -38,9 +41,10 @@ from parrot_jax.envs.manipulation import ManipulationEnv
 
 # Settings that define the data; a resumed collection must use the same ones.
 DATA_FIELDS = ("seed", "env_ids", "mix", "horizon", "noise", "clip", "policy_kwargs", "perturb",
-               "trajectories_per_shard", "max_attempts")
+               "trajectories_per_shard", "max_attempts", "keep")
 # A dataset whose settings lack a field was collected before it existed, with this value.
-LEGACY = {"policy_kwargs": {}, "perturb": 0.0}
+LEGACY = {"policy_kwargs": {}, "perturb": 0.0, "keep": "successes"}
+KEEP = ("successes", "all")  # the acceptance rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +63,11 @@ class Settings:
     # Probability per step of executing a random translation instead of the scripted
     # action while recording the scripted action (rollout.scripted_episode): recovery data.
     perturb: float = 0.0
+    keep: str = "successes"  # the acceptance rule (KEEP)
 
     def __post_init__(self):
+        if self.keep not in KEEP:
+            raise ValueError(f"keep={self.keep!r}; expected one of {KEEP}")
         unknown = [e for e in self.env_ids if e not in tasks.TASKS]
         if not self.env_ids or unknown:
             raise ValueError(f"env_ids {list(self.env_ids)}: unknown {unknown}; valid ids are "
@@ -102,7 +109,8 @@ def settings_from_config(config) -> Settings:
                     trajectories_per_shard=int(config.trajectories_per_shard),
                     max_attempts=int(config.max_attempts),
                     policy_kwargs=parse_policy_kwargs(config.get("policy_kwargs", "")),
-                    perturb=float(config.get("perturb", 0.0)))
+                    perturb=float(config.get("perturb", 0.0)),
+                    keep=str(config.get("keep", "successes")))
 
 
 def parse_policy_kwargs(value) -> dict:
@@ -162,7 +170,7 @@ def attempt_seeds(seed: int, shard: int, slot: int, attempt: int) -> tuple[int, 
 def collect_shard(settings: Settings, index: int, size: int, envs: dict,
                   on_episode: Callable[[bool, int], None] = lambda ok, steps: None,
                   ) -> tuple[dict, dict]:
-    """Runs attempts until shard ``index`` holds ``size`` successful trajectories.
+    """Runs attempts until shard ``index`` holds ``size`` accepted trajectories.
 
     ``envs`` caches one env per id; ``on_episode(accepted, steps)`` is called after each
     attempt. Returns the shard's arrays and its bookkeeping for ``shard.json``.
@@ -178,8 +186,9 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
                                                perturb=settings.perturb,
                                                **settings.policy_fields())
             attempts[env_id] += 1
-            on_episode(episode.success, len(episode.actions))
-            if episode.success:
+            accepted = episode.success or settings.keep == "all"
+            on_episode(accepted, len(episode.actions))
+            if accepted:
                 episodes.append((task, env_seed, episode))
                 break
         else:

@@ -56,7 +56,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not 0.0 <= config.validation_fraction < 1.0:
         raise ValueError(f"config.validation_fraction={config.validation_fraction}; expected "
                          "a fraction in [0, 1) of the episodes")
-    for name in ("seed", "num_devices", "max_episodes"):
+    for name in ("seed", "num_devices"):  # max_episodes: first_episodes, with the dataset
         if int(config[name]) < 0:
             raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
     for name in ("prefetch", "prefetch_threads"):

@@ -150,6 +150,25 @@ def test_a_dataset_from_before_policy_fields_resumes_with_the_defaults(small, tm
     assert again["num_episodes"] == 8
 
 
+def test_keep_all_collects_reward_labelled_trials_on_a_test_task(tmp_path):
+    """keep="all": each slot keeps its first attempt, failures included, with the task's
+    rewards; the rule is in the metadata and the data equals the successes' first tries."""
+    config = _config(env_ids=("parrot/PickUpCan-v0",), mix=(1.0,), num_trajectories=8,
+                     trajectories_per_shard=4, keep="all", noise=0.6)
+    metadata = collect.collect(config, str(tmp_path / "all"))
+    ds = load_dataset(str(tmp_path / "all"), verify="full")
+    assert ds.num_episodes == 8 and metadata["collection"]["keep"] == "all"
+    assert metadata["attempts"] == 8 and metadata["acceptance_rate"] == 1.0
+    succeeded = [ds.episode(i)["rewards"].max() == 1.0 for i in range(8)]
+    assert 0 < sum(succeeded) < 8, succeeded  # both kinds were kept
+    # slot i's episode is attempt 0 of that slot, whatever its outcome
+    seeds = [collect.attempt_seeds(0, k, i, 0)[0] for k in range(2) for i in range(4)]
+    assert ds.episode_seeds.tolist() == seeds
+    with pytest.raises(ValueError, match=r"keep='failures'; expected one of \('successes', "
+                                         r"'all'\)"):
+        collect.settings_from_config(_config(keep="failures"))
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="perturb=-0.1; expected a probability"):
         collect.settings_from_config(_config(perturb=-0.1))
