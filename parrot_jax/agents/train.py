@@ -340,7 +340,9 @@ class _Loop:
         check_finite(state, env_steps, self.checkpoints.latest_step())
         kept = self.checkpoints.all_steps()
         self.replay_log.commit(env_steps, min(kept) if kept else env_steps)
-        if self.replay_log.write:  # what the run holds besides its checkpoints (bounded)
+        # What the run holds besides its checkpoints (bounded). Not at step 0: a run
+        # resumed from step 0 does not save it again, and its rows must match.
+        if env_steps and self.replay_log.write:
             self.writer.write(env_steps, {"disk/replay_gb": self.replay_log.disk_bytes() / 1e9})
         self.checkpoints.save(env_steps, {"sac": state}, acting_params(state, self.prior_params))
 
