@@ -24,6 +24,15 @@ def dataset_paths(spec: str) -> list[str]:
     return [os.path.abspath(p) for p in paths]
 
 
+def check_layer_sizes(field: str, sizes) -> None:
+    """ValueError unless ``sizes`` (the config field ``field``) is a non-empty tuple of
+    positive layer sizes."""
+    sizes = tuple(sizes)
+    if not sizes or any(int(n) < 1 for n in sizes):
+        raise ValueError(f"config.{field}={sizes}; expected a non-empty tuple of positive "
+                         "layer sizes")
+
+
 def check_datasets(spec: str) -> list[str]:
     """``dataset_paths(spec)``; ``DatasetError`` (a ValueError) naming the first one that
     is not a dataset (missing, no or a bad ``metadata.json``). Reads only the metadata."""

@@ -134,10 +134,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if int(config[name]) < 0:
             raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
     for name in ("hidden", "channels"):
-        sizes = tuple(config.network[name])
-        if not sizes or any(int(n) < 1 for n in sizes):
-            raise ValueError(f"config.network.{name}={sizes}; expected a non-empty tuple of "
-                             "positive layer sizes")
+        run_config.check_layer_sizes(f"network.{name}", config.network[name])
     if int(config.network.num_qs) < 1:
         raise ValueError(f"config.network.num_qs={config.network.num_qs}; expected >= 1")
     if not config.network.log_std_min < config.network.log_std_max:

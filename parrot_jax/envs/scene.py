@@ -8,7 +8,9 @@ table, looking down at pitch -45 degrees (the original suite used -40).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import tempfile
 
 import numpy as np
 import pybullet as p
@@ -125,9 +127,6 @@ def mesh_visual(client_id: int, vertices, indices, normals, rgba) -> int:
 def _obj_file(vertices, indices, normals) -> str:
     """The mesh as a Wavefront .obj in a per-user cache, named by a hash of its contents
     (written once, atomically; reused by every env and process)."""
-    import hashlib
-    import tempfile
-
     v = np.asarray(vertices, np.float64).reshape(-1, 3)
     n = np.asarray(normals, np.float64).reshape(-1, 3)
     f = np.asarray(indices, np.int64).reshape(-1, 3) + 1  # .obj counts from 1
@@ -138,7 +137,7 @@ def _obj_file(vertices, indices, normals) -> str:
         lines = [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in v]
         lines += [f"vn {x:.9g} {y:.9g} {z:.9g}" for x, y, z in n]
         lines += [f"f {a}//{a} {b}//{b} {c}//{c}" for a, b, c in f]
-        from parrot_jax.io import atomic_write_bytes
+        from parrot_jax.io import atomic_write_bytes  # here: it imports imageio and PIL
         os.makedirs(directory, exist_ok=True)
         atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

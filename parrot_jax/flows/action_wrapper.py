@@ -17,8 +17,6 @@ each coordinate's mass, while our agent's policy mean stays within ``z_mean_boun
 
 from __future__ import annotations
 
-import functools
-
 import gymnasium as gym
 import jax
 import numpy as np
@@ -42,6 +40,7 @@ class PriorActionWrapper(gym.Wrapper):
             raise ValueError(f"z_bound={z_bound}; expected a positive bound on |z|")
         self.prior = prior
         self.action_space = gym.spaces.Box(-z_bound, z_bound, (prior.action_dim,), np.float32)
+        self._sample = jax.jit(lambda params, z, images: prior.apply(params, z, images))
         self._obs = None
 
     def reset(self, **kwargs):
@@ -62,14 +61,8 @@ class PriorActionWrapper(gym.Wrapper):
         z = np.asarray(z, np.float32)
         if z.shape != self.action_space.shape:
             raise ValueError(f"z has shape {z.shape}; expected {self.action_space.shape}")
-        images = np.asarray(self._obs)[None]
-        self.prior._check(z[None], images, "z")
-        return np.asarray(_sample(self.prior.flow, self.prior.params, z[None], images))[0]
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _sample(flow, params, z, images):
-    return flow.apply({"params": params}, z, images, method="sample")
+        return np.asarray(self._sample(self.prior.params, z[None],
+                                       np.asarray(self._obs)[None]))[0]
 
 
 def prior_env(env_id: str, prior_dir: str, z_bound: float = 4.0, **env_kwargs) -> gym.Env:

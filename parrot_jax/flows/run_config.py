@@ -70,10 +70,7 @@ def check_model(model) -> None:
     if int(model.num_couplings) < 1:
         raise ValueError(f"config.model.num_couplings={model.num_couplings}; expected >= 1")
     for name in ("hidden", "encoder_channels", "encoder_hidden"):
-        sizes = tuple(model[name])
-        if not sizes or any(int(n) < 1 for n in sizes):
-            raise ValueError(f"config.model.{name}={sizes}; expected a non-empty tuple of "
-                             "positive layer sizes")
+        shared.check_layer_sizes(f"model.{name}", model[name])
     if int(model.embedding) < 1:
         raise ValueError(f"config.model.embedding={model.embedding}; expected >= 1")
     if not model.log_scale_bound > 0:
