@@ -14,6 +14,11 @@ from typing import Any, Mapping
 # RL run configs (experiments/configs/rl.py): section -> {field: value before it existed}.
 RL_FIELDS: dict[str, dict[str, Any]] = {
     "network": {"trunk": "conv", "freeze_trunk": False},
+    # sections added whole (a run written before them held these values)
+    "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},
+    "iql": {"value_lr": 3e-4, "expectile": 0.7, "inverse_temperature": 3.0,
+            "max_weight": 100.0},
+    "awac": {"temperature": 2.0},
 }
 # A sweep job's kind -> the added fields of its config (``experiments.jobs``).
 JOB_FIELDS = {"rl": RL_FIELDS}
@@ -37,4 +42,6 @@ def without_added_defaults(config: Mapping[str, Any],
         for name, old in fields.items():
             if name in values and values[name] == old:
                 del values[name]
+        if not values:  # a section added whole, at its old values
+            del config[section]
     return config

@@ -61,6 +61,8 @@ def check_and_write(workdir: str, description: dict[str, Any], defining: tuple[s
 
         def comparable(field, run):
             value = run.get(field)
+            if value is None and added and field in added:
+                value = {}  # a section added whole: its old values
             if value is None:
                 return (missing or {}).get(field)
             if added and field in added and isinstance(value, dict):

@@ -33,7 +33,7 @@ import ml_collections
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.agent = "parrot"  # parrot | sac | bc_sac | prior_explore
+    config.agent = "parrot"  # parrot | sac | bc_sac | prior_explore | iql | awac
     config.env = "parrot/PickUpCan-v0"
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
@@ -85,6 +85,25 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.parrot.target_kl = 2.0
     config.prior_explore = ml_collections.ConfigDict()
     config.prior_explore.epsilon = 0.9
+    # iql and awac (parrot_jax.agents.iql / awac); discount, learning rates, targets,
+    # augmentation and n-step come from the sac section, shared by every agent.
+    config.iql = ml_collections.ConfigDict()
+    config.iql.value_lr = 3e-4
+    config.iql.expectile = 0.7  # tau: V(s) is the tau-expectile of Q(s, a) over the data
+    config.iql.inverse_temperature = 3.0  # beta: actor weights min(exp(beta A), max_weight)
+    config.iql.max_weight = 100.0
+    config.awac = ml_collections.ConfigDict()
+    config.awac.temperature = 2.0  # lambda: actor weights B softmax(A / lambda)
+    # Reward-labelled data (parrot_jax.data.transitions): offline updates before the first
+    # env step, then a share of every online batch. Any agent acting in the env's action
+    # space (sac, bc_sac, prior_explore, iql, awac) can use it.
+    config.offline = ml_collections.ConfigDict()
+    config.offline.dataset = ""  # DIR[,DIR] (experiments.collect_data) or minari:ID
+    # "dataset": the data's own rewards (it must hold episodes of this task only); "zero":
+    # every reward 0 (prior data of other tasks: IQL and AWAC then reduce to cloning).
+    config.offline.rewards = "dataset"
+    config.offline.steps = 0  # updates on dataset batches alone, before the first env step
+    config.offline.mix = 0.0  # fraction of each online batch drawn from the dataset
     config.bc = ml_collections.ConfigDict()  # bc_sac's behaviour cloning
     config.bc.steps = 20_000
     config.bc.batch_size = 256

@@ -20,6 +20,15 @@
   ``prior.sample(z ~ N(0, I), s)`` instead of the policy's action with probability
   ``epsilon`` (paper: 0.9); the buffer stores the executed action. Evaluation uses the
   policy alone.
+- ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
+  implicit Q-learning (with a value network) or by advantage-weighted actor-critic
+  (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
+  the run has some (``config.offline``).
+
+What differs between agents is data, not branches in the training loop: how the agent
+learns is a module of pure updates (``LEARNERS``: ``init_state``, ``update_step``,
+``update_steps``) with its hyperparameters (``Agent.hp``), and what the policy chooses
+and how the env receives it is ``Agent.act``.
 
 ``Agent.act(params, obs, key, deterministic)`` is pure and jittable:
 ``params = {"actor", "critic"[, "prior"]}``, returns ``(policy_actions, env_actions)``.
@@ -35,13 +44,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from parrot_jax import legacy
-from parrot_jax.agents import sac
-from parrot_jax.agents.networks import Actor, Critic, mode
+from parrot_jax.agents import awac, awr, iql, sac
+from parrot_jax.agents.networks import Actor, Critic, Value, mode
 from parrot_jax.flows.prior import BehavioralPrior, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
 
-AGENTS = ("parrot", "sac", "bc_sac", "prior_explore")
+AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac")
 NEEDS_PRIOR = ("parrot", "prior_explore")
+# How each agent learns: a module of pure updates, and its hyperparameters' class and
+# config section (besides the shared ``sac`` section).
+LEARNERS = {"iql": (iql, iql.Hyperparams, "iql"), "awac": (awac, awac.Hyperparams, "awac")}
+SAC_LEARNER = (sac, sac.Hyperparams, None)
+# Agents whose policy acts in the env's action space: reward-labelled data of that space
+# can train them offline and seed their batches (``config.offline``).
+ACTION_SPACE_AGENTS = ("sac", "bc_sac", "prior_explore", "iql", "awac")
 # The shared trunk: the paper's conv trunk trained by the critic, or the behavioral prior's
 # image encoder psi, started from its trained parameters (``with_prior_trunk``).
 TRUNKS = ("conv", "prior_encoder")
@@ -53,13 +69,18 @@ class Agent:
 
     name: str
     networks: sac.Networks
-    hp: sac.Hyperparams
+    hp: sac.Hyperparams | awr.Hyperparams  # the learner's (``LEARNERS``)
     env_action_dim: int
     action_low: float = -1.0  # the env's Box bounds (scalars; checked when made)
     action_high: float = 1.0
     prior_flow: ConditionalRealNVP | None = None
     prior_image_shape: tuple[int, ...] | None = None
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
+
+    @property
+    def learner(self):
+        """The module of pure updates this agent learns by (``sac``, ``iql``, ``awac``)."""
+        return LEARNERS.get(self.name, SAC_LEARNER)[0]
 
     @property
     def policy_dim(self) -> int:
@@ -156,14 +177,22 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
                   mean_bound=None if mean_bound is None else float(mean_bound))
-    hp = sac.Hyperparams(**dict(config["sac"]))
+    learner, hp_class, section = LEARNERS.get(name, SAC_LEARNER)
+    if section is None:
+        hp = hp_class(**dict(config["sac"]))
+    else:  # a run written before the section existed holds its old values
+        hp = hp_class.from_config(config["sac"],
+                                  legacy.with_added_fields(section, config.get(section, {})))
+    value = None
+    if learner is iql:
+        value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"])
     if name == "parrot" and not squash:
         regularizer = config["parrot"]["regularizer"]
         if regularizer != "entropy":
             hp = dataclasses.replace(hp, regularizer=regularizer,
                                      target_entropy=-float(config["parrot"]["target_kl"]))
     low, high = action_bounds
-    return Agent(name, sac.Networks(actor, critic), hp, env_action_dim, float(low), float(high),
+    return Agent(name, sac.Networks(actor, critic, value), hp, env_action_dim, float(low), float(high),
                  prior_flow, prior_image_shape,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0)
 

@@ -1,4 +1,4 @@
-"""Actor and twin critic for SAC, from images (the paper's conv trunk) or from vectors.
+"""Actor, twin critic and value network for SAC, IQL and AWAC, from images (the paper's conv trunk) or from vectors.
 
 Trunk: for images (uint8, scaled to [0, 1] on the device) the paper's three 3x3
 convolutions of 16 channels with a 2x2 max-pool after the first two, flattened
@@ -112,6 +112,21 @@ class Critic(nn.Module):
         if self.shared_trunk:
             return self.qs(self.encode(obs), actions)
         return self.qs(jnp.stack([trunk(obs) for trunk in self.trunks]), actions)
+
+
+class Value(nn.Module):
+    """V(s) -> (B,): own trunk (unless given features), MLP -> scalar (IQL's value)."""
+
+    hidden: Sequence[int]
+    image_obs: bool
+    channels: Sequence[int] = (16, 16, 16)
+    own_trunk: bool = True  # False: the input is the critic's shared trunk features
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        features = (make_trunk(self.image_obs, self.channels, "trunk")(obs) if self.own_trunk
+                    else obs)
+        return MLP(tuple(self.hidden), 1, name="head")(features)[..., 0]
 
 
 class Actor(nn.Module):

@@ -1,4 +1,5 @@
-"""The jitted programs of an RL run: init, (fused) SAC updates and acting, with shardings;
+"""The jitted programs of an RL run: init, (fused) updates of the agent's learner (SAC,
+IQL or AWAC) and acting, with shardings;
 acting functions for ``flows.evaluate.rollout_success`` (``act_fn``, and ``StartRecorder``,
 which also reads the critic at each episode's first step).
 
@@ -19,14 +20,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from parrot_jax import parallel
-from parrot_jax.agents import sac
 from parrot_jax.agents.agent import Agent
 from parrot_jax.flows.programs import FAST_COMPILE
 
 
 @dataclasses.dataclass(frozen=True)
 class Programs:
-    init: Callable  # rng -> SACState at step 0, replicated
+    init: Callable  # rng -> the learner's state at step 0, replicated
     update: Callable  # (state, batch) -> (state, metrics); donates the state
     batch_sharding: NamedSharding
     replicated: NamedSharding
@@ -40,11 +40,13 @@ def compile_programs(agent: Agent, mesh: Mesh, observation_shape: tuple[int, ...
     replicated = parallel.replicated(mesh)
     example = jnp.zeros(observation_shape, observation_dtype)
 
+    learner = agent.learner  # sac, iql or awac: the same functions, the same shardings
+
     def init(rng):
-        return sac.init_state(agent.networks, agent.hp, rng, example)
+        return learner.init_state(agent.networks, agent.hp, rng, example)
 
     fused = fused_updates > 1
-    step = sac.update_steps if fused else sac.update_step
+    step = learner.update_steps if fused else learner.update_step
     data = (NamedSharding(mesh, P(None, parallel.DATA_AXIS)) if fused
             else parallel.batch_sharding(mesh))
     return Programs(

@@ -44,7 +44,7 @@ import optax
 
 from parrot_jax import fused
 from parrot_jax.networks.augment import random_crop
-from parrot_jax.agents.networks import Actor, Critic, gaussian
+from parrot_jax.agents.networks import Actor, Critic, Value, gaussian
 
 REGULARIZERS = ("entropy", "kl_standard_normal")
 Batch = dict[str, jax.Array]  # observations, actions, rewards, next_observations, terminated
@@ -91,10 +91,12 @@ class Hyperparams:
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
-    """The actor and critic modules (hashable: a static argument of jit)."""
+    """The actor and critic modules, and IQL's value network (hashable: a static argument
+    of jit)."""
 
     actor: Actor
     critic: Critic
+    value: Value | None = None
 
     @property
     def action_dim(self) -> int:
@@ -106,14 +108,23 @@ class Networks:
 
     def policy(self, actor_params, critic_params, obs) -> distrax.Distribution:
         """pi(. | obs); with a shared trunk the critic's features, gradient stopped."""
-        if self.critic.shared_trunk:
-            obs = jax.lax.stop_gradient(
-                self.critic.apply({"params": critic_params}, obs, method="encode"))
-        return self.actor.apply({"params": actor_params}, obs)
+        return self.actor.apply({"params": actor_params}, self.features(critic_params, obs))
 
     def q_values(self, critic_params, obs, actions) -> jax.Array:
         """(num_qs, B)."""
         return self.critic.apply({"params": critic_params}, obs, actions)
+
+    def features(self, critic_params, obs) -> jax.Array:
+        """What the actor and the value network read: the critic's shared trunk features
+        (gradient stopped), or the observation itself when each has its own trunk."""
+        if not self.critic.shared_trunk:
+            return obs
+        return jax.lax.stop_gradient(
+            self.critic.apply({"params": critic_params}, obs, method="encode"))
+
+    def values(self, value_params, critic_params, obs) -> jax.Array:
+        """V(obs), (B,) (networks with a value network)."""
+        return self.value.apply({"params": value_params}, self.features(critic_params, obs))
 
 
 class SACState(flax.struct.PyTreeNode):
@@ -175,7 +186,8 @@ def regularized_log_prob(actions, log_prob, hp: Hyperparams) -> jax.Array:
     return log_prob - base
 
 
-def _augment(key, obs, networks: Networks, hp: Hyperparams):
+def augment(key, obs, networks: Networks, hp) -> jax.Array:
+    """Images randomly shifted by up to ``hp.augment_pad`` pixels (others unchanged)."""
     if networks.image_obs and hp.augment_pad:
         return random_crop(key, obs, hp.augment_pad)
     return obs
@@ -231,8 +243,8 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
     """One critic, actor, temperature and target update (module docstring)."""
     actor_opt, critic_opt, alpha_opt = optimizers(hp)
     rng, obs_key, next_key, critic_key, actor_key = jax.random.split(state.rng, 5)
-    obs = _augment(obs_key, batch["observations"], networks, hp)
-    next_obs = _augment(next_key, batch["next_observations"], networks, hp)
+    obs = augment(obs_key, batch["observations"], networks, hp)
+    next_obs = augment(next_key, batch["next_observations"], networks, hp)
 
     grads, metrics = jax.grad(critic_loss, has_aux=True)(
         state.critic_params, state, batch, obs, next_obs, critic_key, networks, hp)
@@ -255,12 +267,7 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
     log_alpha = optax.apply_updates(state.log_alpha, updates)
 
     step = state.step + 1
-    if hp.target_update == "hard":
-        copy = step % hp.target_update_period == 0
-        target = jax.tree.map(lambda new, old: jnp.where(copy, new, old), critic_params,
-                              state.target_critic_params)
-    else:
-        target = optax.incremental_update(critic_params, state.target_critic_params, hp.tau)
+    target = update_target(step, critic_params, state.target_critic_params, hp)
     metrics.update(actor_loss=loss, alpha_loss=alpha_loss, alpha=jnp.exp(state.log_alpha),
                    entropy=-jnp.mean(log_prob), reward=jnp.mean(batch["rewards"]),
                    regularizer_gap=jnp.mean(entropy_gap), **moved)
@@ -271,6 +278,16 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
                               actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
                               alpha_opt_state=alpha_opt_state, rng=rng)
     return new_state, metrics
+
+
+def update_target(step: jax.Array, critic_params: Any, target_params: Any, hp) -> Any:
+    """Qbar after update ``step``: a hard copy every ``target_update_period`` updates, or
+    Polyak averaging at rate ``tau`` (``hp.target_update``)."""
+    if hp.target_update == "hard":
+        copy = step % hp.target_update_period == 0
+        return jax.tree.map(lambda new, old: jnp.where(copy, new, old), critic_params,
+                            target_params)
+    return optax.incremental_update(critic_params, target_params, hp.tau)
 
 
 def update_steps(state: SACState, batches: Batch, **kwargs) -> tuple[SACState, Metrics]:

@@ -47,12 +47,13 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from parrot_jax import checkpoint, legacy, parallel, run_config
+from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
-from parrot_jax.agents.agent import NEEDS_PRIOR, Agent, acting_params, box_bounds, \
-    check_agent_name, make_agent, with_prior_trunk
+from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, LEARNERS, NEEDS_PRIOR, Agent, \
+    acting_params, box_bounds, check_agent_name, make_agent, with_prior_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
+from parrot_jax.data import transitions
 from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
@@ -65,10 +66,11 @@ from parrot_jax.stats import wilson_interval
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
 # (and on the agent's own section of the config, AGENT_SECTIONS).
 RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_size",
-                "updates_per_env_step", "prior_model")
+                "updates_per_env_step", "prior_model", "offline")
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
-                  "sac": ()}
+                  "sac": (), "iql": ("iql",), "awac": ("awac",)}
+OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
 
 
 def check_env_id(env_id: str) -> None:
@@ -155,6 +157,34 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         sac.Hyperparams(**config.sac.to_dict())
     except (TypeError, ValueError) as error:
         raise ValueError(f"config.sac: {error}") from None
+    if config.agent in LEARNERS:
+        _, hp_class, section = LEARNERS[config.agent]
+        try:
+            hp_class.from_config(config.sac, config[section])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config.{section}: {error}") from None
+    check_offline(config)
+
+
+def check_offline(config: ml_collections.ConfigDict) -> None:
+    """ValueError naming the first invalid ``config.offline`` setting."""
+    offline = config.offline
+    if offline.rewards not in transitions.REWARDS:
+        raise ValueError(f"config.offline.rewards={offline.rewards!r}; expected one of "
+                         f"{transitions.REWARDS}")
+    if int(offline.steps) < 0:
+        raise ValueError(f"config.offline.steps={offline.steps}; expected an integer >= 0")
+    if not 0.0 <= offline.mix <= 1.0:
+        raise ValueError(f"config.offline.mix={offline.mix}; expected a fraction in [0, 1]")
+    if (offline.steps or offline.mix) and not offline.dataset:
+        raise ValueError(f"config.offline.steps={offline.steps} and config.offline.mix="
+                         f"{offline.mix} need reward-labelled data: pass "
+                         "--config.offline.dataset=DIR (experiments.collect_data "
+                         "--config.collect.keep=all) or minari:ID")
+    if offline.dataset and config.agent not in ACTION_SPACE_AGENTS:
+        raise ValueError(f"config.offline.dataset is for agents acting in the env's action "
+                         f"space ({', '.join(ACTION_SPACE_AGENTS)}); agent {config.agent!r} "
+                         "stores other actions in its buffer")
 
 
 def check_inputs(config: ml_collections.ConfigDict) -> None:
@@ -165,6 +195,20 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
         check_prior_dir(config.prior)
     if config.agent == "bc_sac":
         run_config.check_datasets(config.dataset)
+    if config.offline.dataset:
+        transitions.check_spec(config.offline.dataset)
+
+
+def load_offline_data(config, pool: EnvPool) -> transitions.Transitions | None:
+    """The run's reward-labelled data (``config.offline``), checked against the env: its
+    task (unless ``rewards="zero"``), observation shape and dtype, action dimension."""
+    if not config.offline.dataset:
+        return None
+    obs_space, act_space = pool.single_observation_space, pool.single_action_space
+    data = transitions.load_transitions(config.offline.dataset, box_bounds(act_space))
+    transitions.check_task(data, config.env, config.offline.rewards)
+    transitions.check_spaces(data, obs_space.shape, obs_space.dtype, int(act_space.shape[0]))
+    return data.with_zero_rewards() if config.offline.rewards == "zero" else data
 
 
 def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
@@ -213,7 +257,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         if prior is not None:
             check_compatible(prior, config.env, pool.single_observation_space,
                              pool.single_action_space)
+        data = load_offline_data(config, pool)
         description = describe_run(config, pool, prior)
+        if data is not None:
+            description["offline_data"] = transitions.describe(data)
         agent = agent_from_description(description)
         lead = jax.process_index() == 0
         os.makedirs(workdir, exist_ok=True)
@@ -235,9 +282,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
                 return Result(env_steps, state, acting_params(state, prior_params), {})
             with MetricWriter(workdir, env_steps or None, enabled=lead) as writer:
                 loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
-                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY))
+                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY), data)
                 if fresh:
-                    loop.save(state, 0)  # BC is not redone on resume
+                    state = loop.pretrain_offline(state, workdir)
+                    loop.save(state, 0)  # BC and offline updates are not redone on resume
                 return loop.run(state, env_steps)
         finally:
             checkpoints.close()
@@ -297,11 +345,13 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def check_finite(state: SACState, env_steps: int, last_good: int | None) -> None:
-    """FloatingPointError if the actor, critic or temperature holds a NaN or an infinity:
-    such a state must never become the newest checkpoint (a rerun would resume from it)."""
-    if not bool(_all_finite(parallel.local(
-            (state.actor_params, state.critic_params, state.log_alpha)))):
+def check_finite(state, env_steps: int, last_good: int | None) -> None:
+    """FloatingPointError if the actor, critic, temperature or value network holds a NaN or
+    an infinity: such a state must never become the newest checkpoint (a rerun would
+    resume from it)."""
+    learned = (state.actor_params, state.critic_params, getattr(state, "log_alpha", None),
+               getattr(state, "value_params", None))
+    if not bool(_all_finite(parallel.local(learned))):
         raise FloatingPointError(
             f"non-finite parameters at env step {env_steps}: not checkpointed (the newest "
             f"checkpoint stays step {last_good}); lower the learning rates or the reward scale")
@@ -315,8 +365,9 @@ class _Loop:
     """The training loop's state between pool steps (module docstring)."""
 
     def __init__(self, config, agent, programs, pool, checkpoints, writer, prior_params,
-                 fused, every, replay_directory):
+                 fused, every, replay_directory, data=None):
         self.config, self.agent, self.programs, self.pool = config, agent, programs, pool
+        self.data = data  # reward-labelled transitions (config.offline), or None
         self.checkpoints, self.writer, self.prior_params = checkpoints, writer, prior_params
         self.fused, self.every = fused, every
         obs_space = pool.single_observation_space
@@ -396,11 +447,48 @@ class _Loop:
                 self._eval_pool.close()
         return Result(env_steps, state, acting_params(state, self.prior_params), self.last_eval)
 
+    def pretrain_offline(self, state, workdir: str):
+        """``offline.steps`` updates on batches of the offline data alone (rounded up to a
+        multiple of the K fused updates); their losses go to ``OFFLINE_METRICS`` and, last
+        values, to the metrics at env step 0."""
+        config = self.config
+        if not config.offline.steps:
+            return state
+        history = []
+        dispatches = -(-int(config.offline.steps) // self.fused)
+        for k in tqdm.trange(dispatches, desc="offline updates", disable=not config.progress,
+                             dynamic_ncols=True):
+            rng = np.random.default_rng([config.seed, k, 4])
+            state = self._apply(state, self._draw(self.data, rng, self.fused * config.batch_size))
+            if (k + 1) * self.fused % config.log_every < self.fused or k + 1 == dispatches:
+                row = self._summarise(self.metrics)
+                self.metrics = []
+                history.append({"update": int(state.step), **row})
+        if jax.process_index() == 0:
+            io.write_json(os.path.join(workdir, OFFLINE_METRICS), history)
+        self.writer.write(0, {f"offline/{k}": v for k, v in history[-1].items()})
+        return state
+
+    def _draw(self, source, rng, size: int) -> dict[str, np.ndarray]:
+        hp = self.agent.hp
+        return source.sample(rng, size, hp.n_step, hp.discount)
+
     def _update(self, state, rng):
         # One draw of K x B i.i.d. transitions, viewed as K batches: no per-batch copies.
-        hp = self.agent.hp
-        batch = self.replay.sample(rng, self.fused * self.config.batch_size, hp.n_step,
-                                   hp.discount)
+        size = self.fused * self.config.batch_size
+        from_data = 0 if self.data is None else int(round(self.config.offline.mix * size))
+        batch = self._draw(self.replay, rng, size - from_data) if from_data < size else None
+        if from_data:  # each of the K batches gets its share of dataset rows
+            data = self._draw(self.data, rng, from_data)
+            batch = data if batch is None else {
+                k: np.concatenate([v.reshape((self.fused, -1) + v.shape[1:]),
+                                   data[k].reshape((self.fused, -1) + v.shape[1:])],
+                                  axis=1).reshape(v.shape[:0] + (size,) + v.shape[1:])
+                for k, v in batch.items()}
+        return self._apply(state, batch)
+
+    def _apply(self, state, batch):
+        """One dispatch of the K fused updates on a global batch of K x B rows."""
         batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
         # Every process holds the same buffer and draws the same global batch; each puts
         # its rows of it on its devices (all of them in a one-process run).
@@ -411,6 +499,17 @@ class _Loop:
             state, parallel.place_batch(batch, self.programs.batch_sharding))
         self.metrics.append(metrics)
         return state
+
+    @staticmethod
+    def _summarise(metrics: list, where: str = "in the offline updates") -> dict[str, float]:
+        """Per-update metrics averaged (NaN, a batch without what a metric averages, such
+        as q_rewarded, is skipped); FloatingPointError on a non-finite critic loss."""
+        stacked = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in metrics])
+                   for k in metrics[0]}
+        if not np.isfinite(stacked["critic_loss"]).all():
+            raise FloatingPointError(f"non-finite critic loss {where}; lower the learning "
+                                     "rates or the reward scale")
+        return {k: float(np.nanmean(v)) for k, v in stacked.items() if not np.isnan(v).all()}
 
     def _step(self, policy_actions, env_actions):
         obs, rewards, terminated, truncated, infos = self.pool.step(env_actions)
@@ -434,14 +533,8 @@ class _Loop:
                "perf/updates": float(state.step),
                "perf/replay_transitions": float(len(self.replay))}
         if self.metrics:
-            stacked = {k: np.concatenate([np.atleast_1d(np.asarray(m[k])) for m in self.metrics])
-                       for k in self.metrics[0]}
-            if not np.isfinite(stacked["critic_loss"]).all():
-                raise FloatingPointError(f"non-finite critic loss before env step {env_steps}; "
-                                         "lower the learning rates or the reward scale")
-            # NaN marks a batch without the transitions a metric averages (q_rewarded).
-            row.update({f"train/{k}": float(np.nanmean(v)) for k, v in stacked.items()
-                        if not np.isnan(v).all()})
+            row.update({f"train/{k}": v for k, v in self._summarise(
+                self.metrics, f"before env step {env_steps}").items()})
             self.metrics = []
         if self.finished["return"]:
             row["train/episode_return"] = float(np.mean(self.finished["return"]))

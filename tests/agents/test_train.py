@@ -49,7 +49,7 @@ def _rows(workdir):
     return metrics.read_jsonl(os.path.join(workdir, metrics.JSONL))
 
 
-@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore"])
+@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore", "iql", "awac"])
 def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, tmp_path):
     workdir = str(tmp_path / agent)
     result = train.train(_config(agent, prior_dir, dataset_dir), workdir)
@@ -239,7 +239,8 @@ def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
 
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
-    with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore"):
+    with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore, "
+                                         "iql, awac"):
         train.train(_config("dqn"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
         train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
@@ -264,6 +265,75 @@ def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="updates_per_env_step=0.3"):
         train.train(_config("sac", updates_per_env_step=0.3), str(tmp_path / "i"))
     for name in "abcdefghi":  # nothing was trained: no checkpoint anywhere
+        assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
+
+
+def _offline(agent, dataset_dir, **overrides):
+    config = _config(agent, **overrides)
+    config.offline.dataset = str(dataset_dir)
+    config.offline.rewards = "zero"  # the synthetic data's tasks are not PickUpCan's
+    config.offline.steps = 30
+    config.offline.mix = 0.5
+    return config
+
+
+@pytest.fixture(scope="module")
+def offline_run(dataset_dir, tmp_path_factory):
+    """A tiny IQL run with 30 offline updates, then online with half of each batch from
+    the dataset, never interrupted: (workdir, result)."""
+    workdir = str(tmp_path_factory.mktemp("iql"))
+    return workdir, train.train(_offline("iql", dataset_dir), workdir)
+
+
+def test_offline_updates_then_online_with_a_mixed_batch(offline_run):
+    workdir, result = offline_run
+    # 30 offline updates, then 80 online ones (start_steps=40 of 120 env steps, 1 per step)
+    assert int(result.state.step) == 110
+    history = json.load(open(os.path.join(workdir, train.OFFLINE_METRICS)))
+    assert [row["update"] for row in history] == [20, 30]  # every log_every=20 updates
+    assert all(row["reward"] == 0.0 for row in history)
+    first = _rows(workdir)[0]
+    assert first["step"] == 0 and first["offline/update"] == 30
+    description = json.load(open(os.path.join(workdir, "config.json")))
+    assert description["offline_data"]["transitions"] == 8 * 25
+    assert description["offline_data"]["env_ids"] == ["synthetic/A-v0", "synthetic/B-v0"]
+
+
+def test_an_offline_run_resumes_exactly(offline_run, dataset_dir, tmp_path):
+    full_dir, full = offline_run
+    workdir = str(tmp_path / "run")
+    first = train.train(_offline("iql", dataset_dir, total_env_steps=60), workdir)
+    assert int(first.state.step) == 50
+    second = train.train(_offline("iql", dataset_dir), workdir)  # offline updates not redone
+    assert int(second.state.step) == 110
+    _same_state(second.state, full.state)
+    _same_rows(workdir, full_dir)
+
+
+def test_offline_data_is_checked_before_training(prior_dir, dataset_dir, tmp_path):
+    config = _offline("awac", dataset_dir)
+    config.offline.rewards = "dataset"
+    with pytest.raises(ValueError, match="holds episodes of synthetic/A-v0, synthetic/B-v0, "
+                                         "not of the run's task parrot/PickUpCan-v0"):
+        train.train(config, str(tmp_path / "a"))
+    config = _config("iql")
+    config.offline.steps = 10
+    with pytest.raises(ValueError, match="need reward-labelled data: pass "
+                                         "--config.offline.dataset"):
+        train.train(config, str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="agent 'parrot' stores other actions"):
+        train.train(_offline("parrot", dataset_dir, prior=str(prior_dir)), str(tmp_path / "c"))
+    six = str(tmp_path / "six")
+    write_synthetic_dataset(six, num_episodes=2, episodes_per_shard=2, action_dim=6)
+    with pytest.raises(ValueError, match="has 6-D actions; the env's are 7-D"):
+        train.train(_offline("iql", six), str(tmp_path / "d"))
+    with pytest.raises(ValueError, match="no such dataset directory"):
+        train.train(_offline("iql", tmp_path / "missing"), str(tmp_path / "e"))
+    config = _config("iql")
+    config.iql.expectile = 1.5
+    with pytest.raises(ValueError, match="config.iql: expectile=1.5"):
+        train.train(config, str(tmp_path / "f"))
+    for name in "abcdef":
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 
