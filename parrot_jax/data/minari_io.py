@@ -79,8 +79,11 @@ def export_dataset(dataset, dataset_id: str, *, observation_space=None, action_s
     if action_space is None:
         action_space = gym.spaces.Box(-1.0, 1.0, actions.shape[1:], np.float32)
     env = env_ids[0] if len(env_ids) == 1 else None
-    if env is not None and env not in gym.registry:
-        env = None
+    if env is not None:  # Minari records the env's spec, which must serialise to JSON
+        try:
+            gym.spec(env).to_json()
+        except (gym.error.Error, ValueError):
+            env = None
     return minari.create_dataset_from_buffers(
         dataset_id, buffers, env=env, observation_space=observation_space,
         action_space=action_space, algorithm_name="parrot_jax export", author=author,

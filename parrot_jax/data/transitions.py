@@ -139,6 +139,33 @@ def from_dataset(paths: list[str]) -> Transitions:
         source=",".join(paths))
 
 
+def record(env, act, episodes: int, seed: int, env_id: str = "") -> Transitions:
+    """``episodes`` episodes of ``act(observation, episode, t) -> env action`` in the
+    gymnasium env ``env``, episode ``i`` reset with seed ``seed + i``; actions as the env
+    received them (its Box, not mapped to [-1, 1])."""
+    observations, actions, rewards, terminated, finals, lengths = [], [], [], [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, t = False, 0
+        while not done:
+            action = np.asarray(act(obs, episode, t), np.float32)
+            next_obs, reward, term, trunc, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            terminated.append(term)
+            obs, done, t = next_obs, term or trunc, t + 1
+        finals.append(obs)
+        lengths.append(t)
+    dtype = np.uint8 if np.asarray(observations[0]).dtype == np.uint8 else np.float32
+    return Transitions(
+        observations=np.asarray(observations, dtype), actions=np.asarray(actions, np.float32),
+        rewards=np.asarray(rewards, np.float32), terminated=np.asarray(terminated, bool),
+        episode_lengths=np.asarray(lengths, np.int64),
+        final_observations=np.asarray(finals, dtype), env_ids=(env_id,) if env_id else (),
+        source=f"{episodes} episodes of {env_id or env}")
+
+
 def check_spec(spec: str) -> None:
     """ValueError (a ``DatasetError`` for our datasets) unless ``spec`` names a dataset:
     reads only its metadata."""

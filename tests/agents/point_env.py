@@ -33,4 +33,4 @@ class PointReach(gym.Env):
 
 
 if "PointReach-v0" not in gym.registry:
-    gym.register("PointReach-v0", entry_point=PointReach)
+    gym.register("PointReach-v0", entry_point="tests.agents.point_env:PointReach")
