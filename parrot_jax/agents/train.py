@@ -464,6 +464,8 @@ class _Loop:
                 row = self._summarise(self.metrics)
                 self.metrics = []
                 history.append({"update": int(state.step), **row})
+                logging.info("offline update %d: %s", int(state.step),
+                             ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
         if jax.process_index() == 0:
             io.write_json(os.path.join(workdir, OFFLINE_METRICS), history)
         self.writer.write(0, {f"offline/{k}": v for k, v in history[-1].items()})
