@@ -15,6 +15,7 @@ agent reads the result with ``--config.offline.dataset=minari:ID``.
 """
 
 import os
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -99,7 +100,7 @@ def main(argv):
         exported = minari_io.export_dataset(data, _DATASET_ID.value, jpeg=_JPEG.value,
                                             description=what, **spaces)
     except FileExistsError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
     print(f"wrote Minari dataset {_DATASET_ID.value} under {root}: {what}; "

@@ -47,6 +47,17 @@ RL = [
     ("sac.augment_pad", -1, r"config.sac: augment_pad=-1; expected >= 0 pixels"),
     ("prior_explore.epsilon", 1.5, r"config.prior_explore.epsilon=1.5; expected a "
                                    r"probability in \[0, 1\]"),
+    ("offline.mix", 1.5, r"config.offline.mix=1.5; expected a fraction in \[0, 1\]"),
+    ("offline.steps", -1, r"config.offline.steps=-1; expected an integer >= 0"),
+    ("offline.rewards", "task", r"config.offline.rewards='task'; expected one of"),
+    ("offline.steps", 10, r"config.offline.steps=10 and config.offline.mix=0.0 need "
+                          r"reward-labelled data: pass --config.offline.dataset"),
+    ("offline.dataset", "/nonexistent/data", r"/nonexistent/data: no such dataset directory"),
+    ("offline.dataset", "minari:none/none-v0", r"no Minari dataset 'none/none-v0'"),
+    # fields of the iql and awac sections are checked for those agents (set by the prefix)
+    ("iql.expectile", 1.0, r"config.iql: expectile=1.0; expected a number in \(0, 1\)"),
+    ("iql.value_lr", 0.0, r"config.iql: value_lr=0.0; expected a positive number"),
+    ("awac.temperature", 0.0, r"config.awac: temperature=0.0; expected a positive number"),
 ]
 
 # prior (experiments/configs/prior.py:tiny, with an existing dataset)
@@ -104,7 +115,7 @@ def dataset(tmp_path_factory):
 @pytest.mark.parametrize("field, value, message", RL, ids=[f"rl.{f}" for f, _, _ in RL])
 def test_rl_config(field, value, message):
     config = rl.get_config("tiny")
-    config.agent = "sac"
+    config.agent = field.split(".")[0] if field.split(".")[0] in ("iql", "awac") else "sac"
     _set(config, field, value)
     with pytest.raises(ValueError, match=message):
         rl_train.check_inputs(config)
@@ -133,8 +144,9 @@ def test_collect_config(field, value, message):
 def test_the_tables_cover_the_defaults_passing():
     """Each table's base config is valid, so every failure above is the bad value's."""
     config = rl.get_config("tiny")
-    config.agent = "sac"
-    rl_train.check_config(config)
+    for agent in ("sac", "iql", "awac"):
+        config.agent = agent
+        rl_train.check_config(config)
     prior_run_config.check_config(prior_config.get_config("tiny"))
     collect.check_config(collect_config.get_config("tiny"))
 
@@ -153,6 +165,7 @@ BINARIES = [
     ("experiments.evaluate", [], "error: /nonexistent: no RL run here"),
     ("experiments.evaluate_prior", [], "error: /nonexistent: no prior here"),
     ("experiments.sweep", ["--backend=pbs"], "--backend"),
+    ("experiments.export_minari", [], "error: pass exactly one of --dataset=DIR"),
 ]
 
 
@@ -167,7 +180,8 @@ def test_binaries_name_the_bad_input(tmp_path, module, args, message):
                                          f"--workdir={tmp_path}/run"],
             "experiments.evaluate": ["--workdir=/nonexistent"],
             "experiments.evaluate_prior": ["--prior=/nonexistent", f"--workdir={tmp_path}"],
-            "experiments.sweep": [f"--workdir={tmp_path}"]}[module]
+            "experiments.sweep": [f"--workdir={tmp_path}"],
+            "experiments.export_minari": ["--dataset_id=x/y-v0"]}[module]
     done = subprocess.run([sys.executable, "-m", module, *base, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0

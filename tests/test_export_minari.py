@@ -50,7 +50,7 @@ def test_agent_episodes_to_minari_then_iql_offline_through_the_binaries(tmp_path
     assert evaluated.returncode == 0 and "iql on" in evaluated.stdout
     again = _run("experiments.export_minari", f"--run={sac_dir}", "--episodes=1",
                  "--dataset_id=point/sac-v0", env=env)
-    assert again.returncode == 2 and "exists; delete it first" in again.stdout
+    assert again.returncode == 2 and "exists; delete it first" in again.stderr
 
 
 def test_a_collected_dataset_and_bad_flags(tmp_path):

@@ -135,13 +135,14 @@ def test_fused_updates_match_single_updates():
                  fused.actor_params, single.actor_params)
 
 
-def test_one_device_matches_four():
+@pytest.mark.parametrize("agent_name", ["sac", "iql", "awac"])  # the same programs
+def test_one_device_matches_four(agent_name):
     from parrot_jax.agents.programs import compile_programs
     from parrot_jax.agents.agent import make_agent
     from experiments.configs import rl
 
     config = rl.get_config("tiny")
-    config.agent = "sac"
+    config.agent = agent_name
     agent = make_agent(config, (48, 48, 3), "uint8", (7,))
     rng = np.random.default_rng(0)
     batch = dict(observations=rng.integers(0, 255, (16, 48, 48, 3), dtype=np.uint8),
