@@ -54,6 +54,30 @@ def _format_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def n_step_sum(n_step: int, discount: float, reward, terminal, exists):
+    """The n-step walk from each drawn transition (the replay buffer's and
+    ``data.transitions``'): ``reward(k)``, ``terminal(k)`` and, for ``k >= 1``,
+    ``exists(k)`` (the k-th next step is in the same episode) are arrays over the draws.
+    The walk stops after a terminal step or where the episode ends. Returns
+    ``(sum_{k<m} discount**k r_k, terminated, m - 1, discount**m)``, m the steps taken."""
+    rewards, scale, terminated, live, last = None, None, None, None, None
+    for k in range(n_step):
+        r = reward(k)
+        if not k:
+            rewards = np.zeros(r.shape, np.float32)
+            scale = np.ones(r.shape, np.float32)
+            terminated = np.zeros(r.shape, bool)
+            live = np.ones(r.shape, bool)
+            last = np.zeros(r.shape, np.int64)
+        else:
+            live &= exists(k) & ~terminated
+        rewards += np.where(live, scale * r, 0.0).astype(np.float32)
+        terminated |= live & terminal(k)
+        last = np.where(live, k, last)
+        scale = np.where(live, scale * np.float32(discount), scale)
+    return rewards, terminated, last, scale
+
+
 class ReplayBuffer:
     """Uniform replay of ``(obs, action, reward, next_obs, terminated)`` transitions.
 
@@ -227,21 +251,15 @@ class ReplayBuffer:
                          next_observations=self._frames[envs, (slots + 1) % self.slots_per_env],
                          terminated=self._terminated[envs, slots])
             return batch
-        rewards = np.zeros(batch_size, np.float32)
-        scale = np.ones(batch_size, np.float32)
-        terminated = np.zeros(batch_size, bool)
-        live = np.ones(batch_size, bool)
-        last = slots.copy()
-        for k in range(n_step):
-            step = (slots + k) % self.slots_per_env
-            if k:  # a slot without an action ends the episode (final or pending frame)
-                live &= self._has_action[envs, step] & ~terminated
-            rewards += np.where(live, scale * self._rewards[envs, step], 0.0)
-            terminated |= live & self._terminated[envs, step]
-            last = np.where(live, step, last)
-            scale = np.where(live, scale * np.float32(discount), scale)
+        def slot(k):
+            return envs, (slots + k) % self.slots_per_env
+
+        # a slot without an action ends the episode (final or pending frame)
+        rewards, terminated, taken, scale = n_step_sum(
+            n_step, discount, lambda k: self._rewards[slot(k)],
+            lambda k: self._terminated[slot(k)], lambda k: self._has_action[slot(k)])
         batch.update(rewards=rewards, terminated=terminated, discounts=scale,
-                     next_observations=self._frames[envs, (last + 1) % self.slots_per_env])
+                     next_observations=self._frames[slot(taken + 1)])
         return batch
 
     def _sample_valid_slots(self, rng: np.random.Generator,

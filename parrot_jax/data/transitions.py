@@ -26,6 +26,8 @@ import dataclasses
 
 import numpy as np
 
+from parrot_jax.data.replay import n_step_sum
+
 MINARI_PREFIX = "minari:"
 REWARDS = ("dataset", "zero")
 
@@ -86,20 +88,14 @@ class Transitions:
             raise ValueError(f"{self.source}: no transitions to sample")
         start = rng.integers(0, len(self), size=batch_size)
         end = self._end[start]
-        rewards = np.zeros(batch_size, np.float32)
-        scale = np.ones(batch_size, np.float32)
-        terminated = np.zeros(batch_size, bool)
-        live = np.ones(batch_size, bool)
-        last = start.copy()
-        for k in range(n_step):
-            step = start + k
-            if k:
-                live &= (step < end) & ~terminated
-            step = np.minimum(step, len(self) - 1)
-            rewards += np.where(live, scale * self.rewards[step], 0.0).astype(np.float32)
-            terminated |= live & self.terminated[step]
-            last = np.where(live, step, last)
-            scale = np.where(live, scale * np.float32(discount), scale)
+
+        def step(k):
+            return np.minimum(start + k, len(self) - 1)
+
+        rewards, terminated, taken, scale = n_step_sum(
+            n_step, discount, lambda k: self.rewards[step(k)],
+            lambda k: self.terminated[step(k)], lambda k: start + k < end)
+        last = start + taken
         episode_end = last + 1 == end
         following = np.minimum(last + 1, len(self) - 1)
         next_obs = np.where(_expand(episode_end, self.observations.ndim),
