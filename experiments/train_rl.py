@@ -1,13 +1,18 @@
-"""Learns a task with SAC, PARROT or a baseline; rerun the same command to resume.
+"""Learns a task with SAC, PARROT, a baseline, or IQL/AWAC offline then online; rerun the
+same command to resume.
 
     python -m experiments.train_rl --config=experiments/configs/rl.py \
         --config.agent=parrot --config.env=parrot/PickUpCan-v0 \
         --config.prior=runs/prior --workdir=runs/rl/parrot
+    python -m experiments.train_rl --config=experiments/configs/rl.py:cpu --config.agent=iql \
+        --config.offline.dataset=runs/data/pickupcan_rl --config.offline.steps=5000 \
+        --config.offline.mix=0.5 --workdir=runs/rl/iql
 
 Writes ``WORKDIR/config.json``, ``WORKDIR/checkpoints/`` (step = env steps) and metrics
 (``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``): ``eval/success`` (with its 95%
 interval), ``eval/return``, ``train/success``, ``train/episode_return``, SAC losses,
-temperature and entropy, env steps/s. Evaluate with ``experiments.evaluate``.
+temperature and entropy, env steps/s; with ``offline.steps``, ``offline_metrics.json``.
+Evaluate with ``experiments.evaluate``.
 """
 
 from absl import app, flags
