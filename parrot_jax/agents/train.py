@@ -478,7 +478,9 @@ class _Loop:
     def _update(self, state, rng):
         # One draw of K x B i.i.d. transitions, viewed as K batches: no per-batch copies.
         size = self.fused * self.config.batch_size
-        from_data = 0 if self.data is None else int(round(self.config.offline.mix * size))
+        # the same number of dataset rows in each of the K batches
+        from_data = 0 if self.data is None else self.fused * int(
+            round(self.config.offline.mix * self.config.batch_size))
         batch = self._draw(self.replay, rng, size - from_data) if from_data < size else None
         if from_data:  # each of the K batches gets its share of dataset rows
             data = self._draw(self.data, rng, from_data)
