@@ -180,7 +180,7 @@ def check_offline(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.offline.steps={offline.steps} and config.offline.mix="
                          f"{offline.mix} need reward-labelled data: pass "
                          "--config.offline.dataset=DIR (experiments.collect_data "
-                         "--config.collect.keep=all) or minari:ID")
+                         "--config.keep=all) or minari:ID")
     if offline.dataset and config.agent not in ACTION_SPACE_AGENTS:
         raise ValueError(f"config.offline.dataset is for agents acting in the env's action "
                          f"space ({', '.join(ACTION_SPACE_AGENTS)}); agent {config.agent!r} "
@@ -465,7 +465,7 @@ class _Loop:
                 self.metrics = []
                 history.append({"update": int(state.step), **row})
                 logging.info("offline update %d: %s", int(state.step),
-                             ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+                             ", ".join(f"{name} {v:.4g}" for name, v in row.items()))
         if jax.process_index() == 0:
             io.write_json(os.path.join(workdir, OFFLINE_METRICS), history)
         self.writer.write(0, {f"offline/{k}": v for k, v in history[-1].items()})
@@ -487,7 +487,7 @@ class _Loop:
             batch = data if batch is None else {
                 k: np.concatenate([v.reshape((self.fused, -1) + v.shape[1:]),
                                    data[k].reshape((self.fused, -1) + v.shape[1:])],
-                                  axis=1).reshape(v.shape[:0] + (size,) + v.shape[1:])
+                                  axis=1).reshape((size,) + v.shape[1:])
                 for k, v in batch.items()}
         return self._apply(state, batch)
 
