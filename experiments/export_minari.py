@@ -91,8 +91,7 @@ def main(argv):
         data, obs_space, act_space, step = agent_episodes(
             _RUN.value, _EPISODES.value, _STOCHASTIC.value, _SEED.value, _STEP.value)
         spaces = {"observation_space": obs_space, "action_space": act_space}
-        starts = np.concatenate([[0], np.cumsum(data.episode_lengths)[:-1]])
-        returns = np.add.reduceat(data.rewards, starts)
+        returns = data.episode_returns()
         what = (f"{data.num_episodes} episodes of {_RUN.value} at env step {step} "
                 f"({'sampled' if _STOCHASTIC.value else 'mode'}): mean return "
                 f"{returns.mean():.1f} (std {returns.std():.1f})")

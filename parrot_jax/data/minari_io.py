@@ -58,6 +58,7 @@ def export_dataset(dataset, dataset_id: str, *, observation_space=None, action_s
     finals = np.asarray(dataset.final_observations)
     env_ids = sorted(set(dataset.env_ids))
     tasks = getattr(dataset, "episode_tasks", None)
+    seeds = getattr(dataset, "episode_seeds", None)
     buffers, start = [], 0
     for e, length in enumerate(np.asarray(dataset.episode_lengths)):
         rows = slice(start, start + int(length))
@@ -65,7 +66,6 @@ def export_dataset(dataset, dataset_id: str, *, observation_space=None, action_s
         truncations = np.zeros(int(length), bool)
         truncations[-1] = not ends[-1]
         options = None if tasks is None else {"env_id": dataset.env_ids[int(tasks[e])]}
-        seeds = getattr(dataset, "episode_seeds", None)
         buffers.append(EpisodeBuffer(
             id=e, seed=None if seeds is None else int(seeds[e]), options=options,
             observations=np.concatenate([observations[rows], finals[e][None]]),

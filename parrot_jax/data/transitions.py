@@ -73,6 +73,13 @@ class Transitions:
     def action_dim(self) -> int:
         return self.actions.shape[1]
 
+    def episode_returns(self) -> np.ndarray:
+        """(E,) the undiscounted return of each episode."""
+        if not self.num_episodes:
+            return np.zeros(0, np.float32)
+        starts = np.cumsum(self.episode_lengths) - self.episode_lengths
+        return np.add.reduceat(self.rewards, starts)
+
     def with_zero_rewards(self) -> "Transitions":
         return dataclasses.replace(self, rewards=np.zeros_like(self.rewards))
 
@@ -222,8 +229,7 @@ def check_spaces(data: Transitions, observation_shape, observation_dtype,
 
 def describe(data: Transitions) -> dict:
     """What a run records about its offline data (``config.json``)."""
-    returns = np.add.reduceat(data.rewards, np.concatenate([[0], np.cumsum(
-        data.episode_lengths)[:-1]])) if data.num_episodes else np.zeros(0)
+    returns = data.episode_returns()
     return {"source": data.source, "episodes": data.num_episodes, "transitions": len(data),
             "env_ids": list(data.env_ids), "mean_return": float(np.mean(returns))
             if len(returns) else 0.0}

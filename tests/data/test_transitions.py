@@ -35,6 +35,7 @@ def test_next_observations_stay_in_their_episode():
     batch = _all(_toy())
     assert [float(batch[i]["next_observations"][0]) for i in range(5)] == [1, 2, 100, 4, 101]
     assert not any(batch[i]["terminated"] for i in range(5))  # truncated: bootstrap
+    np.testing.assert_array_equal(_toy().episode_returns(), [7.0, 24.0])
     assert "discounts" not in batch[0]
 
 
