@@ -25,9 +25,10 @@ import ml_collections
 from experiments.jobs import Job
 from parrot_jax import io
 
-FIGURES = ("fig4", "fig5", "fig6", "fig7")
+FIGURES = ("fig4", "fig5", "fig6", "fig7", "offline")
 LABELS = {"parrot": "PARROT", "sac": "SAC", "bc_sac": "BC-SAC",
-          "prior_explore": "Prior-explore"}
+          "prior_explore": "Prior-explore", "iql": "IQL", "awac": "AWAC"}
+OFFLINE_AGENTS = ("iql", "awac")  # pretrained on the task's reward-labelled data
 _TRAIN = {"both": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
           "grasp": ("parrot/GraspTrain-v0",), "place": ("parrot/PickPlaceTrain-v0",)}
 
@@ -46,16 +47,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     for figure in config.figures:
         if figure not in FIGURES:
             raise ValueError(f"unknown figure {figure!r}; expected some of {', '.join(FIGURES)}")
-    for agent in config.fig5.agents:
+    for agent in (*config.fig5.agents, *config.offline.agents):
         check_agent_name(agent)
     tasks = (*config.fig4.tasks, *config.fig5.tasks, *config.fig6.tasks,
-             *config.fig7.grasp_tasks, *config.fig7.place_tasks)
+             *config.fig7.grasp_tasks, *config.fig7.place_tasks, *config.offline.tasks)
     for env_id in tasks:
         if env_id not in ENV_IDS:
             raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
     if not config.seeds:
         raise ValueError("config.seeds is empty; expected at least one seed")
-    sizes = (config.num_trajectories, *config.fig6.trajectories, config.fig7.trajectories)
+    sizes = (config.num_trajectories, *config.fig6.trajectories, config.fig7.trajectories,
+             config.offline.trajectories)
     if min(sizes) < 1:
         raise ValueError(f"trajectory counts must be positive, got {sizes}")
 
@@ -105,6 +107,14 @@ class _Planner:
             name = f"priors/{kind}"
         return self._add(Job(name, "prior", c, (data,)))
 
+    def labelled_data(self, env_id: str) -> str:
+        """Scripted episodes of a test task with its rewards, failures kept."""
+        f = self.config.offline
+        c = copy.deepcopy(self.config.collect)
+        c.env_ids, c.mix, c.keep = (env_id,), (1.0,), "all"
+        c.num_trajectories, c.noise = f.trajectories, f.noise
+        return self._add(Job(f"data/labelled/{task_name(env_id)}", "collect", c))
+
     def rl(self, agent: str, env_id: str, seed: int, prior: str | None = None,
            method: str | None = None) -> str:
         c = copy.deepcopy(self.config.rl)
@@ -117,6 +127,11 @@ class _Planner:
         if agent == "bc_sac":
             data = self.data("both")
             c.dataset = self._path(data)
+            deps.append(data)
+        if agent in OFFLINE_AGENTS:
+            data = self.labelled_data(env_id)
+            c.offline.dataset = self._path(data)
+            c.offline.steps, c.offline.mix = self.config.offline.steps, self.config.offline.mix
             deps.append(data)
         name = f"rl/{method or agent}/{task_name(env_id)}/seed{seed}"
         return self._add(Job(name, "rl", c, tuple(deps)))
@@ -179,6 +194,14 @@ class _Planner:
             panels.append((f"{title} (mean of {len(tasks)})", curves))
         return {**self._curves(panels), "title": "Figure 7: train/test mismatch"}
 
+    def offline(self) -> dict:
+        f, seeds = self.config.offline, self.config.seeds
+        panels = [(task_name(env_id), [
+            (LABELS.get(agent, agent), [[self.rl(agent, env_id, s)] for s in seeds])
+            for agent in f.agents]) for env_id in f.tasks]
+        return {**self._curves(panels),
+                "title": "Offline-to-online: IQL and AWAC on reward-labelled data"}
+
 
 MANIFEST = "sweep.json"
 
@@ -221,7 +244,7 @@ def totals(jobs: list[Job]) -> dict[str, int]:
             out["rl_runs"] += 1
             out["rl_env_steps"] += c.total_env_steps
             out["rl_updates"] += int(max(0, c.total_env_steps - c.start_steps)
-                                     * c.updates_per_env_step)
+                                     * c.updates_per_env_step) + c.offline.steps
         elif job.kind == "prior_rollouts":
             out["rollout_episodes"] += 2 * c.episodes * len(c.env.split(","))  # prior, random
     return out

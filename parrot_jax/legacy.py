@@ -18,7 +18,7 @@ RL_FIELDS: dict[str, dict[str, Any]] = {
     "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},
     "iql": {"value_lr": 3e-4, "expectile": 0.7, "inverse_temperature": 3.0,
             "max_weight": 100.0},
-    "awac": {"temperature": 2.0},
+    "awac": {"temperature": 2.0, "max_advantage": None, "q_max": None},
 }
 # A sweep job's kind -> the added fields of its config (``experiments.jobs``).
 JOB_FIELDS = {"rl": RL_FIELDS}

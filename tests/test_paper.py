@@ -76,6 +76,31 @@ def test_totals_follow_the_configs():
     assert t["trajectories"] == 10_000 and t["prior_steps"] == 48_000
 
 
+def test_offline_figure_adds_labelled_data_and_shares_fig5_runs():
+    config = paper_config.get_config("fig5+offline,cpu")
+    jobs = {j.name: j for j in paper.plan(config, "w")[0]}
+    fig5_only = {j.name for j in paper.plan(paper_config.get_config("fig5,cpu"), "w")[0]}
+    added = sorted(set(jobs) - fig5_only)
+    # 2 tasks x (IQL, AWAC) x 3 seeds, and one labelled dataset per task; PARROT and
+    # BC-SAC are fig5's jobs
+    assert len(added) == 14 and [n for n in added if n.startswith("data/")] == [
+        "data/labelled/PickUpCan", "data/labelled/PlaceCanInPan"]
+    data = jobs["data/labelled/PlaceCanInPan"].config
+    assert (data.env_ids, data.mix, data.keep, data.noise, data.num_trajectories) == (
+        ("parrot/PlaceCanInPan-v0",), (1.0,), "all", 0.3, 1000)
+    iql = jobs["rl/iql/PlaceCanInPan/seed1"]
+    assert iql.deps == ("data/labelled/PlaceCanInPan",) and iql.config.agent == "iql"
+    assert (iql.config.offline.dataset, iql.config.offline.steps, iql.config.offline.mix) == (
+        "w/data/labelled/PlaceCanInPan", 5000, 0.5)
+    assert jobs["rl/parrot/PickUpCan/seed0"].config.offline.dataset == ""
+    t = paper.totals([jobs[n] for n in added])
+    assert t["rl_runs"] == 12 and t["rl_updates"] == 12 * (39_000 // 4 + 5000)
+    figure = paper.plan(config, "w")[1]["offline"]
+    assert [c["label"] for c in figure["panels"][1]["curves"]] == [
+        "IQL", "AWAC", "PARROT", "BC-SAC"]
+    assert paper_config.get_config("all").figures == ("fig4", "fig5", "fig6", "fig7")
+
+
 def test_variants_pick_figures_and_scale():
     config = paper_config.get_config("fig4+fig6,cpu")
     assert config.figures == ("fig4", "fig6") and config.rl.batch_size == 64
@@ -99,6 +124,14 @@ def test_bad_settings_are_named():
     config = paper_config.get_config("fig5")
     config.figures = ("fig5", "fig9")
     with pytest.raises(ValueError, match="unknown figure 'fig9'"):
+        paper.plan(config, "w")
+    config = paper_config.get_config("offline")
+    config.offline.agents = ("iql", "cql")
+    with pytest.raises(ValueError, match="unknown agent 'cql'"):
+        paper.plan(config, "w")
+    config = paper_config.get_config("offline")
+    config.offline.trajectories = 0
+    with pytest.raises(ValueError, match="trajectory counts must be positive"):
         paper.plan(config, "w")
     config = paper_config.get_config("fig5")
     config.seeds = ()

@@ -76,6 +76,26 @@ def test_rerun_redoes_nothing_and_dry_run_says_done(tiny):
     assert "rl_runs 2, rl_env_steps 240" in listing
 
 
+def test_offline_figure_reuses_fig5_runs_and_is_plotted(tiny):
+    workdir, _ = tiny
+    stdout = _sweep(CONFIG + "offline,tiny", f"--workdir={workdir}", "--processes=0")
+    # reward-labelled PickUpCan data, then IQL and AWAC x 2 seeds; PARROT and BC-SAC (and
+    # the data and prior they need) are fig5's, done before
+    assert "5 jobs ran, 6 were done before, 0 failed, 0 blocked" in stdout
+    with open(os.path.join(workdir, "data", "labelled", "PickUpCan", "metadata.json")) as f:
+        data = json.load(f)
+    assert data["num_episodes"] == 6 and list(data["per_task"]) == ["parrot/PickUpCan-v0"]
+    with open(os.path.join(workdir, "rl", "iql", "PickUpCan", "seed1", "offline_metrics.json")) as f:
+        assert json.load(f)[-1]["update"] == 8
+    with open(os.path.join(workdir, "figures", "offline.json")) as f:
+        curves = json.load(f)["panels"][0]["curves"]
+    assert [c["label"] for c in curves] == ["IQL", "AWAC", "PARROT", "BC-SAC"]
+    assert all(c["stats"]["seeds"] == 2 for c in curves)
+    results = open(os.path.join(workdir, "results.md")).read()
+    assert "## Offline-to-online: IQL and AWAC on reward-labelled data" in results
+    assert "## Figure 5" in results  # the earlier sweep's figures stay
+
+
 @pytest.mark.fault
 def test_child_processes_report_a_failure_and_resume(tmp_path):
     workdir = str(tmp_path)

@@ -11,7 +11,11 @@ FIGURES: ``all`` or figures joined by ``+`` (``fig5``, ``fig4+fig6``):
 - fig6: PARROT with priors from 5K, 10K, 25K and 50K trajectories (prefixes of one
   dataset) on four of the tasks, beside SAC;
 - fig7: priors from grasp-only and pick-and-place-only data (and both) on the four grasp
-  and the four pick-and-place test tasks.
+  and the four pick-and-place test tasks;
+- offline (beyond the paper; not in ``all``): IQL and AWAC pretrained on reward-labelled
+  scripted episodes of each test task (successes and failures), then fine-tuned online
+  with that data in every batch, beside PARROT (a prior of the training tasks only) and
+  BC-SAC at the same env-step budget. Its PARROT and BC-SAC runs are fig5's.
 
 SCALE:
 - (none) the paper's: 50K trajectories, a 500K-step prior, the paper's RL config
@@ -35,16 +39,18 @@ from parrot_jax.envs.tasks import TASKS
 
 GRASP_TASKS = tuple(t for t in TEST_TASKS if TASKS[t].goal == "grasp")
 PLACE_TASKS = tuple(t for t in TEST_TASKS if TASKS[t].goal == "place")
-FIGURES = ("fig4", "fig5", "fig6", "fig7")
+FIGURES = ("fig4", "fig5", "fig6", "fig7")  # the paper's ("all")
+EXTRAS = ("offline",)  # beyond the paper, by name only
 
 
 def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     figures, _, scale = (variant or "all").partition(",")
     figures = FIGURES if figures == "all" else tuple(figures.split("+"))
-    unknown = [f for f in figures if f not in FIGURES]
+    unknown = [f for f in figures if f not in FIGURES + EXTRAS]
     if unknown or scale not in ("", "cpu", "tiny"):
         raise ValueError(f"unknown paper config variant {variant!r}; expected FIGURES[,SCALE] "
-                         f"with FIGURES 'all' or some of {'+'.join(FIGURES)} joined by '+', "
+                         f"with FIGURES 'all' or some of {'+'.join(FIGURES + EXTRAS)} joined "
+                         "by '+', "
                          "and SCALE '', 'cpu' or 'tiny'")
     base = {"": "", "cpu": "cpu", "tiny": "tiny"}[scale]
     config = ml_collections.ConfigDict()
@@ -78,6 +84,15 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     config.fig7.trajectories = 25_000
     config.fig7.grasp_tasks = GRASP_TASKS
     config.fig7.place_tasks = PLACE_TASKS
+    config.offline = ml_collections.ConfigDict()
+    config.offline.agents = ("iql", "awac", "parrot", "bc_sac")
+    config.offline.tasks = ("parrot/PickUpCan-v0", "parrot/PlaceCanInPan-v0")
+    # Reward-labelled data per task: the scripted policy with more noise than the prior
+    # data's (0.1), so the data holds failures too (PickUpCan: 42% success at 0.3).
+    config.offline.trajectories = 1_000
+    config.offline.noise = 0.3
+    config.offline.steps = 25_000  # offline updates before the first env step (rlkit's)
+    config.offline.mix = 0.5  # the dataset's share of every online batch
 
     if scale == "cpu":
         config.num_trajectories = 10_000
@@ -85,6 +100,7 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
         config.fig4.episodes = 100
         config.fig6.trajectories = (1_000, 2_500, 5_000, 10_000)
         config.fig7.trajectories = 5_000
+        config.offline.steps = 5_000
     elif scale == "tiny":
         config.seeds = (0, 1)
         config.num_trajectories = 24
@@ -98,4 +114,7 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
         config.fig7.trajectories = 12
         config.fig7.grasp_tasks = ("parrot/PickUpCan-v0",)
         config.fig7.place_tasks = ("parrot/PlaceCanInPan-v0",)
+        config.offline.tasks = ("parrot/PickUpCan-v0",)
+        config.offline.trajectories = 6
+        config.offline.steps = 8
     return config

@@ -96,6 +96,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.iql.max_weight = 100.0
     config.awac = ml_collections.ConfigDict()
     config.awac.temperature = 2.0  # lambda: actor weights B softmax(A / lambda)
+    # rlkit's stabilisers, off (None) by default: A clipped at max_advantage before the
+    # softmax (rlkit: 0.5), bootstrapped values clipped at q_max (e.g. 0 where rewards <= 0)
+    config.awac.max_advantage = ml_collections.config_dict.placeholder(float)
+    config.awac.q_max = ml_collections.config_dict.placeholder(float)
     # Reward-labelled data (parrot_jax.data.transitions): offline updates before the first
     # env step, then a share of every online batch. Any agent acting in the env's action
     # space (sac, bc_sac, prior_explore, iql, awac) can use it.

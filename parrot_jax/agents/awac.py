@@ -3,23 +3,36 @@ batch: offline pretraining and online fine-tuning with the same update.
 
 One update on a batch ``(s, a, r, s', d)``:
 
-    critic:  y = c r + gamma (1 - d) min_i Qbar_i(s', a'),  a' ~ pi(. | s')  (no entropy)
+    critic:  y = c r + gamma (1 - d) min(min_i Qbar_i(s', a'), q_max),  a' ~ pi(. | s')
+             (no entropy; ``q_max`` optional)
              L_Q = sum_i mean (Q_i(s, a) - y)^2
     actor:   A(s, a) = min_i Q_i(s, a) - min_i Q_i(s, a~),  a~ ~ pi(. | s)  (one sample
              estimates V(s) = E_pi Q; the critic just updated)
-             w = B softmax_batch(A / lambda)                (sums to B over the batch)
+             w = B softmax_batch(min(A, A_max) / lambda)    (sums to B over the batch;
+                                                             ``A_max`` optional)
              L_pi = -mean w log pi(a | s)                   (``parrot_jax.agents.awr``)
     target:  Qbar <- tau Q + (1 - tau) Qbar (Polyak; or a hard copy every period)
 
 ``lambda`` (``temperature``) is 2 in jaxrl's config "from the official implementation"
-and 1 (swept to 0.5) in rlkit's; smaller lambda trusts the critic more. Images are
-randomly shifted (``augment_pad``) independently for ``s`` and ``s'``; with a shared
-trunk the actor reads the critic's trunk features under ``stop_gradient``.
+and 1 (swept to 0.5) in rlkit's; smaller lambda trusts the critic more.
+
+Two optional stabilisers from rlkit's AWAC, both off by default (jaxrl has neither):
+``max_advantage`` (rlkit's ``clip_score``, 0.5 in its hand tasks) caps how far one
+transition can outweigh the rest, and ``q_max`` bounds the bootstrapped value (rlkit clamps
+its critic at 0 where rewards are <= 0; the bound is ``max_r c / (1 - gamma)``). Without
+them, on Pendulum-v1 the weights concentrated on a few transitions of each batch (the
+largest weight reached 100 of B = 256 by 7,000 offline updates), the actor's likelihood
+of the data collapsed, and the critic, bootstrapping from actions the data does not hold,
+diverged upward (``docs/offline_rl.md``).
+
+Images are randomly shifted (``augment_pad``) independently for ``s`` and ``s'``; with a
+shared trunk the actor reads the critic's trunk features under ``stop_gradient``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -34,11 +47,17 @@ class Hyperparams(awr.Hyperparams):
     """AWAC's settings (jaxrl's defaults)."""
 
     temperature: float = 2.0  # lambda: w = B softmax(A / lambda)
+    max_advantage: float | None = None  # A_max: A clipped here before the softmax
+    q_max: float | None = None  # bootstrapped values clipped here (in scaled reward units)
 
     def __post_init__(self):
         super().__post_init__()
         if not self.temperature > 0:
             raise ValueError(f"temperature={self.temperature}; expected a positive number")
+        for name in ("max_advantage", "q_max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name}={value}; expected a finite number or None (off)")
 
 
 def init_state(networks: sac.Networks, hp: Hyperparams, rng: jax.Array, observation,
@@ -47,7 +66,11 @@ def init_state(networks: sac.Networks, hp: Hyperparams, rng: jax.Array, observat
 
 
 def advantage_weights(advantages: jax.Array, hp: Hyperparams) -> jax.Array:
-    """B softmax(A / lambda) over the batch: mean 1, so lambda -> inf is behaviour cloning."""
+    """B softmax(min(A, A_max) / lambda) over the batch: mean 1, so lambda -> inf is
+    behaviour cloning; with A_max a transition outweighs one of advantage A by at most
+    exp((A_max - A) / lambda)."""
+    if hp.max_advantage is not None:
+        advantages = jnp.minimum(advantages, hp.max_advantage)
     return advantages.shape[0] * jax.nn.softmax(advantages / hp.temperature)
 
 
@@ -62,6 +85,8 @@ def update_step(state: awr.State, batch: sac.Batch, *, networks: sac.Networks,
     next_actions = networks.policy(state.actor_params, state.critic_params,
                                    next_obs).sample(seed=next_action_key)
     next_q = networks.q_values(state.target_critic_params, next_obs, next_actions).min(0)
+    if hp.q_max is not None:
+        next_q = jnp.minimum(next_q, hp.q_max)
     targets = awr.bootstrap(batch, next_q, hp)
     grads, metrics = jax.grad(awr.td_loss, has_aux=True)(state.critic_params, obs, actions,
                                                          targets, networks)

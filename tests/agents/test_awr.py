@@ -89,6 +89,27 @@ def test_awac_weights_are_a_batch_softmax_that_sums_to_the_batch_size():
     np.testing.assert_allclose(flat, 1.0, atol=1e-5)  # lambda -> inf: behaviour cloning
 
 
+def test_awac_clips_advantages_before_the_softmax():
+    hp = awac.Hyperparams(temperature=0.5, max_advantage=0.5)
+    weights = np.asarray(awac.advantage_weights(jnp.asarray([0.0, 1.0, 2.0, -1.0]), hp))
+    clipped = np.exp(np.asarray([0.0, 0.5, 0.5, -1.0]) / 0.5)
+    np.testing.assert_allclose(weights, 4 * clipped / clipped.sum(), rtol=1e-6)
+    assert weights[1] == pytest.approx(weights[2])  # both above A_max: equal weight
+    assert weights.max() / weights[0] == pytest.approx(np.exp(0.5 / 0.5), rel=1e-6)
+
+
+def test_awac_q_max_bounds_the_bootstrapped_values():
+    # rewards 1 and no termination: the unbounded fixed point is 1 / (1 - 0.99) = 100;
+    # with q_max = 2 it is 1 + 0.99 * 2 = 2.98, and no target ever exceeds it
+    batch = dict(_two_action_batch(rewards=(1.0, 1.0)), terminated=np.zeros(64, bool))
+    base = dict(augment_pad=0, tau=0.1, target_update="polyak")
+    _, _, bounded = _train(awac, awac.Hyperparams(**base, q_max=2.0), batch, 300, value=False)
+    _, _, free = _train(awac, awac.Hyperparams(**base), batch, 300, value=False)
+    assert max(m["target_q"] for m in bounded) <= 1.0 + 0.99 * 2.0 + 1e-4
+    assert bounded[-1]["q"] == pytest.approx(2.98, abs=0.2)
+    assert free[-1]["q"] > 5.0  # the bound binds: without it Q is still climbing to 100
+
+
 # Faster targets (tau 0.1) than the default 0.005 so a few hundred updates converge; a
 # sharp AWAC temperature (advantages are +-0.5 here: weights e^{+-1.7}).
 @pytest.mark.parametrize("module, hp", [(iql, iql.Hyperparams(augment_pad=0, tau=0.1)),
@@ -172,6 +193,8 @@ def test_image_observations_with_a_shared_trunk():
     (lambda: iql.Hyperparams(inverse_temperature=-1.0), "inverse_temperature=-1.0"),
     (lambda: awac.Hyperparams(temperature=0.0), "temperature=0.0; expected a positive"),
     (lambda: awac.Hyperparams(tau=2.0), "tau=2.0; expected a number in \\(0, 1\\]"),
+    (lambda: awac.Hyperparams(q_max=float("inf")), "q_max=inf; expected a finite number or"),
+    (lambda: awac.Hyperparams(max_advantage=float("nan")), "max_advantage=nan; expected a"),
     (lambda: iql.init_state(_networks(value=False), iql.Hyperparams(), jax.random.key(0),
                             np.zeros(3, np.float32)), "IQL needs networks with a value"),
 ])
@@ -187,5 +210,9 @@ def test_hyperparameters_from_the_run_config_sections():
     hp = iql.Hyperparams.from_config(config.sac, config.iql)
     assert (hp.discount, hp.n_step, hp.target_update_period) == (0.99, 5, 250)
     assert (hp.expectile, hp.inverse_temperature) == (0.7, 3.0)
-    assert awac.Hyperparams.from_config(config.sac, config.awac).temperature == 2.0
+    hp_awac = awac.Hyperparams.from_config(config.sac, config.awac)
+    assert (hp_awac.temperature, hp_awac.max_advantage, hp_awac.q_max) == (2.0, None, None)
+    config.awac.max_advantage, config.awac.q_max = 0.5, 0.0  # as --config.awac.q_max=0 sets
+    hp_awac = awac.Hyperparams.from_config(config.sac, config.awac)
+    assert (hp_awac.max_advantage, hp_awac.q_max) == (0.5, 0.0)
     assert isinstance(hp, awr.Hyperparams)
