@@ -50,8 +50,7 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     if unknown or scale not in ("", "cpu", "tiny"):
         raise ValueError(f"unknown paper config variant {variant!r}; expected FIGURES[,SCALE] "
                          f"with FIGURES 'all' or some of {'+'.join(FIGURES + EXTRAS)} joined "
-                         "by '+', "
-                         "and SCALE '', 'cpu' or 'tiny'")
+                         "by '+', and SCALE '', 'cpu' or 'tiny'")
     base = {"": "", "cpu": "cpu", "tiny": "tiny"}[scale]
     config = ml_collections.ConfigDict()
     config.figures = figures
