@@ -13,8 +13,9 @@ still run, so one short lease always returns something):
    one batch, and one SAC update (its losses and parameters) from the same state and
    batch; every difference next to its tolerance;
 3. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
-   paper's flow and SAC at batch 256 and larger batches, fused dispatches, acting, the
-   matmul peak the ``achieved_flops_per_s`` are read against; ``env`` and ``e2e`` only
+   paper's flow and SAC at batch 256 and larger batches, fused dispatches, acting, S
+   vmapped SAC agents at once (S = 1, 4, 16), the matmul peak the
+   ``achieved_flops_per_s`` are read against; ``env`` and ``e2e`` only
    where pybullet imports); PyTorch references where torch is installed (on the GPU when
    it sees one);
 4. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
@@ -175,7 +176,7 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS) -> dic
               "versions": common.versions("jax", "jaxlib", "flax", "optax", "distrax",
                                           "orbax-checkpoint", "numpy", "pybullet", "torch"),
               "part_seconds": {}, "errors": {}}
-    sections = ["peak", "flow", "sac", "acting"]
+    sections = ["peak", "flow", "sac", "acting", "seeds"]
     if importlib.util.find_spec("pybullet") is not None:
         sections += ["env", "e2e"]
     runners = {

@@ -157,6 +157,23 @@ def time_sac(config, batch_size: int, mesh: Mesh, steps: int, repeats: int,
                        fused_updates)
 
 
+def time_sac_seeds(config, batch_size: int, mesh: Mesh, seeds: int, steps: int, repeats: int,
+                   fast_compile: bool = False, over: str = "vmap") -> Timing:
+    """Seconds per update of S independent SAC agents in one program (``agents.seeds``,
+    ``over="vmap"`` or ``"map"``), each on its own batch of ``batch_size``: one call
+    updates all S."""
+    from parrot_jax.agents import seeds as seeds_lib
+
+    agent = make_agent(config)
+    programs = seeds_lib.compile_seed_programs(agent, mesh, IMAGE_SHAPE, "uint8", 1, seeds,
+                                               fast_compile, over)
+    state = programs.init(jax.random.split(jax.random.key(0), seeds))
+    batch = seeds_lib.stack([sac_batch(batch_size, agent.policy_dim, s) for s in range(seeds)])
+    batch = jax.device_put(batch, programs.batch_sharding)
+    state, _ = programs.update(state, batch)  # compile
+    return time_calls(lambda s: programs.update(s, batch)[0], state, steps, repeats)
+
+
 # Acting.
 
 def parrot_acting(config, prior_model: Mapping[str, Any]):

@@ -14,7 +14,11 @@ Sections (sizes in ``benchmarks/suites.py``):
 - acting: latency and throughput of prior + policy on a batch of observations, JAX and
   PyTorch (host to host: uint8 images in, actions out);
 - e2e: env steps/s of the full PARROT training loop next to the env-only rate;
-- scaling: flow and SAC updates/s on 1, 2, 4 devices (global and per-device batch fixed).
+- scaling: flow and SAC updates/s on 1, 2, 4 devices (global and per-device batch fixed);
+- seeds: S independent SAC agents updated by one program (``agents.seeds``, vmapped or
+  mapped): total updates/s, and its ratio to S times one agent's rate in the ordinary
+  single-agent program (the issue's goal: >= 0.8
+  until the device saturates).
 
 Every figure is a median over ``repeats`` after warm-up (JAX: ``block_until_ready``;
 PyTorch on CPU is synchronous). JAX and PyTorch run the same architecture, the same
@@ -35,7 +39,7 @@ from absl import app, flags
 
 from benchmarks import common, suites
 
-SECTIONS = ("peak", "env", "data", "flow", "sac", "acting", "e2e", "scaling")
+SECTIONS = ("peak", "env", "data", "flow", "sac", "acting", "e2e", "scaling", "seeds")
 GOALS = {"cpu": {"flow_speedup_vs_torch": 3.0, "sac_speedup_vs_torch": 3.0,
                  "e2e_training_fraction_of_env_only": 0.8},
          "gpu": {"sac_updates_per_s_paper_batch_256": 2000,
@@ -189,6 +193,37 @@ def sac_section(entries, repeats: int, use_torch: bool, fast_compile: bool) -> l
     return records
 
 
+def seeds_section(entries, repeats: int, fast_compile: bool) -> list[dict]:
+    from benchmarks import learner
+    from parrot_jax import parallel
+
+    mesh = parallel.make_mesh(1)
+    records = []
+    singles = {}  # (label, batch) -> one agent's updates/s in the ordinary program
+    for label, network, batch, steps, agents, over in entries:
+        config = learner.rl_config_for("sac", network)
+        described = {"network": config.network.to_dict(), "batch": batch, "devices": 1,
+                     "xla_fast_compile": fast_compile}
+        if (label, batch) not in singles:
+            timing = learner.time_sac(config, batch, mesh, steps, repeats, 1, fast_compile)
+            singles[label, batch] = 1 / timing.seconds_per_call
+            records.append(common.record(
+                f"seeds/{label}_batch_{batch}_single/jax_updates_per_s", singles[label, batch],
+                "updates/s", described, [1 / r for r in timing.repeats]))
+        for s in agents:
+            timing = learner.time_sac_seeds(config, batch, mesh, s, steps, repeats,
+                                            fast_compile, over)
+            rate = s / timing.seconds_per_call
+            config_s = dict(described, agents=s, over=over)
+            name = f"seeds/{label}_{over}_batch_{batch}_{s}_agents"
+            records.append(common.record(f"{name}/jax_updates_per_s", rate, "updates/s",
+                                         config_s, [s / r for r in timing.repeats]))
+            records.append(common.record(f"{name}/fraction_of_independent",
+                                         rate / (s * singles[label, batch]), "ratio",
+                                         config_s, []))
+    return records
+
+
 def acting_section(s: dict, repeats: int, use_torch: bool) -> list[dict]:
     from benchmarks import learner
 
@@ -268,6 +303,8 @@ def run_suite(suite: str, sections, use_torch: bool = True) -> dict:
             records += acting_section(settings["acting"], repeats, use_torch)
         elif section == "e2e":
             records += e2e_section(settings["e2e"], repeats)
+        elif section == "seeds":
+            records += seeds_section(settings["seeds"], repeats, settings["fast_compile"])
         else:
             records += scaling_section(suite, settings["scaling"])
         seconds[section] = time.perf_counter() - start

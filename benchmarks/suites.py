@@ -44,6 +44,9 @@ _FULL = {
             "log_every": 160, "replay_capacity": 20_000, "env_only_steps": 800},
     "scaling": {"flow_model": PAPER_FLOW, "flow_batch": 256, "sac_network": CPU_SAC,
                 "sac_batch": 64, "steps": 3, "devices": (1, 2, 4)},
+    # S independent SAC agents in one program (label, network, batch, updates per
+    # repeat, S values, "vmap" | "map"): total updates/s against S x one agent's
+    "seeds": [("cpu", CPU_SAC, 64, 5, (1, 2, 4), "vmap"), ("cpu", CPU_SAC, 64, 5, (1, 2, 4), "map")],
     "torch_threads": None,  # None: os.cpu_count()
 }
 
@@ -64,6 +67,7 @@ _QUICK = {
             "fast_compile": True},
     "scaling": {"flow_model": TINY_FLOW, "flow_batch": 16, "sac_network": TINY_SAC,
                 "sac_batch": 16, "steps": 2, "devices": (1, 2), "fast_compile": True},
+    "seeds": [("tiny", TINY_SAC, 16, 2, (1, 2), "vmap")],
     "torch_threads": None,
 }
 
@@ -82,6 +86,8 @@ _DEVICE.update({
             ("paper", PAPER_SAC, 1024, 10, 1), ("cpu", CPU_SAC, 64, 40, 8)],
     "acting": {"network": CPU_SAC, "prior_model": PAPER_FLOW, "batches": (1, 16, 256),
                "steps": 50},
+    # three compiles: the curve's shape within the check's 8 minutes
+    "seeds": [("paper", PAPER_SAC, 256, 10, (1, 4, 16), "vmap")],
 })
 _DEVICE["e2e"] = dict(_FULL["e2e"], num_envs=None, num_workers=None, start_steps=1920,
                       total_env_steps=5760, log_every=640)

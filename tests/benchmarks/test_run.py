@@ -13,6 +13,9 @@ from benchmarks import run, suites
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+# The module fixture runs the whole quick suite in a subprocess (minutes on 2 busy cores):
+# the same limit as that subprocess.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,11 @@ def test_every_section_reports_its_figures(quick):
                 "sac/tiny_batch_16/jax_updates_per_s", "sac/tiny_batch_16_fused_2/jax_updates_per_s",
                 "acting/parrot_batch_1/jax_latency_ms", "acting/parrot_batch_4/jax_observations_per_s",
                 "e2e/env_only_steps_per_s", "e2e/parrot_acting_steps_per_s",
-                "e2e/parrot_training_steps_per_s", "e2e/parrot_training_fraction_of_env_only"]
+                "e2e/parrot_training_steps_per_s", "e2e/parrot_training_fraction_of_env_only",
+                "seeds/tiny_batch_16_single/jax_updates_per_s",
+                "seeds/tiny_vmap_batch_16_1_agents/jax_updates_per_s",
+                "seeds/tiny_vmap_batch_16_2_agents/jax_updates_per_s",
+                "seeds/tiny_vmap_batch_16_2_agents/fraction_of_independent"]
     for kind in ("flow", "sac"):
         for mode in ("global", "per_device"):
             expected += [f"scaling/{kind}_{mode}_batch_{n}_devices_updates_per_s" for n in (1, 2)]
@@ -81,6 +88,11 @@ def test_every_section_reports_its_figures(quick):
         jax_rate = by_name["flow/tiny_batch_16/jax_samples_per_s"]["value"]
         torch_rate = by_name["flow/tiny_batch_16/torch_samples_per_s"]["value"]
         assert ratio == pytest.approx(jax_rate / torch_rate, rel=1e-9)
+    seeds = by_name["seeds/tiny_vmap_batch_16_2_agents/fraction_of_independent"]
+    assert seeds["value"] == pytest.approx(
+        by_name["seeds/tiny_vmap_batch_16_2_agents/jax_updates_per_s"]["value"]
+        / (2 * by_name["seeds/tiny_batch_16_single/jax_updates_per_s"]["value"]))
+    assert seeds["config"]["agents"] == 2
     e2e = by_name["e2e/parrot_training_fraction_of_env_only"]
     assert e2e["value"] == pytest.approx(by_name["e2e/parrot_training_steps_per_s"]["value"]
                                          / by_name["e2e/env_only_steps_per_s"]["value"])
