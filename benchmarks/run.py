@@ -17,8 +17,7 @@ Sections (sizes in ``benchmarks/suites.py``):
 - scaling: flow and SAC updates/s on 1, 2, 4 devices (global and per-device batch fixed);
 - seeds: S independent SAC agents updated by one program (``agents.seeds``, vmapped or
   mapped): total updates/s, and its ratio to S times one agent's rate in the ordinary
-  single-agent program (the issue's goal: >= 0.8
-  until the device saturates).
+  single-agent program (the accelerator goal: >= 0.8 until the device saturates).
 
 Every figure is a median over ``repeats`` after warm-up (JAX: ``block_until_ready``;
 PyTorch on CPU is synchronous). JAX and PyTorch run the same architecture, the same

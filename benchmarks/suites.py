@@ -46,7 +46,8 @@ _FULL = {
                 "sac_batch": 64, "steps": 3, "devices": (1, 2, 4)},
     # S independent SAC agents in one program (label, network, batch, updates per
     # repeat, S values, "vmap" | "map"): total updates/s against S x one agent's
-    "seeds": [("cpu", CPU_SAC, 64, 5, (1, 2, 4), "vmap"), ("cpu", CPU_SAC, 64, 5, (1, 2, 4), "map")],
+    "seeds": [("cpu", CPU_SAC, 64, 5, (1, 2, 4), "vmap"),
+              ("cpu", CPU_SAC, 64, 5, (1, 2, 4), "map")],
     "torch_threads": None,  # None: os.cpu_count()
 }
 

@@ -1,5 +1,6 @@
 """Many independent learners in one program: the states of S agents (seeds, or tasks)
-stacked on a leading axis and updated together by ``jax.vmap`` of the learner's update.
+stacked on a leading axis and updated together, in one dispatch, by the learner's update
+(vmapped, or mapped over the agents).
 
 For s = 1..S, in one dispatch,
 
@@ -16,12 +17,11 @@ communication), and replicated otherwise.
 ``over`` chooses how the S updates are batched: ``"vmap"`` (one batched program: per-agent
 weights make every convolution a grouped one) or ``"map"`` (a ``lax.scan`` over the
 agents, unrolled up to 8 as fused updates are: the S updates one after another inside one
-dispatch, each an ordinary single-agent update). On this 2-core
-CPU (``:cpu`` network, batch 64; one agent alone 6.64 updates/s) ``vmap`` gave 2.85 and
-2.10 updates/s in all for S = 2 and 4 (XLA:CPU's grouped convolutions are slow) and
-``map`` 7.45 and 7.79 (one agent already keeps both cores busy); ``map`` with S = 1 is a
-one-iteration loop XLA:CPU runs 5x slower (1.37). On a GPU, ``vmap`` is what can fill the
-device (README "Performance").
+dispatch, each an ordinary single-agent update). On this 2-core CPU (``:cpu`` network,
+batch 64; one agent alone 6.64 updates/s) ``vmap`` gave 2.85 and 2.10 updates/s in all for
+S = 2 and 4 (XLA:CPU's grouped convolutions are slow) and ``map`` 7.45 and 7.79 (one agent
+already keeps both cores busy); ``map`` with S = 1 is a one-iteration loop XLA:CPU runs 5x
+slower (1.37). On a GPU, ``vmap`` is what can fill the device (README "Performance").
 """
 
 from __future__ import annotations
