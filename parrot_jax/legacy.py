@@ -11,8 +11,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
-# RL run configs (experiments/configs/rl.py): section -> {field: value before it existed}.
+# RL run configs (experiments/configs/rl.py): section -> {field: value before it existed};
+# the section ``TOP`` holds fields added at the top level of the config.
+TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
+    TOP: {"pretrained": ""},
     "network": {"trunk": "conv", "freeze_trunk": False},
     # sections added whole (a run written before them held these values)
     "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},
@@ -35,6 +38,9 @@ def without_added_defaults(config: Mapping[str, Any],
     """A copy of ``config`` without the added fields that hold their old value: what the
     config would have been before they existed (for digests that must not change)."""
     config = copy.deepcopy(dict(config))
+    for name, old in added.get(TOP, {}).items():
+        if name in config and config[name] == old:
+            del config[name]
     for section, fields in added.items():
         values = config.get(section)
         if not isinstance(values, dict):

@@ -157,6 +157,8 @@ def test_added_config_fields_at_their_old_value_keep_the_digest():
     old_spec = job.spec()
     for field in legacy.RL_FIELDS["network"]:  # the spec as recorded before the fields existed
         del old_spec["config"]["network"][field]
+    for field in legacy.RL_FIELDS[legacy.TOP]:  # and at the top level
+        del old_spec["config"][field]
     assert jobs.digest(old_spec) == jobs.digest(job.spec())
     config.network.trunk = "prior_encoder"
     assert jobs.digest(jobs.Job(job.name, "rl", config).spec()) != jobs.digest(old_spec)
@@ -167,9 +169,11 @@ def test_legacy_fields():
         "hidden": [8], "trunk": "conv", "freeze_trunk": False}
     assert legacy.with_added_fields("network", {"trunk": "prior_encoder"})["trunk"] == \
         "prior_encoder"
-    config = {"network": {"trunk": "conv", "freeze_trunk": True}, "seed": 0}
+    config = {"network": {"trunk": "conv", "freeze_trunk": True}, "seed": 0, "pretrained": ""}
     assert legacy.without_added_defaults(config, legacy.RL_FIELDS) == {
         "network": {"freeze_trunk": True}, "seed": 0}
+    assert legacy.without_added_defaults({**config, "pretrained": "runs/vae"},
+                                         legacy.RL_FIELDS)["pretrained"] == "runs/vae"
     assert config["network"]["trunk"] == "conv"  # a copy: the argument is left as it was
 
 

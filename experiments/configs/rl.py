@@ -39,6 +39,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.env = "parrot/PickUpCan-v0"
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
+    # workdir of experiments.pretrain whose frozen encoder vae_features reads (kind "vae")
+    config.pretrained = ""
     config.seed = 0
 
     config.num_envs = 4  # envs stepped together; each pool step is num_envs env steps

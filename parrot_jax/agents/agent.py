@@ -20,6 +20,10 @@
   ``prior.sample(z ~ N(0, I), s)`` instead of the policy's action with probability
   ``epsilon`` (paper: 0.9); the buffer stores the executed action. Evaluation uses the
   policy alone.
+- ``vae_features`` (paper section 5.1): ``sac`` on the frozen features ``mu(s)`` of a beta-VAE
+  pretrained on the prior dataset's images (``parrot_jax.pretrained.vae``, trained by
+  ``experiments.pretrain``): the features are the critic's shared trunk, under
+  ``stop_gradient``, and the actor reads them too.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -48,18 +52,24 @@ from parrot_jax.agents import awac, awr, iql, sac
 from parrot_jax.agents.networks import Actor, Critic, Value, mode
 from parrot_jax.flows.prior import BehavioralPrior, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
+from parrot_jax.pretrained import vae as vae_model
 
-AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac")
+AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features")
 NEEDS_PRIOR = ("parrot", "prior_explore")
+# Agents that see observations through a frozen pretrained encoder (the observation
+# transform): agent -> the ``kind`` of ``experiments.pretrain`` run whose encoder it reads
+# (``config.pretrained``), and the module building that encoder from the run's model.
+FEATURE_AGENTS = {"vae_features": "vae"}
 # How each agent learns: a module of pure updates, and its hyperparameters' class and
 # config section (besides the shared ``sac`` section).
 LEARNERS = {"iql": (iql, iql.Hyperparams, "iql"), "awac": (awac, awac.Hyperparams, "awac")}
 SAC_LEARNER = (sac, sac.Hyperparams, None)
 # Agents whose policy acts in the env's action space: reward-labelled data of that space
 # can train them offline and seed their batches (``config.offline``).
-ACTION_SPACE_AGENTS = ("sac", "bc_sac", "prior_explore", "iql", "awac")
+ACTION_SPACE_AGENTS = ("sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features")
 # The shared trunk: the paper's conv trunk trained by the critic, or the behavioral prior's
-# image encoder psi, started from its trained parameters (``with_prior_trunk``).
+# image encoder psi, started from its trained parameters (``with_pretrained_trunk``).
+# ``FEATURE_AGENTS`` set their own (a frozen pretrained encoder).
 TRUNKS = ("conv", "prior_encoder")
 
 
@@ -137,11 +147,13 @@ def box_bounds(action_space) -> tuple[float, float]:
 def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                action_shape, action_bounds=(-1.0, 1.0),
                prior_model: Mapping[str, Any] | None = None,
-               prior_image_shape=None) -> Agent:
+               prior_image_shape=None, pretrained_model: Mapping[str, Any] | None = None,
+               pretrained_image_shape=None) -> Agent:
     """The agent described by a run config (a ``ConfigDict`` or its JSON ``dict``).
 
     ``prior_model``: the prior's model config (``config.json``'s ``model``), needed by
-    ``parrot`` and ``prior_explore``.
+    ``parrot`` and ``prior_explore``; ``pretrained_model``: the model config of the
+    ``experiments.pretrain`` run whose encoder a ``FEATURE_AGENTS`` agent reads.
     """
     name = config["agent"]
     check_agent_name(name)
@@ -170,7 +182,12 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                 mean_bound = config["parrot"]["z_mean_bound"]
                 log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
     channels, hidden = tuple(net["channels"]), tuple(net["hidden"])
-    encoder = _trunk_encoder(name, net, prior_flow)
+    if name in FEATURE_AGENTS:
+        encoder = _feature_encoder(name, net, pretrained_model, pretrained_image_shape,
+                                   observation_shape)
+        net = {**net, "shared_trunk": True, "freeze_trunk": True}
+    else:
+        encoder = _trunk_encoder(name, net, prior_flow)
     critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
                     encoder, bool(net["freeze_trunk"]))
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
@@ -215,9 +232,30 @@ def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
     return flow_encoder(prior_flow)
 
 
-def with_prior_trunk(agent: Agent, state: sac.SACState, prior_params: Any) -> sac.SACState:
-    """``state`` with the critic's encoder trunk, and its target's, set to the prior's
-    trained encoder (``network.trunk="prior_encoder"``); ``state`` itself otherwise.
+def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
+                     observation_shape) -> Any:
+    """The frozen encoder a ``FEATURE_AGENTS`` agent reads (its parameters are copied in
+    from the pretrained run by ``with_pretrained_trunk``)."""
+    kind = FEATURE_AGENTS[name]
+    if net["trunk"] != "conv":
+        raise ValueError(f"agent {name!r} reads a pretrained {kind}'s features; "
+                         f"network.trunk={net['trunk']!r} cannot replace them (leave it 'conv')")
+    if model is None:
+        raise ValueError(f"agent {name!r} needs a pretrained {kind}: pass "
+                         f"--config.pretrained=WORKDIR (written by experiments.pretrain "
+                         f"--config=experiments/configs/pretrain.py:{kind})")
+    if tuple(image_shape) != tuple(observation_shape):
+        raise ValueError(f"the pretrained {kind} was trained on images of shape "
+                         f"{tuple(image_shape)}, but the env's observations have shape "
+                         f"{tuple(observation_shape)}")
+    return vae_model.features_encoder(vae_model.make_vae(model, image_shape))
+
+
+def with_pretrained_trunk(agent: Agent, state: sac.SACState, params: Any) -> sac.SACState:
+    """``state`` with the critic's encoder trunk, and its target's, set to the trained
+    encoder ``params["encoder"]`` of a pretrained model: the prior's
+    (``network.trunk="prior_encoder"``) or a ``FEATURE_AGENTS`` agent's VAE; ``state``
+    itself when the trunk is the conv trunk.
 
     The critic's optimizer state needs no change: Adam's moments start at zero whatever the
     parameters are."""
@@ -226,7 +264,7 @@ def with_prior_trunk(agent: Agent, state: sac.SACState, prior_params: Any) -> sa
     # Copies: the update donates the state's buffers, which must be neither the prior's
     # (acting still reads them) nor shared between the critic and its target.
     critic = {**state.critic_params,
-              "encoder": jax.tree.map(lambda x: x.copy(), prior_params["encoder"])}
+              "encoder": jax.tree.map(lambda x: x.copy(), params["encoder"])}
     target = jax.tree.map(lambda x: x.copy(), critic)
     return state.replace(critic_params=critic, target_critic_params=target)
 

@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from parrot_jax import parallel
 from parrot_jax.agents.agent import Agent
-from parrot_jax.flows.programs import FAST_COMPILE
+from parrot_jax.pretrained.loop import FAST_COMPILE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from parrot_jax import fused, parallel
 from parrot_jax.agents.agent import Agent
 from parrot_jax.agents.programs import Programs
-from parrot_jax.flows.programs import FAST_COMPILE
+from parrot_jax.pretrained.loop import FAST_COMPILE
 
 
 OVER = ("vmap", "map")

@@ -49,8 +49,8 @@ import tqdm
 
 from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
-from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, LEARNERS, NEEDS_PRIOR, Agent, \
-    acting_params, box_bounds, check_agent_name, make_agent, with_prior_trunk
+from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, FEATURE_AGENTS, LEARNERS, NEEDS_PRIOR, \
+    Agent, acting_params, box_bounds, check_agent_name, make_agent, with_pretrained_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -61,15 +61,16 @@ from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
 from parrot_jax.flows.prior import check_prior_dir, load_prior
 from parrot_jax.metrics import MetricWriter
+from parrot_jax.pretrained.vae import load_vae, read_vae_config
 from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
 # (and on the agent's own section of the config, AGENT_SECTIONS).
 RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_size",
-                "updates_per_env_step", "prior_model", "offline")
+                "updates_per_env_step", "prior_model", "offline", "pretrained_model")
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
-                  "sac": (), "iql": ("iql",), "awac": ("awac",)}
+                  "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": ()}
 OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
 
 
@@ -126,6 +127,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if config.agent in NEEDS_PRIOR and not config.prior:
         raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
                          "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
+    if config.agent in FEATURE_AGENTS and not config.pretrained:
+        kind = FEATURE_AGENTS[config.agent]
+        raise ValueError(f"agent {config.agent!r} needs a pretrained {kind}: pass "
+                         "--config.pretrained=WORKDIR (written by experiments.pretrain "
+                         f"--config=experiments/configs/pretrain.py:{kind})")
     if config.agent == "bc_sac" and not config.dataset:
         raise ValueError("agent 'bc_sac' clones the prior dataset: pass --config.dataset=DIR "
                          "(written by experiments.collect_data)")
@@ -195,6 +201,8 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
         check_prior_dir(config.prior)
     if config.agent == "bc_sac":
         run_config.check_datasets(config.dataset)
+    if config.agent in FEATURE_AGENTS:
+        read_vae_config(config.pretrained)
     if config.offline.dataset:
         transitions.check_spec(config.offline.dataset)
 
@@ -211,9 +219,10 @@ def load_offline_data(config, pool: EnvPool) -> transitions.Transitions | None:
     return data.with_zero_rewards() if config.offline.rewards == "zero" else data
 
 
-def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
-    """``config.json``: the config plus the env's spaces and the prior's model, which
-    ``load_agent`` needs to rebuild the agent from the workdir alone."""
+def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any]:
+    """``config.json``: the config plus the env's spaces and the prior's (or pretrained
+    encoder's) model, which ``load_agent`` needs to rebuild the agent from the workdir
+    alone."""
     description = run_config.to_json(config.to_dict())
     obs_space, act_space = pool.single_observation_space, pool.single_action_space
     description["spaces"] = {
@@ -228,6 +237,12 @@ def describe_run(config, pool: EnvPool, prior) -> dict[str, Any]:
         description["prior_image_shape"] = list(prior.image_shape)
         description["prior_source"] = {"workdir": os.path.abspath(config.prior),
                                        "step": prior.step}
+    description["pretrained_model"] = None
+    if pretrained is not None:
+        description["pretrained_model"] = pretrained.model_config
+        description["pretrained_image_shape"] = list(pretrained.image_shape)
+        description["pretrained_source"] = {"workdir": os.path.abspath(config.pretrained),
+                                            "step": pretrained.step}
     return description
 
 
@@ -235,7 +250,9 @@ def agent_from_description(description: dict[str, Any]) -> Agent:
     spaces = description["spaces"]
     return make_agent(description, spaces["observation_shape"], spaces["observation_dtype"],
                       spaces["action_shape"], spaces["action_bounds"],
-                      description.get("prior_model"), description.get("prior_image_shape"))
+                      description.get("prior_model"), description.get("prior_image_shape"),
+                      description.get("pretrained_model"),
+                      description.get("pretrained_image_shape"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +267,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Trains (or resumes, or finds finished) the run in ``workdir``."""
     check_inputs(config)
     prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
+    pretrained = load_vae(config.pretrained) if config.agent in FEATURE_AGENTS else None
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_size(config.batch_size, mesh)
     fused, every = pool_schedule(config.num_envs, config.updates_per_env_step)
@@ -258,7 +276,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
             check_compatible(prior, config.env, pool.single_observation_space,
                              pool.single_action_space)
         data = load_offline_data(config, pool)
-        description = describe_run(config, pool, prior)
+        description = describe_run(config, pool, prior, pretrained)
         if data is not None:
             description["offline_data"] = transitions.describe(data)
         agent = agent_from_description(description)
@@ -276,7 +294,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         try:
             fresh = checkpoints.latest_step() is None
             state, prior_params, env_steps = _initial_state(
-                agent, programs, checkpoints, config, prior)
+                agent, programs, checkpoints, config, prior, pretrained)
             if env_steps >= config.total_env_steps:
                 logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
                 return Result(env_steps, state, acting_params(state, prior_params), {})
@@ -291,16 +309,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
             checkpoints.close()
 
 
-def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior
-                   ) -> tuple[SACState, Any, int]:
-    """Fresh state (after behaviour cloning for bc_sac), or the latest checkpoint's."""
+def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior,
+                   pretrained=None) -> tuple[SACState, Any, int]:
+    """Fresh state (its trunk from the prior or the pretrained encoder where the agent
+    reads one, after behaviour cloning for bc_sac), or the latest checkpoint's."""
     rng = jax.random.key(config.seed)
     step = checkpoints.latest_step()
     prior_params = None if prior is None else jax.device_put(prior.params, programs.replicated)
     if step is None:
         state = programs.init(rng)
-        if prior_params is not None:
-            state = jax.device_put(with_prior_trunk(agent, state, prior_params),
+        trunk_source = prior_params if pretrained is None else pretrained.params
+        if trunk_source is not None:
+            state = jax.device_put(with_pretrained_trunk(agent, state, trunk_source),
                                    programs.replicated)
         if agent.name == "bc_sac":
             state = jax.device_put(_behaviour_cloning(agent, state, config), programs.replicated)

@@ -61,3 +61,23 @@ def _random_shard(rng, lengths, first_frame, image_shape, action_dim) -> dict:
         "final_observations": rng.integers(0, 256, (episodes,) + tuple(image_shape),
                                            dtype=np.uint8),
     }
+
+
+def write_frames_dataset(root: str, observations: np.ndarray, actions: np.ndarray,
+                         episode_length: int) -> None:
+    """A one-shard dataset at ``root`` holding exactly these frames and actions, in
+    episodes of ``episode_length`` steps (zero rewards; task ``synthetic/A-v0``)."""
+    steps = len(actions)
+    if steps % episode_length:
+        raise ValueError(f"{steps} frames do not split into episodes of {episode_length}")
+    lengths = np.full(steps // episode_length, episode_length, np.int64)
+    arrays = {"observations": observations, "actions": actions.astype(np.float32),
+              "rewards": np.zeros(steps, np.float32), "episode_lengths": lengths,
+              "episode_tasks": np.zeros(len(lengths), np.int64),
+              "episode_seeds": np.arange(len(lengths), dtype=np.int64),
+              "final_observations": observations[lengths.cumsum() - 1]}
+    fmt.write_shard(root, 0, arrays, [ENV_IDS[0]])
+    header = fmt.read_shard_json(os.path.join(root, fmt.SHARDS, fmt.shard_name(0)))
+    io.write_json(os.path.join(root, fmt.METADATA), {
+        "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION, "seeds": [0],
+        "created": provenance.utc_now(), "complete": True, **fmt.shard_summary({0: header})})

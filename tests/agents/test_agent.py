@@ -1,4 +1,4 @@
-"""The four agents on the suite's real spaces: shapes, what reaches the env, PARROT at init."""
+"""The agents on the suite's real spaces: shapes, what reaches the env, PARROT at init."""
 
 import jax
 import jax.numpy as jnp
@@ -8,13 +8,15 @@ from scipy import stats
 
 from experiments.configs import rl
 from parrot_jax.agents import sac
-from parrot_jax.agents.agent import AGENTS, acting_params, make_agent, with_prior_trunk
+from parrot_jax.agents.agent import AGENTS, acting_params, make_agent, with_pretrained_trunk
 from parrot_jax.agents.programs import act, compile_programs
 from parrot_jax import parallel
 from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior
+from parrot_jax.pretrained.vae import init_params as init_vae, make_vae
 from tests.flows.prior_workdir import TINY_MODEL
 
 OBS, ACTIONS = (48, 48, 3), (7,)
+TINY_VAE = {"channels": 4, "num_residual": 1, "latent_dim": 6}
 
 
 def _agent(name, **overrides):
@@ -23,7 +25,7 @@ def _agent(name, **overrides):
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         (config[section] if section else config)[field] = value
-    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS)
+    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS, TINY_VAE, OBS)
 
 
 
@@ -129,7 +131,7 @@ def test_prior_encoder_trunk_starts_from_the_prior_and_freezes(freeze):
                                 "network.freeze_trunk": freeze})
     programs = compile_programs(agent, parallel.make_mesh(1), OBS, "uint8", 1, True)
     prior_params = _params(agent)["prior"]
-    state = with_prior_trunk(agent, programs.init(jax.random.key(0)), prior_params)
+    state = with_pretrained_trunk(agent, programs.init(jax.random.key(0)), prior_params)
     assert "encoder" in state.critic_params and "trunk" not in state.critic_params
     images = _images(6)
     prior = BehavioralPrior(agent.prior_flow, prior_params, OBS)
@@ -155,11 +157,48 @@ def test_prior_encoder_trunk_starts_from_the_prior_and_freezes(freeze):
     np.testing.assert_allclose(actions, prior.sample(z, images), atol=1e-5)
 
 
-def test_conv_trunk_is_left_alone_by_with_prior_trunk():
+def test_conv_trunk_is_left_alone_by_with_pretrained_trunk():
     agent = _agent("parrot")
     state = sac.init_state(agent.networks, agent.hp, jax.random.key(0),
                            jnp.zeros(OBS, jnp.uint8))
-    assert with_prior_trunk(agent, state, {"encoder": None}) is state
+    assert with_pretrained_trunk(agent, state, {"encoder": None}) is state
+
+
+def test_vae_features_reads_the_frozen_vae_mean():
+    agent = _agent("vae_features")  # the config's separate trunks: the agent sets its own
+    critic = agent.networks.critic
+    assert critic.shared_trunk and critic.freeze_trunk and not agent.networks.actor.own_trunk
+    vae = make_vae(TINY_VAE, OBS)
+    vae_params = init_vae(vae, jax.random.key(4))
+    programs = compile_programs(agent, parallel.make_mesh(1), OBS, "uint8", 1, True)
+    state = with_pretrained_trunk(agent, programs.init(jax.random.key(0)), vae_params)
+    images = _images(6)
+    mean, _ = vae.apply({"params": vae_params}, images, method="encode")
+    np.testing.assert_array_equal(
+        critic.apply({"params": state.critic_params}, images, method="encode"), mean)
+    batch = {"observations": images, "next_observations": _images(6, 1),
+             "actions": np.zeros((6, 7), np.float32), "rewards": np.ones(6, np.float32),
+             "terminated": np.zeros(6, bool)}
+    for _ in range(3):
+        state, _ = programs.update(state, batch)
+    jax.tree.map(np.testing.assert_array_equal, state.critic_params["encoder"],
+                 vae_params["encoder"])  # frozen: no loss moves it
+    policy, env = act(agent, acting_params(state), images, jax.random.key(1))
+    assert policy.shape == env.shape == (6, 7)
+
+
+def test_vae_features_errors_are_named():
+    config = rl.get_config("tiny")
+    config.agent = "vae_features"
+    with pytest.raises(ValueError, match="needs a pretrained vae: pass --config.pretrained"):
+        make_agent(config, OBS, "uint8", ACTIONS)
+    with pytest.raises(ValueError, match=r"trained on images of shape \(64, 64, 3\), but the "
+                                         r"env's observations have shape \(48, 48, 3\)"):
+        make_agent(config, OBS, "uint8", ACTIONS, pretrained_model=TINY_VAE,
+                   pretrained_image_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="network.trunk='prior_encoder' cannot replace them"):
+        _agent("vae_features", **{"network.shared_trunk": True,
+                                  "network.trunk": "prior_encoder"})
 
 
 def test_bad_trunks_are_named():

@@ -19,6 +19,7 @@ from parrot_jax.agents import train
 from parrot_jax.agents.evaluate import evaluate_agent, load_agent
 from parrot_jax.agents.programs import act
 from parrot_jax.data.synthetic import write_synthetic_dataset
+from parrot_jax.pretrained.vae import load_vae, write_initial_vae
 from tests.flows.prior_workdir import write_prior
 
 POINT_ENV = "tests.agents.point_env:PointReach-v0"
@@ -27,6 +28,12 @@ POINT_ENV = "tests.agents.point_env:PointReach-v0"
 @pytest.fixture(scope="module")
 def prior_dir(tmp_path_factory):
     return write_prior(tmp_path_factory.mktemp("prior"))
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory):
+    return write_initial_vae(str(tmp_path_factory.mktemp("vae")),
+                             {"channels": 4, "num_residual": 1, "latent_dim": 6})
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +56,13 @@ def _rows(workdir):
     return metrics.read_jsonl(os.path.join(workdir, metrics.JSONL))
 
 
-@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore", "iql", "awac"])
-def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, tmp_path):
+@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore", "iql", "awac",
+                                   "vae_features"])
+def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, vae_dir,
+                                                     tmp_path):
     workdir = str(tmp_path / agent)
-    result = train.train(_config(agent, prior_dir, dataset_dir), workdir)
+    pretrained = {"pretrained": vae_dir} if agent == "vae_features" else {}
+    result = train.train(_config(agent, prior_dir, dataset_dir, **pretrained), workdir)
     assert result.env_steps == 120
     # start_steps=40 of 120 env steps, 2 envs, 1 update per env step
     assert int(result.state.step) == 80
@@ -83,6 +93,11 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
     assert rollouts.frames[0].shape == (26, 48, 48, 3)  # reset image + 25 steps
     if agent == "bc_sac":  # behaviour cloning moved the actor away from its zero init
         assert np.abs(np.asarray(params["actor"]["head"]["out"]["kernel"])).max() > 0
+    if agent == "vae_features":  # the critic's trunk is the VAE's encoder, still frozen
+        jax.tree.map(np.testing.assert_array_equal, params["critic"]["encoder"],
+                     load_vae(vae_dir).params["encoder"])
+        with open(os.path.join(workdir, "config.json")) as f:
+            assert json.load(f)["pretrained_source"]["workdir"] == os.path.abspath(vae_dir)
 
 
 def _same_rows(a, b):
@@ -240,7 +255,7 @@ def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore, "
-                                         "iql, awac"):
+                                         "iql, awac, vae_features"):
         train.train(_config("dqn"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
         train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
@@ -264,7 +279,16 @@ def test_bad_input_fails_before_training(prior_dir, tmp_path):
         train.train(_config("sac", total_env_steps=121), str(tmp_path / "h"))
     with pytest.raises(ValueError, match="updates_per_env_step=0.3"):
         train.train(_config("sac", updates_per_env_step=0.3), str(tmp_path / "i"))
-    for name in "abcdefghi":  # nothing was trained: no checkpoint anywhere
+    with pytest.raises(ValueError, match="needs a pretrained vae: pass --config.pretrained"):
+        train.train(_config("vae_features"), str(tmp_path / "j"))
+    with pytest.raises(FileNotFoundError, match="no pretrained VAE here"):
+        train.train(_config("vae_features", pretrained=str(tmp_path / "missing")),
+                    str(tmp_path / "k"))
+    wrong_vae = write_initial_vae(str(tmp_path / "vae64"), {"channels": 4, "num_residual": 1,
+                                                            "latent_dim": 6}, (64, 64, 3))
+    with pytest.raises(ValueError, match=r"trained on images of shape \(64, 64, 3\)"):
+        train.train(_config("vae_features", pretrained=wrong_vae), str(tmp_path / "l"))
+    for name in "abcdefghijkl":  # nothing was trained: no checkpoint anywhere
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 

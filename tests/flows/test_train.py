@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from experiments.configs import prior as prior_config
-from parrot_jax import checkpoint, io, metrics, provenance
-from parrot_jax.data import DatasetError, format as fmt, load_dataset
+from parrot_jax import checkpoint, io, metrics
+from parrot_jax.data import DatasetError, load_dataset
 from parrot_jax.data.sampling import BatchSampler
-from parrot_jax.data.synthetic import write_synthetic_dataset
+from parrot_jax.data.synthetic import write_frames_dataset, write_synthetic_dataset
 from parrot_jax.flows import run_config, train, train_state
 from parrot_jax.flows.prior import load_prior, make_flow
 
@@ -233,22 +233,6 @@ def test_bad_settings_are_named(dataset, tmp_path):
         train.train_and_evaluate(_config(dataset, augment_pad=-1), str(tmp_path))
 
 
-def _write_dataset(root, observations, actions, episode_length):
-    """A dataset in the on-disk format holding exactly these frames and actions."""
-    steps = len(actions)
-    lengths = np.full(steps // episode_length, episode_length, np.int64)
-    arrays = {"observations": observations, "actions": actions.astype(np.float32),
-              "rewards": np.zeros(steps, np.float32), "episode_lengths": lengths,
-              "episode_tasks": np.zeros(len(lengths), np.int64),
-              "episode_seeds": np.arange(len(lengths), dtype=np.int64),
-              "final_observations": observations[lengths.cumsum() - 1]}
-    fmt.write_shard(str(root), 0, arrays, ["synthetic/A-v0"])
-    header = fmt.read_shard_json(os.path.join(root, fmt.SHARDS, fmt.shard_name(0)))
-    io.write_json(os.path.join(root, fmt.METADATA), {
-        "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION, "seeds": [0],
-        "created": provenance.utc_now(), "complete": True, **fmt.shard_summary({0: header})})
-
-
 def test_actions_depend_on_the_image_after_training(tmp_path):
     # Black-image episodes act near +0.5, white-image episodes near -0.5.
     rng = np.random.default_rng(0)
@@ -257,7 +241,7 @@ def test_actions_depend_on_the_image_after_training(tmp_path):
     observations = np.broadcast_to((255 * white)[:, None, None, None].astype(np.uint8),
                                    (episodes * length, 48, 48, 3)).copy()
     actions = (0.5 - white)[:, None] + 0.1 * rng.normal(size=(episodes * length, 7))
-    _write_dataset(tmp_path / "data", observations, actions, length)
+    write_frames_dataset(str(tmp_path / "data"), observations, actions, length)
     config = _config(tmp_path / "data", num_steps=150, log_every=50, eval_every=50,
                      checkpoint_every=150)
     train.train_and_evaluate(config, str(tmp_path / "run"))

@@ -1,0 +1,84 @@
+"""Models pretrained from the prior dataset for the paper's baselines (``experiments.pretrain``).
+
+    python -m experiments.pretrain --config=experiments/configs/pretrain.py:vae \
+        --config.dataset=runs/data/prior --workdir=runs/vae
+
+Variants ``KIND[,SCALE]``:
+- ``vae``: the beta-VAE of VAE-features (paper section 5.1, appendix B: the "standard
+  CIFAR-10 VAE", Adam lr 1e-3, batch 128, 1.5M updates). What the paper leaves open is
+  ``../shared/BASELINES.md``'s assumption: 64 latent features, beta 1, squared-error
+  reconstruction. The RL agent ``vae_features`` reads its frozen ``mu(s)``.
+- ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (32 channels, 20K updates of
+  64 images: about 15 minutes on 2 CPU cores) or ``tiny`` (seconds; tests and smoke runs).
+
+The loop's fields (budget, logging, checkpoints, devices, prefetching) mean what they do
+in ``experiments/configs/prior.py``.
+"""
+
+import ml_collections
+
+KINDS = ("vae",)
+
+
+def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
+    kind, _, scale = (variant or "vae").partition(",")
+    if kind not in KINDS or scale not in ("", "cpu", "tiny"):
+        raise ValueError(f"unknown pretrain config variant {variant!r}; expected KIND[,SCALE] "
+                         f"with KIND one of {KINDS} and SCALE '', 'cpu' or 'tiny'")
+    config = ml_collections.ConfigDict()
+    config.kind = kind
+    config.dataset = ""  # required: DIR or DIR1,DIR2 (written by experiments.collect_data)
+    config.max_episodes = 0  # 0: every episode; N: the dataset's first N
+    config.in_memory = False  # read all images into RAM (small datasets: faster batches)
+    config.validation_fraction = 0.05  # episodes held out for the validation losses
+    config.seed = 0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.channels = 256
+    config.model.num_residual = 2
+    config.model.latent_dim = 64
+    config.beta = ml_collections.ConfigDict()  # the KL weight (losses.beta_schedule)
+    config.beta.value = 1.0
+    config.beta.midpoint = 0.0  # logistic anneal: value / 2 at this update ...
+    config.beta.width = 0.0  # ... over this many updates; 0: constant
+
+    config.learning_rate = 1e-3
+    config.grad_clip_norm = ml_collections.config_dict.placeholder(float)  # None: off
+    config.batch_size = 128
+    config.num_steps = 1_500_000
+    config.steps_per_dispatch = 1
+
+    config.log_every = 1000
+    config.eval_every = 10_000
+    config.eval_batches = 8
+    config.checkpoint_every = 10_000
+    config.max_checkpoints = 3
+    config.prefetch = 4
+    config.prefetch_threads = 2
+    config.num_devices = 0
+    config.distributed = False
+    config.progress = True
+    config.fast_compile = False
+
+    if scale == "cpu":
+        config.in_memory = True
+        config.model.channels = 32
+        config.batch_size = 64
+        config.num_steps = 20_000
+        config.log_every = 500
+        config.eval_every = 2000
+        config.checkpoint_every = 2000
+    elif scale == "tiny":
+        config.model.channels = 4
+        config.model.num_residual = 1
+        config.model.latent_dim = 4
+        config.batch_size = 16
+        config.num_steps = 20
+        config.log_every = 10
+        config.eval_every = 10
+        config.eval_batches = 2
+        config.checkpoint_every = 10
+        config.prefetch = 2
+        config.progress = False
+        config.fast_compile = True
+    return config

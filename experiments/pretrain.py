@@ -1,0 +1,37 @@
+"""Pretrains a baseline's model on the prior dataset; rerun the same command to resume.
+
+    python -m experiments.pretrain --config=experiments/configs/pretrain.py:vae \
+        --config.dataset=runs/data/prior --workdir=runs/vae
+
+Writes ``WORKDIR/config.json`` (with ``kind``), ``WORKDIR/checkpoints/`` and metrics
+(``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``), as ``experiments.train_prior`` does
+for the flow. ``kind="vae"``: load it with ``parrot_jax.pretrained.vae.load_vae(WORKDIR)``,
+or train the ``vae_features`` agent on it (``experiments.train_rl
+--config.agent=vae_features --config.pretrained=WORKDIR``).
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.common import check_or_exit, define_distributed_flags, run_resumable
+from parrot_jax.pretrained import vae_train
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pretrain.py",
+                                          "Pretraining config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
+                               required=True)
+_JOIN_DISTRIBUTED = define_distributed_flags()
+TRAINERS = {"vae": vae_train}  # config.kind -> the module that trains it
+
+
+def main(argv):
+    del argv
+    _JOIN_DISTRIBUTED()
+    trainer = TRAINERS[_CONFIG.value.kind]
+    check_or_exit(trainer.VAE.check_inputs, _CONFIG.value)
+    state = run_resumable(trainer.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
+    print(f"{_WORKDIR.value}: {_CONFIG.value.kind} at step {int(state.step)}")
+
+
+if __name__ == "__main__":
+    app.run(main)
