@@ -6,6 +6,8 @@ call that runs it, the same call as the kind's own binary:
 
 - ``collect``: ``parrot_jax.data.collect.collect(config, out)`` (``experiments.collect_data``);
 - ``prior``: ``parrot_jax.flows.train.train_and_evaluate(config, out)`` (``train_prior``);
+- ``pretrain``: ``parrot_jax.pretrained.train.train_and_evaluate(config, out)``
+  (``pretrain``: a baseline's model, e.g. VAE-features' VAE);
 - ``rl``: ``parrot_jax.agents.train.train(config, out)`` (``train_rl``);
 - ``prior_rollouts``: ``experiments.prior_rollouts.run`` (``evaluate_prior``).
 
@@ -48,7 +50,7 @@ import ml_collections
 
 from parrot_jax import io, legacy, provenance
 
-KINDS = ("collect", "prior", "rl", "prior_rollouts")
+KINDS = ("collect", "prior", "pretrain", "rl", "prior_rollouts")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds experiments/
 
 
@@ -184,6 +186,12 @@ def _prior(config, out):
     train_and_evaluate(config, out)
 
 
+def _pretrain(config, out):
+    from parrot_jax.pretrained.train import train_and_evaluate
+
+    train_and_evaluate(config, out)
+
+
 def _rl(config, out):
     from parrot_jax.agents.train import train
 
@@ -197,8 +205,8 @@ def _prior_rollouts(config, out):
                        config.num_envs, config.workers, out, gif_episodes=config.gif_episodes)
 
 
-RUNNERS: dict[str, Callable] = {"collect": _collect, "prior": _prior, "rl": _rl,
-                                "prior_rollouts": _prior_rollouts}
+RUNNERS: dict[str, Callable] = {"collect": _collect, "prior": _prior, "pretrain": _pretrain,
+                                "rl": _rl, "prior_rollouts": _prior_rollouts}
 
 
 class JobLocked(RuntimeError):

@@ -9,8 +9,9 @@ figures have one name, so a sweep of several figures runs them once:
 - ``priors/both_N``: the prior on the first N trajectories of ``data/both`` (Figure 6's
   dataset sizes are prefixes of one dataset; N = ``num_trajectories`` is the prior of
   Figures 4, 5 and 7); ``priors/grasp``, ``priors/place``;
+- ``pretrained/vae``: VAE-features' VAE, on the main prior's trajectories of ``data/both``;
 - ``rl/METHOD/TASK/seedS``: ``parrot``, ``sac``, ``bc_sac``, ``prior_explore`` (with the
-  main prior), ``parrot_N`` (Figure 6), ``parrot_grasp`` / ``parrot_place`` (Figure 7);
+  main prior), ``vae_features`` (with ``pretrained/vae``), ``parrot_N`` (Figure 6), ``parrot_grasp`` / ``parrot_place`` (Figure 7);
 - ``fig4/rollouts``: the main prior beside random actions on the test tasks.
 """
 
@@ -27,7 +28,11 @@ from parrot_jax import io
 
 FIGURES = ("fig4", "fig5", "fig6", "fig7", "offline")
 LABELS = {"parrot": "PARROT", "sac": "SAC", "bc_sac": "BC-SAC",
-          "prior_explore": "Prior-explore", "iql": "IQL", "awac": "AWAC"}
+          "prior_explore": "Prior-explore", "iql": "IQL", "awac": "AWAC",
+          "vae_features": "VAE-features"}
+# Agents reading a model pretrained on the prior data -> its kind (``experiments.pretrain``;
+# ``parrot_jax.agents.agent.FEATURE_AGENTS``; planning a sweep does not import the agents).
+PRETRAINED_AGENTS = {"vae_features": "vae"}
 OFFLINE_AGENTS = ("iql", "awac")  # pretrained on the task's reward-labelled data
 _TRAIN = {"both": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
           "grasp": ("parrot/GraspTrain-v0",), "place": ("parrot/PickPlaceTrain-v0",)}
@@ -107,6 +112,13 @@ class _Planner:
             name = f"priors/{kind}"
         return self._add(Job(name, "prior", c, (data,)))
 
+    def pretrained(self, kind: str) -> str:
+        """A baseline's model pretrained on the main prior's trajectories of data/both."""
+        data = self.data("both")
+        c = copy.deepcopy(self.config.pretrain[kind])
+        c.dataset, c.max_episodes = self._path(data), self.config.num_trajectories
+        return self._add(Job(f"pretrained/{kind}", "pretrain", c, (data,)))
+
     def labelled_data(self, env_id: str) -> str:
         """Scripted episodes of a test task with its rewards, failures kept."""
         f = self.config.offline
@@ -128,6 +140,10 @@ class _Planner:
             data = self.data("both")
             c.dataset = self._path(data)
             deps.append(data)
+        if agent in PRETRAINED_AGENTS:
+            model = self.pretrained(PRETRAINED_AGENTS[agent])
+            c.pretrained = self._path(model)
+            deps.append(model)
         if agent in OFFLINE_AGENTS:
             data = self.labelled_data(env_id)
             c.offline.dataset = self._path(data)
@@ -231,7 +247,8 @@ def read_manifest(workdir: str, missing_ok: bool = False) -> dict:
 
 def totals(jobs: list[Job]) -> dict[str, int]:
     """The work a sweep's jobs ask for, from their configs."""
-    out = {"trajectories": 0, "prior_steps": 0, "prior_samples": 0, "rl_runs": 0,
+    out = {"trajectories": 0, "prior_steps": 0, "prior_samples": 0, "pretrain_steps": 0,
+           "rl_runs": 0,
            "rl_env_steps": 0, "rl_updates": 0, "rollout_episodes": 0}
     for job in jobs:
         c = job.config
@@ -240,6 +257,8 @@ def totals(jobs: list[Job]) -> dict[str, int]:
         elif job.kind == "prior":
             out["prior_steps"] += c.num_steps
             out["prior_samples"] += c.num_steps * c.batch_size
+        elif job.kind == "pretrain":
+            out["pretrain_steps"] += c.num_steps
         elif job.kind == "rl":
             out["rl_runs"] += 1
             out["rl_env_steps"] += c.total_env_steps

@@ -14,22 +14,20 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.common import check_or_exit, define_distributed_flags, run_resumable
-from parrot_jax.pretrained import vae_train
+from parrot_jax.pretrained import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pretrain.py",
                                           "Pretraining config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created or resumed).",
                                required=True)
 _JOIN_DISTRIBUTED = define_distributed_flags()
-TRAINERS = {"vae": vae_train}  # config.kind -> the module that trains it
 
 
 def main(argv):
     del argv
     _JOIN_DISTRIBUTED()
-    trainer = TRAINERS[_CONFIG.value.kind]
-    check_or_exit(trainer.VAE.check_inputs, _CONFIG.value)
-    state = run_resumable(trainer.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
+    check_or_exit(train.check_inputs, _CONFIG.value)
+    state = run_resumable(train.train_and_evaluate, _CONFIG.value, _WORKDIR.value)
     print(f"{_WORKDIR.value}: {_CONFIG.value.kind} at step {int(state.step)}")
 
 

@@ -12,9 +12,11 @@ import sys
 import pytest
 
 from experiments.configs import collect as collect_config, prior as prior_config, rl
+from experiments.configs import pretrain as pretrain_config
 from parrot_jax.agents import train as rl_train
 from parrot_jax.data import collect
 from parrot_jax.flows import run_config as prior_run_config
+from parrot_jax.pretrained import train as pretrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,6 +85,18 @@ PRIOR = [
     ("dataset", "/nonexistent/data", r"/nonexistent/data: no such dataset directory"),
 ]
 
+# a baseline's pretrained model (experiments/configs/pretrain.py:vae,tiny, with an existing
+# dataset)
+PRETRAIN = [
+    ("kind", "gan", r"config.kind='gan'; expected one of \('vae',\)"),
+    ("model.channels", 0, r"config.model.channels=0; expected a positive integer"),
+    ("model.num_residual", -1, r"config.model.num_residual=-1; expected a non-negative"),
+    ("beta.value", -1.0, r"config.beta.value=-1.0"),
+    ("beta.width", -5.0, r"config.beta.width=-5.0"),
+    ("batch_size", 0, r"config.batch_size=0; expected a positive integer"),
+    ("dataset", "/nonexistent/data", r"/nonexistent/data: no such dataset directory"),
+]
+
 # collection (experiments/configs/collect.py:tiny)
 COLLECT = [
     ("num_trajectories", 0, r"config.num_trajectories=0; expected >= 1"),
@@ -132,6 +146,16 @@ def test_prior_config(dataset, field, value, message):
         prior_run_config.check_inputs(config)
 
 
+@pytest.mark.parametrize("field, value, message", PRETRAIN,
+                         ids=[f"pretrain.{f}={v}" for f, v, _ in PRETRAIN])
+def test_pretrain_config(dataset, field, value, message):
+    config = pretrain_config.get_config("vae,tiny")
+    config.dataset = dataset
+    _set(config, field, value)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        pretrain.check_inputs(config)
+
+
 @pytest.mark.parametrize("field, value, message", COLLECT,
                          ids=[f"collect.{f}" for f, _, _ in COLLECT])
 def test_collect_config(field, value, message):
@@ -148,6 +172,8 @@ def test_the_tables_cover_the_defaults_passing():
         config.agent = agent
         rl_train.check_config(config)
     prior_run_config.check_config(prior_config.get_config("tiny"))
+    from parrot_jax.pretrained import vae_train
+    vae_train.check_config(pretrain_config.get_config("vae,tiny"))
     collect.check_config(collect_config.get_config("tiny"))
 
 
@@ -159,6 +185,10 @@ BINARIES = [
      "error: /nonexistent: no prior here (config.json missing)"),
     ("experiments.train_prior", ["--config.dataset=/nonexistent"],
      "error: /nonexistent: no such dataset directory"),
+    ("experiments.pretrain", ["--config.dataset=/nonexistent"],
+     "error: /nonexistent: no such dataset directory"),
+    ("experiments.train_rl", ["--config.agent=vae_features"],
+     "error: agent 'vae_features' needs a pretrained vae: pass --config.pretrained"),
     ("experiments.collect_data", ["--config.num_trajectories=0"],
      "error: config.num_trajectories=0; expected >= 1"),
     ("experiments.evaluate", ["--episodes=0"], "--episodes=0"),
@@ -176,6 +206,8 @@ def test_binaries_name_the_bad_input(tmp_path, module, args, message):
                                      f"--workdir={tmp_path}/run"],
             "experiments.train_prior": ["--config=experiments/configs/prior.py:tiny",
                                         f"--workdir={tmp_path}/run"],
+            "experiments.pretrain": ["--config=experiments/configs/pretrain.py:vae,tiny",
+                                     f"--workdir={tmp_path}/run"],
             "experiments.collect_data": ["--config=experiments/configs/collect.py:tiny",
                                          f"--workdir={tmp_path}/run"],
             "experiments.evaluate": ["--workdir=/nonexistent"],

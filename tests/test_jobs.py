@@ -38,7 +38,7 @@ def test_bad_job_lists_are_refused():
     with pytest.raises(ValueError, match="duplicate job names: a"):
         jobs.check_jobs([_job("a"), _job("a")])
     with pytest.raises(ValueError, match="job 'a' has unknown kind 'train'; expected one of "
-                                         "collect, prior, rl, prior_rollouts"):
+                                         "collect, prior, pretrain, rl, prior_rollouts"):
         jobs.check_jobs([_job("a", kind="train")])
     with pytest.raises(ValueError, match="job 'b' depends on unknown jobs: z"):
         jobs.check_jobs([_job("a"), _job("b", ["z"])])
