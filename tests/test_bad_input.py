@@ -88,7 +88,7 @@ PRIOR = [
 # a baseline's pretrained model (experiments/configs/pretrain.py:vae,tiny, with an existing
 # dataset)
 PRETRAIN = [
-    ("kind", "gan", r"config.kind='gan'; expected one of \('vae',\)"),
+    ("kind", "gan", r"config.kind='gan'; expected one of \('vae', 'cvae'\)"),
     ("model.channels", 0, r"config.model.channels=0; expected a positive integer"),
     ("model.num_residual", -1, r"config.model.num_residual=-1; expected a non-negative"),
     ("beta.value", -1.0, r"config.beta.value=-1.0"),
@@ -172,8 +172,8 @@ def test_the_tables_cover_the_defaults_passing():
         config.agent = agent
         rl_train.check_config(config)
     prior_run_config.check_config(prior_config.get_config("tiny"))
-    from parrot_jax.pretrained import vae_train
-    vae_train.check_config(pretrain_config.get_config("vae,tiny"))
+    for kind in pretrain_config.KINDS:
+        pretrain.check_config(pretrain_config.get_config(f"{kind},tiny"))
     collect.check_config(collect_config.get_config("tiny"))
 
 

@@ -35,8 +35,8 @@ def tiny(tmp_path_factory):
 def test_every_figure_runs_and_is_plotted(tiny):
     workdir, stdout = tiny
     planned, _ = paper.plan(paper_config.get_config("all,tiny"), workdir)
-    assert "31 jobs ran, 0 were done before, 0 failed, 0 blocked" in stdout
-    assert all(jobs.is_done(workdir, j) for j in planned) and len(planned) == 31
+    assert "35 jobs ran, 0 were done before, 0 failed, 0 blocked" in stdout
+    assert all(jobs.is_done(workdir, j) for j in planned) and len(planned) == 35
     with open(os.path.join(workdir, "data", "grasp", "metadata.json")) as f:
         grasp = json.load(f)
     assert grasp["num_episodes"] == 12 and list(grasp["per_task"]) == ["parrot/GraspTrain-v0"]
@@ -47,7 +47,7 @@ def test_every_figure_runs_and_is_plotted(tiny):
         fig5 = json.load(f)
     curves = fig5["panels"][0]["curves"]
     assert [c["label"] for c in curves] == ["PARROT", "SAC", "BC-SAC", "Prior-explore",
-                                            "VAE-features"]
+                                            "VAE-features", "HIRL"]
     for c in curves:
         assert c["stats"]["seeds"] == 2 and c["stats"]["steps"] == [0, 60, 120]
     with open(os.path.join(workdir, "figures", "fig7.json")) as f:
@@ -67,7 +67,7 @@ def test_every_figure_runs_and_is_plotted(tiny):
 def test_rerun_redoes_nothing_and_dry_run_says_done(tiny):
     workdir, _ = tiny
     again = _sweep(CONFIG + "all,tiny", f"--workdir={workdir}", "--processes=0")
-    assert "31 jobs: 31 done before, 0 to run" in again
+    assert "35 jobs: 35 done before, 0 to run" in again
     listing = _sweep(CONFIG + "fig5,tiny", f"--workdir={workdir}", "--dry_run",
                      "--only=rl/bc_sac/*")
     lines = [l for l in listing.splitlines() if l.startswith(("data/", "rl/"))]

@@ -8,8 +8,14 @@ Variants ``KIND[,SCALE]``:
   CIFAR-10 VAE", Adam lr 1e-3, batch 128, 1.5M updates). What the paper leaves open is
   ``../shared/BASELINES.md``'s assumption: 64 latent features, beta 1, squared-error
   reconstruction. The RL agent ``vae_features`` reads its frozen ``mu(s)``.
-- ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (16 channels, 10K updates of
-  64 images) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
+- ``cvae``: the conditional VAE of HIRL (paper appendix B: MLPs 512-256-128 and
+  128-256-512, the flow prior's image encoder psi feeding both, beta 0.001 reached by a
+  logistic anneal that passes half of it at 25K updates, Adam lr 1e-4, 500K updates). The
+  latent has the action's dimension; the anneal's width (2,500 updates) and batch 256
+  are assumptions. The RL agent ``hirl`` acts through its frozen decoder mean.
+- ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (VAE: 16 channels, 10K
+  updates of 64 images; cVAE: the ``:cpu`` prior's strided encoder, 20K updates of 64 at
+  Adam 1e-3, the anneal's midpoint at 5K) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
   collection sharing them, an update of 64 images ran at 1.9 per second with 32 channels
   and 5.9 with 16: the transposed convolutions' gradients cost about 8 times the forward
   pass on XLA:CPU.
@@ -20,7 +26,7 @@ in ``experiments/configs/prior.py``.
 
 import ml_collections
 
-KINDS = ("vae",)
+KINDS = ("vae", "cvae")
 
 
 def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
@@ -37,19 +43,34 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
     config.seed = 0
 
     config.model = ml_collections.ConfigDict()
-    config.model.channels = 256
-    config.model.num_residual = 2
-    config.model.latent_dim = 64
     config.beta = ml_collections.ConfigDict()  # the KL weight (losses.beta_schedule)
     config.beta.value = 1.0
     config.beta.midpoint = 0.0  # logistic anneal: value / 2 at this update ...
     config.beta.width = 0.0  # ... over this many updates; 0: constant
-
     config.learning_rate = 1e-3
     config.grad_clip_norm = ml_collections.config_dict.placeholder(float)  # None: off
     config.batch_size = 128
     config.num_steps = 1_500_000
     config.steps_per_dispatch = 1
+    if kind == "vae":
+        config.model.channels = 256
+        config.model.num_residual = 2
+        config.model.latent_dim = 64
+    else:
+        config.model.latent_dim = ml_collections.config_dict.placeholder(int)  # None: action's
+        config.model.encoder_hidden = (512, 256, 128)
+        config.model.decoder_hidden = (128, 256, 512)
+        config.model.image_channels = (16, 16, 16)  # psi, as the flow prior's (paper)
+        config.model.image_hidden = (1024, 512)
+        config.model.embedding = 256
+        config.model.image_pooled = 2
+        config.model.image_strides = ml_collections.config_dict.placeholder(tuple)
+        config.beta.value = 1e-3
+        config.beta.midpoint = 25_000.0
+        config.beta.width = 2_500.0
+        config.learning_rate = 1e-4
+        config.batch_size = 256
+        config.num_steps = 500_000
 
     config.log_every = 1000
     config.eval_every = 10_000
@@ -65,16 +86,31 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
 
     if scale == "cpu":
         config.in_memory = True
-        config.model.channels = 16
         config.batch_size = 64
         config.num_steps = 10_000
         config.log_every = 500
         config.eval_every = 1000
         config.checkpoint_every = 2000
+        if kind == "vae":
+            config.model.channels = 16
+        else:  # psi as the :cpu prior's (strided, no pools); the anneal scaled to the budget
+            config.model.image_strides = (2, 2, 1)
+            config.model.image_pooled = 0
+            config.learning_rate = 1e-3
+            config.num_steps = 20_000
+            config.beta.midpoint = 5_000.0
+            config.beta.width = 500.0
     elif scale == "tiny":
-        config.model.channels = 4
-        config.model.num_residual = 1
-        config.model.latent_dim = 4
+        if kind == "vae":
+            config.model.channels = 4
+            config.model.num_residual = 1
+            config.model.latent_dim = 4
+        else:
+            config.model.encoder_hidden = config.model.decoder_hidden = (16,)
+            config.model.image_channels = (4, 4, 4)
+            config.model.image_hidden = (16,)
+            config.model.embedding = 8
+            config.beta.midpoint, config.beta.width = 10.0, 2.0
         config.batch_size = 16
         config.num_steps = 20
         config.log_every = 10

@@ -39,7 +39,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.env = "parrot/PickUpCan-v0"
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
-    # workdir of experiments.pretrain whose frozen encoder vae_features reads (kind "vae")
+    # workdir of experiments.pretrain: the VAE whose frozen encoder vae_features reads, or
+    # the cVAE whose frozen decoder hirl acts through
     config.pretrained = ""
     config.seed = 0
 

@@ -24,6 +24,11 @@
   pretrained on the prior dataset's images (``parrot_jax.pretrained.vae``, trained by
   ``experiments.pretrain``): the features are the critic's shared trunk, under
   ``stop_gradient``, and the actor reads them too.
+- ``hirl`` (paper section 5.1): as ``parrot``, with the flow replaced by the frozen decoder
+  mean ``a = tanh(g(z, psi(s)))`` of a conditional VAE pretrained on the prior dataset
+  (``parrot_jax.pretrained.cvae``); the policy chooses ``z`` every step (closed-loop),
+  with ``parrot``'s z-space settings (the ``parrot`` config section). The decoder is not
+  invertible, so its ``N(0, I)`` is not the data's action distribution.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -50,16 +55,23 @@ import numpy as np
 from parrot_jax import legacy
 from parrot_jax.agents import awac, awr, iql, sac
 from parrot_jax.agents.networks import Actor, Critic, Value, mode
-from parrot_jax.flows.prior import BehavioralPrior, make_flow
+from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior_params, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
-from parrot_jax.pretrained import vae as vae_model
+from parrot_jax.pretrained import cvae as cvae_model, vae as vae_model
 
-AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features")
+AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features", "hirl")
 NEEDS_PRIOR = ("parrot", "prior_explore")
+# Agents whose policy chooses a latent z that a frozen pretrained decoder maps to the env's
+# action (the action interface): agent -> the ``kind`` of ``experiments.pretrain`` run
+# (``config.pretrained``). Its parameters are the acting parameters' ``"prior"``.
+DECODER_AGENTS = {"hirl": "cvae"}
+# Agents acting in a latent space with ``parrot``'s z-space settings.
+LATENT_AGENTS = ("parrot", "hirl")
 # Agents that see observations through a frozen pretrained encoder (the observation
 # transform): agent -> the ``kind`` of ``experiments.pretrain`` run whose encoder it reads
 # (``config.pretrained``), and the module building that encoder from the run's model.
 FEATURE_AGENTS = {"vae_features": "vae"}
+PRETRAINED_KIND = {**FEATURE_AGENTS, **DECODER_AGENTS}  # agent -> what config.pretrained is
 # How each agent learns: a module of pure updates, and its hyperparameters' class and
 # config section (besides the shared ``sac`` section).
 LEARNERS = {"iql": (iql, iql.Hyperparams, "iql"), "awac": (awac, awac.Hyperparams, "awac")}
@@ -85,6 +97,7 @@ class Agent:
     action_high: float = 1.0
     prior_flow: ConditionalRealNVP | None = None
     prior_image_shape: tuple[int, ...] | None = None
+    action_decoder: cvae_model.ActionCVAE | None = None  # DECODER_AGENTS' frozen z -> a
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
 
     @property
@@ -96,6 +109,16 @@ class Agent:
     def policy_dim(self) -> int:
         """The dimension of what the policy chooses (and the buffer stores)."""
         return self.networks.action_dim
+
+    def init_frozen(self, rng):
+        """Fresh parameters of the frozen map the acting parameters hold as ``"prior"``
+        (the flow, or a ``DECODER_AGENTS`` decoder; None without one): their structure,
+        for restoring a checkpoint."""
+        if self.prior_flow is not None:
+            return init_prior_params(self.prior_flow, rng, self.prior_image_shape)
+        if self.action_decoder is not None:
+            return cvae_model.init_params(self.action_decoder, rng)
+        return None
 
     def prior(self, params) -> BehavioralPrior:
         return BehavioralPrior(self.prior_flow, params["prior"], self.prior_image_shape)
@@ -110,6 +133,9 @@ class Agent:
         chosen = mode(dist) if deterministic else dist.sample(seed=policy_key)
         if self.name == "parrot":
             return chosen, self.prior(params).sample(chosen, obs)
+        if self.action_decoder is not None:
+            return chosen, self.action_decoder.apply({"params": params["prior"]}, chosen, obs,
+                                                     method="decode")
         env_actions = self._rescale(chosen)
         if self.name == "prior_explore" and not deterministic:
             z = jax.random.normal(prior_key, (obs.shape[0], self.prior_flow.action_dim))
@@ -167,9 +193,13 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         raise ValueError(f"observations must be images (H, W, C) uint8 or vectors (D,), got "
                          f"shape {tuple(observation_shape)}")
     net = legacy.with_added_fields("network", config["network"])
-    prior_flow = None
+    prior_flow = action_decoder = None
     policy_dim, squash = env_action_dim, True
     mean_bound, log_std_max = None, float(net["log_std_max"])
+    if name in DECODER_AGENTS:
+        action_decoder = _action_decoder(name, pretrained_model, pretrained_image_shape,
+                                         observation_shape, env_action_dim)
+        policy_dim = action_decoder.latent_dim
     if name in NEEDS_PRIOR:
         if prior_model is None:
             raise ValueError(f"agent {name!r} needs a behavioral prior: pass "
@@ -177,10 +207,12 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         prior_flow = make_flow(prior_model)
         prior_image_shape = tuple(prior_image_shape)
         if name == "parrot":
-            policy_dim, squash = prior_flow.action_dim, bool(config["parrot"]["tanh_z"])
-            if not squash:
-                mean_bound = config["parrot"]["z_mean_bound"]
-                log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
+            policy_dim = prior_flow.action_dim
+    if name in LATENT_AGENTS:
+        squash = bool(config["parrot"]["tanh_z"])
+        if not squash:
+            mean_bound = config["parrot"]["z_mean_bound"]
+            log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
     channels, hidden = tuple(net["channels"]), tuple(net["hidden"])
     if name in FEATURE_AGENTS:
         encoder = _feature_encoder(name, net, pretrained_model, pretrained_image_shape,
@@ -203,14 +235,14 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     value = None
     if learner is iql:
         value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"])
-    if name == "parrot" and not squash:
+    if name in LATENT_AGENTS and not squash:
         regularizer = config["parrot"]["regularizer"]
         if regularizer != "entropy":
             hp = dataclasses.replace(hp, regularizer=regularizer,
                                      target_entropy=-float(config["parrot"]["target_kl"]))
     low, high = action_bounds
     return Agent(name, sac.Networks(actor, critic, value), hp, env_action_dim, float(low), float(high),
-                 prior_flow, prior_image_shape,
+                 prior_flow, prior_image_shape, action_decoder,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0)
 
 
@@ -232,14 +264,10 @@ def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
     return flow_encoder(prior_flow)
 
 
-def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
-                     observation_shape) -> Any:
-    """The frozen encoder a ``FEATURE_AGENTS`` agent reads (its parameters are copied in
-    from the pretrained run by ``with_pretrained_trunk``)."""
-    kind = FEATURE_AGENTS[name]
-    if net["trunk"] != "conv":
-        raise ValueError(f"agent {name!r} reads a pretrained {kind}'s features; "
-                         f"network.trunk={net['trunk']!r} cannot replace them (leave it 'conv')")
+def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
+    """The pretrained kind ``name`` reads; ValueError if it is missing or was trained on
+    images of another shape than the env's."""
+    kind = PRETRAINED_KIND[name]
     if model is None:
         raise ValueError(f"agent {name!r} needs a pretrained {kind}: pass "
                          f"--config.pretrained=WORKDIR (written by experiments.pretrain "
@@ -248,6 +276,24 @@ def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
         raise ValueError(f"the pretrained {kind} was trained on images of shape "
                          f"{tuple(image_shape)}, but the env's observations have shape "
                          f"{tuple(observation_shape)}")
+    return kind
+
+
+def _action_decoder(name: str, model, image_shape, observation_shape, action_dim: int):
+    """The frozen decoder a ``DECODER_AGENTS`` agent acts through."""
+    _check_pretrained(name, model, image_shape, observation_shape)
+    return cvae_model.make_cvae(model, image_shape, action_dim)
+
+
+def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
+                     observation_shape) -> Any:
+    """The frozen encoder a ``FEATURE_AGENTS`` agent reads (its parameters are copied in
+    from the pretrained run by ``with_pretrained_trunk``)."""
+    kind = FEATURE_AGENTS[name]
+    if net["trunk"] != "conv":
+        raise ValueError(f"agent {name!r} reads a pretrained {kind}'s features; "
+                         f"network.trunk={net['trunk']!r} cannot replace them (leave it 'conv')")
+    _check_pretrained(name, model, image_shape, observation_shape)
     return vae_model.features_encoder(vae_model.make_vae(model, image_shape))
 
 

@@ -5,8 +5,8 @@
 
 The run's ``config.json`` (written by ``experiments.train_rl``) rebuilds the agent's
 networks, and the checkpoint's ``params`` item holds the actor, the critic and, for
-``parrot`` and ``prior_explore``, the frozen prior, so nothing outside the directory is
-read. Episode ``i`` starts from env seed ``seed + i``.
+``parrot`` and ``prior_explore``, the frozen prior (``hirl``: its frozen decoder), so
+nothing outside the directory is read. Episode ``i`` starts from env seed ``seed + i``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from parrot_jax.agents.sac import init_params
 from parrot_jax.agents.train import agent_from_description
 from parrot_jax.flows.evaluate import Rollouts, rollout_success
 from parrot_jax.run_config import CONFIG_FILE
-from parrot_jax.flows.prior import init_params as init_prior_params
 from parrot_jax.stats import rank_auc, wilson_interval
 
 
@@ -51,9 +50,9 @@ def load_agent(workdir: str, step: int | None = None) -> tuple[Agent, Any, int]:
         obs = jax.numpy.zeros(spaces["observation_shape"], spaces["observation_dtype"])
         actor, critic = init_params(agent.networks, jax.random.key(0), obs)
         params = {"actor": actor, "critic": critic}
-        if agent.prior_flow is not None:
-            params["prior"] = init_prior_params(agent.prior_flow, jax.random.key(0),
-                                                agent.prior_image_shape)
+        frozen = agent.init_frozen(jax.random.key(0))
+        if frozen is not None:
+            params["prior"] = frozen
         return params
 
     params, step = checkpoint.load_params(os.path.join(workdir, checkpoint.DIRECTORY),

@@ -49,8 +49,9 @@ import tqdm
 
 from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
-from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, FEATURE_AGENTS, LEARNERS, NEEDS_PRIOR, \
-    Agent, acting_params, box_bounds, check_agent_name, make_agent, with_pretrained_trunk
+from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, DECODER_AGENTS, FEATURE_AGENTS, \
+    LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, acting_params, box_bounds, \
+    check_agent_name, make_agent, with_pretrained_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -61,7 +62,7 @@ from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
 from parrot_jax.flows.prior import check_prior_dir, load_prior
 from parrot_jax.metrics import MetricWriter
-from parrot_jax.pretrained.vae import load_vae, read_vae_config
+from parrot_jax.pretrained import cvae, saved, vae
 from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
@@ -70,7 +71,10 @@ RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_siz
                 "updates_per_env_step", "prior_model", "offline", "pretrained_model")
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
-                  "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": ()}
+                  "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": (),
+                  "hirl": ("parrot",)}
+# config.pretrained's kind -> (its loader, the model's name in messages)
+PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cVAE")}
 OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
 
 
@@ -127,8 +131,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if config.agent in NEEDS_PRIOR and not config.prior:
         raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
                          "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
-    if config.agent in FEATURE_AGENTS and not config.pretrained:
-        kind = FEATURE_AGENTS[config.agent]
+    if config.agent in PRETRAINED_KIND and not config.pretrained:
+        kind = PRETRAINED_KIND[config.agent]
         raise ValueError(f"agent {config.agent!r} needs a pretrained {kind}: pass "
                          "--config.pretrained=WORKDIR (written by experiments.pretrain "
                          f"--config=experiments/configs/pretrain.py:{kind})")
@@ -156,7 +160,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if not config.bc.learning_rate > 0:
             raise ValueError(f"config.bc.learning_rate={config.bc.learning_rate}; expected a "
                              "positive number")
-    if config.agent == "parrot" and not config.parrot.target_kl >= 0:
+    if config.agent in LATENT_AGENTS and not config.parrot.target_kl >= 0:
         raise ValueError(f"config.parrot.target_kl={config.parrot.target_kl}; expected a "
                          "divergence >= 0 (nats)")
     try:  # the SAC hyperparameters' own checks, named by their config section
@@ -201,8 +205,9 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
         check_prior_dir(config.prior)
     if config.agent == "bc_sac":
         run_config.check_datasets(config.dataset)
-    if config.agent in FEATURE_AGENTS:
-        read_vae_config(config.pretrained)
+    if config.agent in PRETRAINED_KIND:
+        kind = PRETRAINED_KIND[config.agent]
+        saved.read_config(config.pretrained, kind, PRETRAINED_LOADERS[kind][1])
     if config.offline.dataset:
         transitions.check_spec(config.offline.dataset)
 
@@ -246,6 +251,12 @@ def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any
     return description
 
 
+def load_pretrained(config):
+    """The model ``config.pretrained`` holds, for the agents that read one (else None)."""
+    kind = PRETRAINED_KIND.get(config.agent)
+    return None if kind is None else PRETRAINED_LOADERS[kind][0](config.pretrained)
+
+
 def agent_from_description(description: dict[str, Any]) -> Agent:
     spaces = description["spaces"]
     return make_agent(description, spaces["observation_shape"], spaces["observation_dtype"],
@@ -267,13 +278,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Trains (or resumes, or finds finished) the run in ``workdir``."""
     check_inputs(config)
     prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
-    pretrained = load_vae(config.pretrained) if config.agent in FEATURE_AGENTS else None
+    pretrained = load_pretrained(config)
+    # what the acting parameters' "prior" holds: the flow, or a DECODER_AGENTS' decoder
+    frozen = pretrained if config.agent in DECODER_AGENTS else prior
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_size(config.batch_size, mesh)
     fused, every = pool_schedule(config.num_envs, config.updates_per_env_step)
     with EnvPool(config.env, config.num_envs, config.num_workers or None) as pool:
-        if prior is not None:
-            check_compatible(prior, config.env, pool.single_observation_space,
+        if frozen is not None:
+            check_compatible(frozen, config.env, pool.single_observation_space,
                              pool.single_action_space)
         data = load_offline_data(config, pool)
         description = describe_run(config, pool, prior, pretrained)
@@ -294,7 +307,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
         try:
             fresh = checkpoints.latest_step() is None
             state, prior_params, env_steps = _initial_state(
-                agent, programs, checkpoints, config, prior, pretrained)
+                agent, programs, checkpoints, config, frozen,
+                pretrained.params if config.agent in FEATURE_AGENTS else None)
             if env_steps >= config.total_env_steps:
                 logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
                 return Result(env_steps, state, acting_params(state, prior_params), {})
@@ -310,15 +324,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
 
 
 def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior,
-                   pretrained=None) -> tuple[SACState, Any, int]:
-    """Fresh state (its trunk from the prior or the pretrained encoder where the agent
-    reads one, after behaviour cloning for bc_sac), or the latest checkpoint's."""
+                   trunk_params=None) -> tuple[SACState, Any, int]:
+    """Fresh state (its trunk from the prior, or from ``trunk_params`` where the agent reads
+    a pretrained encoder; after behaviour cloning for bc_sac), or the latest checkpoint's.
+    ``prior``: the frozen map the acting parameters hold as ``"prior"`` (or None)."""
     rng = jax.random.key(config.seed)
     step = checkpoints.latest_step()
     prior_params = None if prior is None else jax.device_put(prior.params, programs.replicated)
     if step is None:
         state = programs.init(rng)
-        trunk_source = prior_params if pretrained is None else pretrained.params
+        trunk_source = prior_params if trunk_params is None else trunk_params
         if trunk_source is not None:
             state = jax.device_put(with_pretrained_trunk(agent, state, trunk_source),
                                    programs.replicated)

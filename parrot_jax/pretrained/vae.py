@@ -22,15 +22,13 @@ parameters), frozen, as in DARLA (Higgins et al. 2017).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from parrot_jax.run_config import CONFIG_FILE
+from parrot_jax.pretrained import saved
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 KIND = "vae"  # config.kind of a run that trained one
@@ -164,48 +162,54 @@ class PretrainedVAE:
         return self.vae.apply({"params": self.params}, mean, method="decode")
 
 
+def make(description: Mapping[str, Any]) -> ImageVAE:
+    """The VAE a run's ``config.json`` describes."""
+    return make_vae(description["model"], description["image_shape"])
+
+
+def check_model(model) -> None:
+    """ValueError naming the first invalid ``config.model`` field."""
+    for name in ("channels", "num_residual", "latent_dim"):
+        if int(model[name]) < (0 if name == "num_residual" else 1):
+            raise ValueError(f"config.model.{name}={model[name]}; expected a "
+                             f"{'non-negative' if name == 'num_residual' else 'positive'} "
+                             "integer")
+
+
+def dataset_fields(dataset) -> dict[str, Any]:
+    """What the dataset decides about the model (recorded in ``config.json``)."""
+    return {"image_shape": list(dataset.image_shape)}
+
+
+def terms(vae: ImageVAE, params, batch, key: jax.Array | None) -> dict[str, jax.Array]:
+    """Per-image ``recon`` (summed squared pixel error, [0, 1] scale), ``mse`` (per pixel)
+    and ``kl`` (to N(0, I)): (B,) each. ``key=None`` decodes at ``z = mu``."""
+    from parrot_jax.pretrained.losses import gaussian_kl
+
+    images = batch["observations"]
+    mean, log_std = vae.apply({"params": params}, images, method="encode")
+    z = mean if key is None else mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    decoded = vae.apply({"params": params}, z, method="decode")
+    error = jnp.square(images.astype(jnp.float32) / 255.0 - decoded)
+    return {"recon": jnp.sum(error, axis=(1, 2, 3)), "mse": jnp.mean(error, axis=(1, 2, 3)),
+            "kl": gaussian_kl(mean, log_std)}
+
+
 def read_vae_config(workdir: str) -> dict[str, Any]:
     """``WORKDIR/config.json`` of a VAE run; FileNotFoundError/ValueError naming what is
     wrong if ``workdir`` holds none."""
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{workdir}: no pretrained VAE here ({CONFIG_FILE} missing); "
-                                "pass the workdir of experiments.pretrain "
-                                "--config=experiments/configs/pretrain.py:vae")
-    with open(path) as f:
-        config = json.load(f)
-    if config.get("kind") != KIND:
-        raise ValueError(f"{workdir} holds a {config.get('kind', 'flow prior')!r} run, not a "
-                         f"VAE (config.kind={KIND!r}, written by experiments.pretrain)")
-    return config
+    return saved.read_config(workdir, KIND, "VAE")
 
 
 def load_vae(workdir: str, step: int | None = None) -> PretrainedVAE:
     """The VAE saved by ``experiments.pretrain`` in ``workdir`` (latest step by default)."""
-    from parrot_jax import checkpoint  # Orbax is only needed when loading
-
-    config = read_vae_config(workdir)
-    vae = make_vae(config["model"], config["image_shape"])
-    abstract = jax.eval_shape(lambda: init_params(vae, jax.random.key(0)))
-    params, step = checkpoint.load_params(os.path.join(workdir, checkpoint.DIRECTORY),
-                                          abstract, step)
+    vae, params, config, step = saved.load(workdir, KIND, "VAE", make, init_params, step)
     return PretrainedVAE(vae, params, dict(config["model"]), step)
 
 
 def write_initial_vae(workdir: str, model_config: Mapping[str, Any], image_shape=(48, 48, 3),
-                      step: int = 0, seed: int = 0) -> str:
-    """A VAE workdir as ``experiments.pretrain`` leaves it, holding the VAE at
-    initialisation: for tests and benchmarks that need a VAE of a given architecture but
-    not a trained one."""
-    from parrot_jax import checkpoint, io
-
-    params = init_params(make_vae(model_config, image_shape), jax.random.key(seed))
-    os.makedirs(workdir, exist_ok=True)
-    io.write_json(os.path.join(workdir, CONFIG_FILE),
-                  {"kind": KIND, "model": dict(model_config), "image_shape": list(image_shape)})
-    manager = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY))
-    try:
-        manager.save(step, {"params": params}, params)
-    finally:
-        manager.close()
-    return workdir
+                      seed: int = 0) -> str:
+    """A VAE workdir holding the VAE at initialisation (``saved.write_initial``)."""
+    description = {"kind": KIND, "model": dict(model_config), "image_shape": list(image_shape)}
+    return saved.write_initial(workdir, description,
+                               init_params(make(description), jax.random.key(seed)))

@@ -11,12 +11,15 @@ from parrot_jax.agents import sac
 from parrot_jax.agents.agent import AGENTS, acting_params, make_agent, with_pretrained_trunk
 from parrot_jax.agents.programs import act, compile_programs
 from parrot_jax import parallel
-from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior
+from parrot_jax.flows.prior import BehavioralPrior
+from parrot_jax.pretrained.cvae import init_params as init_cvae
 from parrot_jax.pretrained.vae import init_params as init_vae, make_vae
 from tests.flows.prior_workdir import TINY_MODEL
 
 OBS, ACTIONS = (48, 48, 3), (7,)
 TINY_VAE = {"channels": 4, "num_residual": 1, "latent_dim": 6}
+TINY_CVAE = {"encoder_hidden": (16,), "decoder_hidden": (16,), "image_channels": (4, 4, 4),
+             "image_hidden": (16,), "embedding": 8}
 
 
 def _agent(name, **overrides):
@@ -25,7 +28,8 @@ def _agent(name, **overrides):
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         (config[section] if section else config)[field] = value
-    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS, TINY_VAE, OBS)
+    pretrained = TINY_CVAE if name == "hirl" else TINY_VAE
+    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS, pretrained, OBS)
 
 
 
@@ -118,10 +122,10 @@ def test_sac_on_a_box_with_other_bounds_rescales():
 def _params(agent, seed=0, obs=OBS, dtype="uint8"):
     state = compile_programs(agent, parallel.make_mesh(1), obs, dtype, 1, True).init(
         jax.random.key(seed))
-    prior = None
-    if agent.prior_flow is not None:
+    prior = agent.init_frozen(jax.random.key(1))
+    if agent.prior_flow is not None:  # away from the identity flow, so the image matters
         prior = jax.tree.map(lambda x: x + 0.05 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
-                             init_prior(agent.prior_flow, jax.random.key(1), OBS))
+                             prior)
     return acting_params(state, prior)
 
 
@@ -185,6 +189,24 @@ def test_vae_features_reads_the_frozen_vae_mean():
                  vae_params["encoder"])  # frozen: no loss moves it
     policy, env = act(agent, acting_params(state), images, jax.random.key(1))
     assert policy.shape == env.shape == (6, 7)
+
+
+def test_hirl_acts_through_the_frozen_cvae_decoder():
+    agent = _agent("hirl")
+    assert agent.policy_dim == 7 and agent.hp.regularizer == "kl_standard_normal"
+    assert agent.networks.actor.mean_bound == 3.0  # parrot's z-space settings
+    params = _params(agent)
+    images = np.repeat(_images(2), 2000, axis=0)
+    z, actions = act(agent, params, images, jax.random.key(3))
+    z = np.asarray(z, np.float64)  # pi(z | s) = N(0, I) at init
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.06)
+    np.testing.assert_allclose(z.std(0), 1.0, atol=0.04)
+    decoded = agent.action_decoder.apply({"params": params["prior"]},
+                                         jnp.asarray(z, jnp.float32), images, method="decode")
+    np.testing.assert_allclose(actions, decoded, atol=1e-6)
+    assert np.abs(np.asarray(actions)).max() < 1.0
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a.shape, b.shape), params["prior"],
+                 init_cvae(agent.action_decoder, jax.random.key(0)))
 
 
 def test_vae_features_errors_are_named():

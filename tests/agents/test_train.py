@@ -19,10 +19,13 @@ from parrot_jax.agents import train
 from parrot_jax.agents.evaluate import evaluate_agent, load_agent
 from parrot_jax.agents.programs import act
 from parrot_jax.data.synthetic import write_synthetic_dataset
+from parrot_jax.pretrained.cvae import load_cvae, write_initial_cvae
 from parrot_jax.pretrained.vae import load_vae, write_initial_vae
 from tests.flows.prior_workdir import write_prior
 
 POINT_ENV = "tests.agents.point_env:PointReach-v0"
+TINY_CVAE = {"encoder_hidden": (16,), "decoder_hidden": (16,), "image_channels": (4, 4, 4),
+             "image_hidden": (16,), "embedding": 8}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,11 @@ def prior_dir(tmp_path_factory):
 def vae_dir(tmp_path_factory):
     return write_initial_vae(str(tmp_path_factory.mktemp("vae")),
                              {"channels": 4, "num_residual": 1, "latent_dim": 6})
+
+
+@pytest.fixture(scope="module")
+def cvae_dir(tmp_path_factory):
+    return write_initial_cvae(str(tmp_path_factory.mktemp("cvae")), TINY_CVAE)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +65,12 @@ def _rows(workdir):
 
 
 @pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore", "iql", "awac",
-                                   "vae_features"])
+                                   "vae_features", "hirl"])
 def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, vae_dir,
-                                                     tmp_path):
+                                                     cvae_dir, tmp_path):
     workdir = str(tmp_path / agent)
-    pretrained = {"pretrained": vae_dir} if agent == "vae_features" else {}
+    pretrained = {"vae_features": {"pretrained": vae_dir},
+                  "hirl": {"pretrained": cvae_dir}}.get(agent, {})
     result = train.train(_config(agent, prior_dir, dataset_dir, **pretrained), workdir)
     assert result.env_steps == 120
     # start_steps=40 of 120 env steps, 2 envs, 1 update per env step
@@ -76,7 +85,7 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
         # the critic's Q(s_0, a_0) beside the discounted return that followed
         assert np.isfinite(row["eval/q_start"])
         assert 0 <= row["eval/discounted_return"] <= row["eval/return"]
-    if agent == "parrot":  # pi(z | s) = N(0, I) at init: mean 0, std 1
+    if agent in ("parrot", "hirl"):  # pi(z | s) = N(0, I) at init: mean 0, std 1
         np.testing.assert_allclose(trained[0]["train/policy_std"], 1.0, atol=0.05)
     assert os.path.exists(os.path.join(workdir, "tensorboard"))
     # the checkpoint alone rebuilds the agent: same parameters, same actions
@@ -98,6 +107,9 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
                      load_vae(vae_dir).params["encoder"])
         with open(os.path.join(workdir, "config.json")) as f:
             assert json.load(f)["pretrained_source"]["workdir"] == os.path.abspath(vae_dir)
+    if agent == "hirl":  # the checkpoint holds the frozen decoder, unchanged
+        jax.tree.map(np.testing.assert_array_equal, params["prior"],
+                     load_cvae(cvae_dir).params)
 
 
 def _same_rows(a, b):
@@ -255,7 +267,7 @@ def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore, "
-                                         "iql, awac, vae_features"):
+                                         "iql, awac, vae_features, hirl"):
         train.train(_config("dqn"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
         train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
@@ -288,7 +300,12 @@ def test_bad_input_fails_before_training(prior_dir, tmp_path):
                                                             "latent_dim": 6}, (64, 64, 3))
     with pytest.raises(ValueError, match=r"trained on images of shape \(64, 64, 3\)"):
         train.train(_config("vae_features", pretrained=wrong_vae), str(tmp_path / "l"))
-    for name in "abcdefghijkl":  # nothing was trained: no checkpoint anywhere
+    with pytest.raises(ValueError, match="holds a 'vae' run, not a cVAE"):
+        train.train(_config("hirl", pretrained=wrong_vae), str(tmp_path / "m"))
+    wrong_dim = write_initial_cvae(str(tmp_path / "cvae6"), TINY_CVAE, action_dim=6)
+    with pytest.raises(ValueError, match="action_dim 6 but parrot/PickUpCan-v0"):
+        train.train(_config("hirl", pretrained=wrong_dim), str(tmp_path / "n"))
+    for name in "abcdefghijklmn":  # nothing was trained: no checkpoint anywhere
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 

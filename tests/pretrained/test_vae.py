@@ -15,7 +15,7 @@ from experiments.configs import pretrain as pretrain_config
 from parrot_jax import metrics
 from parrot_jax.data.synthetic import write_frames_dataset, write_synthetic_dataset
 from parrot_jax.flows import train_state
-from parrot_jax.pretrained import vae as vae_model, vae_train
+from parrot_jax.pretrained import train as pretrain, vae as vae_model
 from parrot_jax.pretrained.vae import features_encoder, init_params, load_vae, make_vae
 from tests.flows.prior_workdir import write_prior
 
@@ -69,7 +69,7 @@ def test_the_vae_reconstructs_better_than_the_mean_image(squares, tmp_path):
     dataset, images = squares
     config = _config(dataset, num_steps=300, batch_size=32, log_every=100, eval_every=100,
                      checkpoint_every=100, eval_batches=2, in_memory=True)
-    state = vae_train.train_and_evaluate(config, str(tmp_path))
+    state = pretrain.train_and_evaluate(config, str(tmp_path))
     assert int(state.step) == 300
     rows = [r for r in metrics.read_jsonl(os.path.join(tmp_path, metrics.JSONL))
             if "eval/mse" in r]
@@ -88,27 +88,28 @@ def test_the_vae_reconstructs_better_than_the_mean_image(squares, tmp_path):
 
 def test_a_resumed_run_equals_an_uninterrupted_one(squares, tmp_path):
     dataset, _ = squares
-    full = vae_train.train_and_evaluate(_config(dataset), str(tmp_path / "full"))
-    vae_train.train_and_evaluate(_config(dataset, num_steps=10), str(tmp_path / "split"))
-    resumed = vae_train.train_and_evaluate(_config(dataset), str(tmp_path / "split"))
+    full = pretrain.train_and_evaluate(_config(dataset), str(tmp_path / "full"))
+    pretrain.train_and_evaluate(_config(dataset, num_steps=10), str(tmp_path / "split"))
+    resumed = pretrain.train_and_evaluate(_config(dataset), str(tmp_path / "split"))
     assert int(resumed.step) == int(full.step) == 20
     jax.tree.map(np.testing.assert_array_equal, resumed.params, full.params)
     # a finished run does nothing; another model in the same workdir is refused
-    assert int(vae_train.train_and_evaluate(_config(dataset), str(tmp_path / "full")).step) == 20
+    assert int(pretrain.train_and_evaluate(_config(dataset), str(tmp_path / "full")).step) == 20
     other = _config(dataset)
     other.model.latent_dim = 16
     with pytest.raises(ValueError, match="holds a different training run.*model"):
-        vae_train.train_and_evaluate(other, str(tmp_path / "full"))
+        pretrain.train_and_evaluate(other, str(tmp_path / "full"))
 
 
 def test_the_annealed_kl_weight_is_applied(squares):
     dataset, _ = squares
     vae = make_vae(MODEL, (48, 48, 3))
     optimizer = train_state.make_optimizer(1e-3)
-    state = vae_train.create_train_state(vae, optimizer, jax.random.key(0))
+    state = pretrain.create_train_state(vae, vae_model.init_params, optimizer,
+                                        jax.random.key(0))
     batch = {"observations": jnp.asarray(_squares(8))}
-    step = jax.jit(functools.partial(vae_train.train_step, vae=vae, optimizer=optimizer,
-                                     beta=(2.0, 0.0, 1.0)))
+    step = jax.jit(functools.partial(pretrain.train_step, model=vae, terms=vae_model.terms,
+                                     optimizer=optimizer, beta=(2.0, 0.0, 1.0)))
     _, metrics_row = step(state, batch)
     np.testing.assert_allclose(metrics_row["beta"], 1.0)  # 2 * sigmoid(0)
     np.testing.assert_allclose(metrics_row["loss"],
@@ -118,14 +119,14 @@ def test_the_annealed_kl_weight_is_applied(squares):
 def test_bad_input_is_named(squares, tmp_path):
     dataset, _ = squares
     with pytest.raises(ValueError, match="config.model.latent_dim=0; expected a positive"):
-        vae_train.train_and_evaluate(_config(dataset, model=dict(MODEL, latent_dim=0)),
+        pretrain.train_and_evaluate(_config(dataset, model=dict(MODEL, latent_dim=0)),
                                      str(tmp_path / "a"))
     with pytest.raises(ValueError, match="config.beta.value=-1.0"):
-        vae_train.train_and_evaluate(_config(dataset, beta=dict(value=-1.0, midpoint=0.0,
+        pretrain.train_and_evaluate(_config(dataset, beta=dict(value=-1.0, midpoint=0.0,
                                                                  width=0.0)),
                                      str(tmp_path / "b"))
     with pytest.raises(ValueError, match="missing: no such dataset directory"):
-        vae_train.train_and_evaluate(_config(str(tmp_path / "missing")), str(tmp_path / "c"))
+        pretrain.train_and_evaluate(_config(str(tmp_path / "missing")), str(tmp_path / "c"))
     with pytest.raises(FileNotFoundError, match="no pretrained VAE here"):
         load_vae(str(tmp_path / "missing"))
     prior = write_prior(tmp_path / "prior")
