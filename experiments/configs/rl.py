@@ -5,7 +5,8 @@
         --config.prior=runs/prior --workdir=runs/rl/parrot_PickUpCan
 
 Agents: ``parrot``, ``sac``, ``bc_sac`` (needs ``--config.dataset``), ``prior_explore``
-(needs ``--config.prior``), ``iql`` and ``awac`` (offline first with
+(needs ``--config.prior``), ``vae_features`` and ``hirl`` (need ``--config.pretrained``, a
+VAE or a cVAE written by ``experiments.pretrain``), ``iql`` and ``awac`` (offline first with
 ``--config.offline.dataset=DIR|minari:ID --config.offline.steps=N``; any agent acting in the
 env's action space can also draw ``offline.mix`` of its batches from that data). ``env`` is any gymnasium id with Box spaces (images (H, W, C)
 uint8 or vectors); the suite's ids are ``parrot/...``.

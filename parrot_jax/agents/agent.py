@@ -27,8 +27,8 @@
 - ``hirl`` (paper section 5.1): as ``parrot``, with the flow replaced by the frozen decoder
   mean ``a = tanh(g(z, psi(s)))`` of a conditional VAE pretrained on the prior dataset
   (``parrot_jax.pretrained.cvae``); the policy chooses ``z`` every step (closed-loop),
-  with ``parrot``'s z-space settings (the ``parrot`` config section). The decoder is not
-  invertible, so its ``N(0, I)`` is not the data's action distribution.
+  with ``parrot``'s z-space settings (the ``parrot`` config section). Unlike the flow, the
+  decoder is not invertible: some actions may be out of the policy's reach.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -69,7 +69,7 @@ DECODER_AGENTS = {"hirl": "cvae"}
 LATENT_AGENTS = ("parrot", "hirl")
 # Agents that see observations through a frozen pretrained encoder (the observation
 # transform): agent -> the ``kind`` of ``experiments.pretrain`` run whose encoder it reads
-# (``config.pretrained``), and the module building that encoder from the run's model.
+# (``config.pretrained``).
 FEATURE_AGENTS = {"vae_features": "vae"}
 PRETRAINED_KIND = {**FEATURE_AGENTS, **DECODER_AGENTS}  # agent -> what config.pretrained is
 # How each agent learns: a module of pure updates, and its hyperparameters' class and
@@ -179,7 +179,8 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
 
     ``prior_model``: the prior's model config (``config.json``'s ``model``), needed by
     ``parrot`` and ``prior_explore``; ``pretrained_model``: the model config of the
-    ``experiments.pretrain`` run whose encoder a ``FEATURE_AGENTS`` agent reads.
+    ``experiments.pretrain`` run whose encoder a ``FEATURE_AGENTS`` agent reads, or whose
+    decoder a ``DECODER_AGENTS`` agent acts through.
     """
     name = config["agent"]
     check_agent_name(name)
