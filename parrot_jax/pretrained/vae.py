@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from parrot_jax.pretrained import saved
+from parrot_jax.pretrained.losses import gaussian_kl
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 KIND = "vae"  # config.kind of a run that trained one
@@ -184,8 +185,6 @@ def dataset_fields(dataset) -> dict[str, Any]:
 def terms(vae: ImageVAE, params, batch, key: jax.Array | None) -> dict[str, jax.Array]:
     """Per-image ``recon`` (summed squared pixel error, [0, 1] scale), ``mse`` (per pixel)
     and ``kl`` (to N(0, I)): (B,) each. ``key=None`` decodes at ``z = mu``."""
-    from parrot_jax.pretrained.losses import gaussian_kl
-
     images = batch["observations"]
     mean, log_std = vae.apply({"params": params}, images, method="encode")
     z = mean if key is None else mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
