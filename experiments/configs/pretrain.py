@@ -26,6 +26,8 @@ in ``experiments/configs/prior.py``.
 
 import ml_collections
 
+from experiments.configs.loop import add_loop_fields, tiny_loop
+
 KINDS = ("vae", "cvae")
 
 
@@ -72,17 +74,7 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.batch_size = 256
         config.num_steps = 500_000
 
-    config.log_every = 1000
-    config.eval_every = 10_000
-    config.eval_batches = 8
-    config.checkpoint_every = 10_000
-    config.max_checkpoints = 3
-    config.prefetch = 4
-    config.prefetch_threads = 2
-    config.num_devices = 0
-    config.distributed = False
-    config.progress = True
-    config.fast_compile = False
+    add_loop_fields(config, eval_batches=8)
 
     if scale == "cpu":
         config.in_memory = True
@@ -112,12 +104,5 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
             config.model.embedding = 8
             config.beta.midpoint, config.beta.width = 10.0, 2.0
         config.batch_size = 16
-        config.num_steps = 20
-        config.log_every = 10
-        config.eval_every = 10
-        config.eval_batches = 2
-        config.checkpoint_every = 10
-        config.prefetch = 2
-        config.progress = False
-        config.fast_compile = True
+        tiny_loop(config)
     return config

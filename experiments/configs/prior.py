@@ -17,6 +17,8 @@ Variants (``--config=experiments/configs/prior.py:VARIANT``):
 
 import ml_collections
 
+from experiments.configs.loop import add_loop_fields, tiny_loop
+
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -53,18 +55,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.augment_pad = 0  # >0: random shifts of up to this many pixels (0: none, paper)
     config.steps_per_dispatch = 1  # >1 fuses that many updates into one lax.scan dispatch
 
-    config.log_every = 1000
-    config.eval_every = 10_000
-    config.eval_batches = 16  # fixed validation batches of batch_size frames
-    config.checkpoint_every = 10_000
-    config.max_checkpoints = 3
-
-    config.prefetch = 4  # batches built ahead, on the devices
-    config.prefetch_threads = 2
-    config.num_devices = 0  # 0: every device; N: the first N (tests compare meshes)
-    config.distributed = False  # join a cluster-detected multi-host run (= --distributed)
-    config.progress = True  # tqdm bar with steps/s and ETA
-    config.fast_compile = False  # XLA optimisations off: ~3x faster compiles, slower steps
+    add_loop_fields(config, eval_batches=16)
 
     if variant == "cpu":
         # The CPU recipe (README, "Diagnosing the prior"), each change measured there:
@@ -101,14 +92,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.model.embedding = 16
         config.learning_rate = 1e-3
         config.batch_size = 32
-        config.num_steps = 20
-        config.log_every = 10
-        config.eval_every = 10
-        config.eval_batches = 2
-        config.checkpoint_every = 10
-        config.prefetch = 2
-        config.progress = False
-        config.fast_compile = True
+        tiny_loop(config)
     elif variant:
         raise ValueError(f"unknown prior config variant {variant!r}; expected '', 'cpu' or "
                          "'tiny'")

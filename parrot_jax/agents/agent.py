@@ -265,14 +265,20 @@ def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
     return flow_encoder(prior_flow)
 
 
+def missing_pretrained(name: str) -> ValueError:
+    """The error for a ``PRETRAINED_KIND`` agent run without ``--config.pretrained``."""
+    kind = PRETRAINED_KIND[name]
+    return ValueError(f"agent {name!r} needs a pretrained {kind}: pass "
+                      f"--config.pretrained=WORKDIR (written by experiments.pretrain "
+                      f"--config=experiments/configs/pretrain.py:{kind})")
+
+
 def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
     """The pretrained kind ``name`` reads; ValueError if it is missing or was trained on
     images of another shape than the env's."""
     kind = PRETRAINED_KIND[name]
     if model is None:
-        raise ValueError(f"agent {name!r} needs a pretrained {kind}: pass "
-                         f"--config.pretrained=WORKDIR (written by experiments.pretrain "
-                         f"--config=experiments/configs/pretrain.py:{kind})")
+        raise missing_pretrained(name)
     if tuple(image_shape) != tuple(observation_shape):
         raise ValueError(f"the pretrained {kind} was trained on images of shape "
                          f"{tuple(image_shape)}, but the env's observations have shape "

@@ -51,7 +51,7 @@ from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
 from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, DECODER_AGENTS, FEATURE_AGENTS, \
     LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, acting_params, box_bounds, \
-    check_agent_name, make_agent, with_pretrained_trunk
+    check_agent_name, make_agent, missing_pretrained, with_pretrained_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -132,10 +132,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
                          "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
     if config.agent in PRETRAINED_KIND and not config.pretrained:
-        kind = PRETRAINED_KIND[config.agent]
-        raise ValueError(f"agent {config.agent!r} needs a pretrained {kind}: pass "
-                         "--config.pretrained=WORKDIR (written by experiments.pretrain "
-                         f"--config=experiments/configs/pretrain.py:{kind})")
+        raise missing_pretrained(config.agent)
     if config.agent == "bc_sac" and not config.dataset:
         raise ValueError("agent 'bc_sac' clones the prior dataset: pass --config.dataset=DIR "
                          "(written by experiments.collect_data)")

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from parrot_jax.networks.encoder import ConvEncoder
 from parrot_jax.networks.mlp import MLP
 from parrot_jax.pretrained import saved
-from parrot_jax.pretrained.losses import gaussian_kl
+from parrot_jax.pretrained.losses import gaussian_kl, sample_latent
 
 KIND = "cvae"
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -81,7 +81,7 @@ class ActionCVAE(nn.Module):
 
     def __call__(self, actions, images, key):
         mean, log_std = self.encode(actions, images)
-        z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        z = sample_latent(mean, log_std, key)
         return self.decode(z, images), mean, log_std
 
 
@@ -132,7 +132,7 @@ def terms(cvae: ActionCVAE, params, batch, key: jax.Array | None) -> dict[str, j
     (to N(0, I)): (B,) each. ``key=None`` decodes at ``z = mu``."""
     actions, images = batch["actions"], batch["observations"]
     mean, log_std = cvae.apply({"params": params}, actions, images, method="encode")
-    z = mean if key is None else mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    z = sample_latent(mean, log_std, key)
     decoded = cvae.apply({"params": params}, z, images, method="decode")
     error = jnp.square(actions - decoded)
     return {"recon": jnp.sum(error, axis=-1), "mse": jnp.mean(error, axis=-1),

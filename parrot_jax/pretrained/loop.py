@@ -29,7 +29,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from parrot_jax import checkpoint, parallel
+from parrot_jax import checkpoint, parallel, run_config
 from parrot_jax.data import load_dataset
 from parrot_jax.data.prefetch import Prefetcher
 from parrot_jax.data.sampling import BatchSampler
@@ -110,8 +110,6 @@ class Model(Protocol):
 def fit(config, workdir: str, model: Model):
     """Trains (or resumes, or finds finished) ``model``'s run in ``workdir`` on
     ``config.dataset``; returns the final train state (with ``.step`` and ``.params``)."""
-    from parrot_jax import run_config
-
     if config.distributed:
         parallel.initialize_distributed()
     model.check_inputs(config)

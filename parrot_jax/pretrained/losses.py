@@ -4,6 +4,7 @@
   ``sum_j [log(s2_j / s1_j) + (s1_j^2 + (m1_j - m2_j)^2) / (2 s2_j^2) - 1/2]``; with the
   defaults ``m2 = 0, s2 = 1`` it is the VAE's KL to its standard normal prior,
   ``sum_j [(m_j^2 + s_j^2) / 2 - log s_j - 1/2]``.
+- ``sample_latent``: the reparameterised draw ``z = mu + sigma * eps``.
 - ``beta_schedule``: the KL weight at an update, ``beta(t) = beta* sigmoid((t - t_half) /
   width)``, a logistic anneal from about 0 to ``beta*`` that passes ``beta* / 2`` at
   ``t_half`` (the PARROT paper's TrajVAE: ``beta* / 2`` at 25K updates; its width is not
@@ -24,6 +25,14 @@ def gaussian_kl(mean: jax.Array, log_std: jax.Array, prior_mean=0.0,
     mahalanobis = jnp.square((mean - prior_mean) * jnp.exp(-prior_log_std))
     return 0.5 * jnp.sum(variance_ratio + mahalanobis - 1.0 - 2.0 * (log_std - prior_log_std),
                          axis=-1)
+
+
+def sample_latent(mean: jax.Array, log_std: jax.Array, key: jax.Array | None) -> jax.Array:
+    """``z = mu + sigma * eps``, ``eps ~ N(0, I)`` (the reparameterisation); ``key=None``
+    gives ``z = mu`` (deterministic decoding, for validation)."""
+    if key is None:
+        return mean
+    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
 
 
 def beta_schedule(step, beta: float, midpoint: float = 0.0, width: float = 0.0) -> jax.Array:

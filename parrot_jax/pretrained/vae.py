@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from parrot_jax.pretrained import saved
-from parrot_jax.pretrained.losses import gaussian_kl
+from parrot_jax.pretrained.losses import gaussian_kl, sample_latent
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 KIND = "vae"  # config.kind of a run that trained one
@@ -116,7 +116,7 @@ class ImageVAE(nn.Module):
 
     def __call__(self, images, key):
         mean, log_std = self.encoder(images)
-        z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        z = sample_latent(mean, log_std, key)
         return self.decoder(z), mean, log_std
 
 
@@ -187,7 +187,7 @@ def terms(vae: ImageVAE, params, batch, key: jax.Array | None) -> dict[str, jax.
     and ``kl`` (to N(0, I)): (B,) each. ``key=None`` decodes at ``z = mu``."""
     images = batch["observations"]
     mean, log_std = vae.apply({"params": params}, images, method="encode")
-    z = mean if key is None else mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    z = sample_latent(mean, log_std, key)
     decoded = vae.apply({"params": params}, z, method="decode")
     error = jnp.square(images.astype(jnp.float32) / 255.0 - decoded)
     return {"recon": jnp.sum(error, axis=(1, 2, 3)), "mse": jnp.mean(error, axis=(1, 2, 3)),
