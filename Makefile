@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
+TEST_WORKERS ?= auto
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
 .PHONY: demo showcase test install-gpu bench bench-env bench-data device-check device-wheels clean
@@ -22,8 +23,10 @@ demo: $(VENV)/.installed
 showcase: $(VENV)/.installed
 	$(PY) -m experiments.showcase_envs --workdir=runs/showcase
 
+# One pytest worker per core; each test file stays on one worker, so a module fixture
+# (the tiny all-figure sweep) runs once. TEST_WORKERS=0 runs in this process.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # The CUDA 12 build of the pinned JAX (NVIDIA GPUs, Linux x86_64) in the same venv.
 install-gpu: $(VENV)/.installed

@@ -13,9 +13,14 @@ Variants ``KIND[,SCALE]``:
   logistic anneal that passes half of it at 25K updates, Adam lr 1e-4, 500K updates). The
   latent has the action's dimension; the anneal's width (2,500 updates) and batch 256
   are assumptions. The RL agent ``hirl`` acts through its frozen decoder mean.
+- ``trajvae``: the trajectory VAE of TrajRL (paper appendix B: a VAE over whole 25-step
+  action trajectories, no image; MLPs 512-256-128 and 128-256-512, beta 0.001 with the
+  cVAE's anneal, Adam lr 1e-4, 500K updates). The latent has the action's dimension
+  (the paper's 8 is "the same as the behavioral prior"); batch 256 is an assumption. Its
+  batches are the dataset's whole episodes (``model.horizon`` 25 steps), actions only.
 - ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (VAE: 16 channels, 10K
   updates of 64 images; cVAE: the ``:cpu`` prior's strided encoder, 20K updates of 64 at
-  Adam 1e-3, the anneal's midpoint at 5K) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
+  Adam 1e-3, the anneal's midpoint at 5K; TrajVAE: as the cVAE's) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
   collection sharing them, an update of 64 images ran at 1.9 per second with 32 channels
   and 5.9 with 16: the transposed convolutions' gradients cost about 8 times the forward
   pass on XLA:CPU.
@@ -28,7 +33,7 @@ import ml_collections
 
 from experiments.configs.loop import add_loop_fields, tiny_loop
 
-KINDS = ("vae", "cvae")
+KINDS = ("vae", "cvae", "trajvae")
 
 
 def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
@@ -62,11 +67,15 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.model.latent_dim = ml_collections.config_dict.placeholder(int)  # None: action's
         config.model.encoder_hidden = (512, 256, 128)
         config.model.decoder_hidden = (128, 256, 512)
+    if kind == "trajvae":
+        config.model.horizon = 25  # steps per trajectory: the suite's whole episode
+    elif kind == "cvae":
         config.model.image_channels = (16, 16, 16)  # psi, as the flow prior's (paper)
         config.model.image_hidden = (1024, 512)
         config.model.embedding = 256
         config.model.image_pooled = 2
         config.model.image_strides = ml_collections.config_dict.placeholder(tuple)
+    if kind != "vae":
         config.beta.value = 1e-3
         config.beta.midpoint = 25_000.0
         config.beta.width = 2_500.0
@@ -77,7 +86,7 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
     add_loop_fields(config, eval_batches=8)
 
     if scale == "cpu":
-        config.in_memory = True
+        config.in_memory = kind != "trajvae"  # the TrajVAE reads no image
         config.batch_size = 64
         config.num_steps = 10_000
         config.log_every = 500
@@ -85,9 +94,10 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.checkpoint_every = 2000
         if kind == "vae":
             config.model.channels = 16
-        else:  # psi as the :cpu prior's (strided, no pools); the anneal scaled to the budget
-            config.model.image_strides = (2, 2, 1)
-            config.model.image_pooled = 0
+        else:  # the anneal scaled to the budget
+            if kind == "cvae":  # psi as the :cpu prior's (strided, no pools)
+                config.model.image_strides = (2, 2, 1)
+                config.model.image_pooled = 0
             config.learning_rate = 1e-3
             config.num_steps = 20_000
             config.beta.midpoint = 5_000.0
@@ -99,9 +109,10 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
             config.model.latent_dim = 4
         else:
             config.model.encoder_hidden = config.model.decoder_hidden = (16,)
-            config.model.image_channels = (4, 4, 4)
-            config.model.image_hidden = (16,)
-            config.model.embedding = 8
+            if kind == "cvae":
+                config.model.image_channels = (4, 4, 4)
+                config.model.image_hidden = (16,)
+                config.model.embedding = 8
             config.beta.midpoint, config.beta.width = 10.0, 2.0
         config.batch_size = 16
         tiny_loop(config)

@@ -42,7 +42,8 @@ class BatchSampler:
     all episodes; observations ``(B, 48, 48, 3)`` uint8, actions ``(B, A)`` float32.
     With ``window=H``: ``B`` windows of ``H`` consecutive frames of one episode, their
     start drawn uniformly with replacement from ``valid_starts(..., H)``; observations
-    ``(B, H, 48, 48, 3)``, actions ``(B, H, A)``.
+    ``(B, H, 48, 48, 3)``, actions ``(B, H, A)``. With ``images=False``: the actions
+    alone (``{"actions"}``), for models of actions that never read a frame.
 
     ``B = batch_size // process_count`` is this process's share of the global batch: rows
     ``[process_index * B, (process_index + 1) * B)`` of the batch a single process would
@@ -50,7 +51,7 @@ class BatchSampler:
     """
 
     def __init__(self, dataset, batch_size: int, seed: int, window: int | None = None,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1, images: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if window is not None and window < 1:
@@ -68,6 +69,7 @@ class BatchSampler:
         self.local_batch_size = batch_size // process_count
         self.seed = seed
         self.window = window
+        self.images = images
         self.process_index = process_index
         self.process_count = process_count
         self.starts = valid_starts(dataset.episode_starts, dataset.episode_lengths,
@@ -95,12 +97,15 @@ class BatchSampler:
     def batch(self, k: int) -> dict[str, np.ndarray]:
         """Batch number ``k`` (a pure function of ``seed``, ``k`` and ``process_index``)."""
         idx = self.indices(k)
+        actions = gather(self.dataset.actions, idx)
+        if not self.images:  # a model of actions alone: no image is read from disk
+            return {"actions": actions}
         observations = self.dataset.observations
         if self.window is not None and hasattr(observations, "windows"):
             images = observations.windows(idx[:, 0], self.window)  # one block per window
         else:
             images = gather(observations, idx)
-        return {"observations": images, "actions": gather(self.dataset.actions, idx)}
+        return {"observations": images, "actions": actions}
 
     def iterate(self, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Batches ``start, start + 1, ...`` forever."""

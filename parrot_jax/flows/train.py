@@ -26,6 +26,10 @@ class FlowPrior:
     check_and_write = staticmethod(run_config.check_and_write)
 
     @staticmethod
+    def sampling(config) -> dict:
+        return {}  # single frames with their images
+
+    @staticmethod
     def programs(description, mesh, config) -> loop.Programs:
         return compile_programs(
             make_flow(description["model"]), mesh, tuple(description["image_shape"]),

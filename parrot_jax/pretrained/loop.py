@@ -106,6 +106,10 @@ class Model(Protocol):
     def programs(self, description: dict[str, Any], mesh: Mesh, config) -> Programs:
         """The jitted programs of this run."""
 
+    def sampling(self, config) -> dict[str, Any]:
+        """``BatchSampler``'s ``window`` and ``images`` for this model's batches (``{}``:
+        single frames with their images)."""
+
 
 def fit(config, workdir: str, model: Model):
     """Trains (or resumes, or finds finished) ``model``'s run in ``workdir`` on
@@ -134,10 +138,12 @@ def fit(config, workdir: str, model: Model):
             logging.info("%s: finished at step %d (num_steps=%d); nothing to do", workdir,
                          int(state.step), config.num_steps)
             return state
+        sampling = model.sampling(config)
         sampler = BatchSampler(train_set, config.batch_size, config.seed,
                                process_index=jax.process_index(),
-                               process_count=jax.process_count())
-        eval_batches = _eval_batches(validation_set, config, programs.eval_sharding)
+                               process_count=jax.process_count(), **sampling)
+        eval_batches = _eval_batches(validation_set, config, programs.eval_sharding,
+                                     sampling)
         with MetricWriter(workdir, resumed, enabled=lead) as writer:
             return _train_loop(config, state, programs, sampler, eval_batches, writer,
                                checkpoints)
@@ -212,13 +218,13 @@ def _initial_state(programs: Programs, checkpoints: checkpoint.Checkpoints,
     return state, step
 
 
-def _eval_batches(validation_set, config, sharding) -> list:
+def _eval_batches(validation_set, config, sharding, sampling: dict[str, Any]) -> list:
     """``eval_batches`` fixed validation batches on the devices (empty without a split)."""
     if not config.validation_fraction or not config.eval_batches:
         return []
     sampler = BatchSampler(validation_set, config.batch_size, config.seed,
                            process_index=jax.process_index(),
-                           process_count=jax.process_count())
+                           process_count=jax.process_count(), **sampling)
     return [parallel.place_batch(sampler.batch(k), sharding)
             for k in range(config.eval_batches)]
 

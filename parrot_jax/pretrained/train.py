@@ -1,5 +1,5 @@
 """Training a latent-variable model on the prior dataset (``config.kind``: the ``vae`` of
-VAE-features, the ``cvae`` of HIRL): loss, pure updates, and
+VAE-features, the ``cvae`` of HIRL, the ``trajvae`` of TrajRL): loss, pure updates, and
 ``train_and_evaluate(config, workdir)``, the call ``experiments.pretrain`` and the
 sweep's ``pretrain`` jobs make.
 
@@ -9,7 +9,8 @@ The loss is the negative evidence lower bound with a weight on its KL term (beta
     z_i = mu(x_i) + sigma(x_i) * eps,  eps ~ N(0, I),
 
 where ``recon`` is the model's summed squared error (``MODELS[kind].terms``: pixels on the
-[0, 1] scale for the VAE, action dimensions for the cVAE): a Gaussian decoder's negative
+[0, 1] scale for the VAE, action dimensions for the cVAE, the whole trajectory's
+actions for the TrajVAE): a Gaussian decoder's negative
 log-likelihood with its variance fixed at 1/2, up to a constant. ``beta(t)`` follows
 ``losses.beta_schedule`` (``config.beta``). Reported: ``loss``, ``recon``, ``mse`` (per
 pixel or action dimension), ``kl`` (nats per sample), ``beta``; validation
@@ -33,14 +34,17 @@ import optax
 from parrot_jax import fused
 from parrot_jax import run_config as shared
 from parrot_jax.flows.train_state import TrainState, all_finite, make_optimizer
-from parrot_jax.pretrained import cvae, loop, vae
+from parrot_jax.pretrained import cvae, loop, trajvae, vae
 from parrot_jax.pretrained.losses import beta_schedule
 
 # config.kind -> the model's module: make(description), init_params(model, rng),
-# terms(model, params, batch, key), check_model(config.model), dataset_fields(dataset).
-MODELS = {vae.KIND: vae, cvae.KIND: cvae}
+# terms(model, params, batch, key), check_model(config.model), dataset_fields(dataset),
+# and optionally sampling(config) (``BatchSampler``'s window and images; default frames).
+MODELS = {vae.KIND: vae, cvae.KIND: cvae, trajvae.KIND: trajvae}
 RUN_DEFINING = ("kind", "model", "data", "validation_fraction", "seed", "beta")
-Batch = dict[str, jax.Array]  # {"observations": (B, H, W, C) uint8, "actions": (B, A), ...}
+# {"observations": (B, H, W, C) uint8, "actions": (B, A)}; a windowed model's actions
+# (B, T, A), without observations when its sampling reads no image.
+Batch = dict[str, jax.Array]
 
 
 def model_module(kind: str):
@@ -80,7 +84,7 @@ def eval_step(params, batch: Batch, *, model, terms) -> dict[str, jax.Array]:
     """Summed per-sample terms at ``z = mu`` and the sample count."""
     values = terms(model, params, batch, None)
     return {**{k: jnp.sum(v) for k, v in values.items()},
-            "count": jnp.asarray(batch["observations"].shape[0], jnp.float32)}
+            "count": jnp.asarray(batch["actions"].shape[0], jnp.float32)}
 
 
 def create_train_state(model, init_params, optimizer, rng: jax.Array) -> TrainState:
@@ -142,6 +146,10 @@ class LatentModel:
     @staticmethod
     def check_and_write(workdir: str, description: dict[str, Any]) -> None:
         shared.check_and_write(workdir, description, RUN_DEFINING)
+
+    @staticmethod
+    def sampling(config) -> dict[str, Any]:
+        return getattr(model_module(config.kind), "sampling", lambda config: {})(config)
 
     @staticmethod
     def programs(description, mesh, config) -> loop.Programs:
