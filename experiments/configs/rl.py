@@ -5,8 +5,10 @@
         --config.prior=runs/prior --workdir=runs/rl/parrot_PickUpCan
 
 Agents: ``parrot``, ``sac``, ``bc_sac`` (needs ``--config.dataset``), ``prior_explore``
-(needs ``--config.prior``), ``vae_features`` and ``hirl`` (need ``--config.pretrained``, a
-VAE or a cVAE written by ``experiments.pretrain``), ``iql`` and ``awac`` (offline first with
+(needs ``--config.prior``), ``vae_features``, ``hirl`` and ``trajrl`` (need
+``--config.pretrained``, a VAE, a cVAE or a TrajVAE written by ``experiments.pretrain``;
+``trajrl`` chooses one latent per episode and runs its decoded 25-step plan open-loop, so
+each of its pool steps is ``num_envs * 25`` env steps), ``iql`` and ``awac`` (offline first with
 ``--config.offline.dataset=DIR|minari:ID --config.offline.steps=N``; any agent acting in the
 env's action space can also draw ``offline.mix`` of its batches from that data). ``env`` is any gymnasium id with Box spaces (images (H, W, C)
 uint8 or vectors); the suite's ids are ``parrot/...``.
@@ -36,12 +38,12 @@ import ml_collections
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.agent = "parrot"  # parrot | sac | bc_sac | prior_explore | iql | awac
+    config.agent = "parrot"  # agents.AGENTS: parrot | sac | bc_sac | prior_explore | ...
     config.env = "parrot/PickUpCan-v0"
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
     # workdir of experiments.pretrain: the VAE whose frozen encoder vae_features reads, or
-    # the cVAE whose frozen decoder hirl acts through
+    # the cVAE whose frozen decoder hirl acts through, or the TrajVAE whose trajrl plans by
     config.pretrained = ""
     config.seed = 0
 

@@ -29,6 +29,11 @@
   (``parrot_jax.pretrained.cvae``); the policy chooses ``z`` every step (closed-loop),
   with ``parrot``'s z-space settings (the ``parrot`` config section). Unlike the flow, the
   decoder is not invertible: some actions may be out of the policy's reach.
+- ``trajrl`` (paper section 5.1, after Ghadirzadeh et al. 2020): one decision per episode.
+  The policy chooses ``z`` from the first image and the frozen decoder mean of a trajectory
+  VAE pretrained on the prior dataset's episodes (``parrot_jax.pretrained.trajvae``) turns
+  it into the whole 25-step plan, executed open-loop by ``envs.chunks.ActionChunks``: one
+  RL transition ``(s_0, z, R, done=1)`` per episode. ``parrot``'s z-space settings.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -57,16 +62,22 @@ from parrot_jax.agents import awac, awr, iql, sac
 from parrot_jax.agents.networks import Actor, Critic, Value, mode
 from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior_params, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
-from parrot_jax.pretrained import cvae as cvae_model, vae as vae_model
+from parrot_jax.pretrained import cvae as cvae_model, trajvae as trajvae_model, vae as vae_model
 
-AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features", "hirl")
+AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features", "hirl",
+          "trajrl")
 NEEDS_PRIOR = ("parrot", "prior_explore")
 # Agents whose policy chooses a latent z that a frozen pretrained decoder maps to the env's
 # action (the action interface): agent -> the ``kind`` of ``experiments.pretrain`` run
 # (``config.pretrained``). Its parameters are the acting parameters' ``"prior"``.
-DECODER_AGENTS = {"hirl": "cvae"}
+DECODER_AGENTS = {"hirl": "cvae", "trajrl": "trajvae"}
+DECODERS = {"cvae": cvae_model, "trajvae": trajvae_model}  # kind -> its module
+# Agents whose one action is an open-loop plan of the pretrained model's ``horizon`` steps,
+# executed by ``envs.chunks.ActionChunks``; the value: whether the inner episode's end
+# ends the agent's MDP (``terminal_at_end``).
+CHUNK_AGENTS = {"trajrl": True}
 # Agents acting in a latent space with ``parrot``'s z-space settings.
-LATENT_AGENTS = ("parrot", "hirl")
+LATENT_AGENTS = ("parrot", "hirl", "trajrl")
 # Agents that see observations through a frozen pretrained encoder (the observation
 # transform): agent -> the ``kind`` of ``experiments.pretrain`` run whose encoder it reads
 # (``config.pretrained``).
@@ -97,7 +108,8 @@ class Agent:
     action_high: float = 1.0
     prior_flow: ConditionalRealNVP | None = None
     prior_image_shape: tuple[int, ...] | None = None
-    action_decoder: cvae_model.ActionCVAE | None = None  # DECODER_AGENTS' frozen z -> a
+    # DECODER_AGENTS' frozen z -> the env's action (its ``env_action(z, images)``)
+    action_decoder: cvae_model.ActionCVAE | trajvae_model.TrajectoryVAE | None = None
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
 
     @property
@@ -117,7 +129,7 @@ class Agent:
         if self.prior_flow is not None:
             return init_prior_params(self.prior_flow, rng, self.prior_image_shape)
         if self.action_decoder is not None:
-            return cvae_model.init_params(self.action_decoder, rng)
+            return DECODERS[DECODER_AGENTS[self.name]].init_params(self.action_decoder, rng)
         return None
 
     def prior(self, params) -> BehavioralPrior:
@@ -135,7 +147,7 @@ class Agent:
             return chosen, self.prior(params).sample(chosen, obs)
         if self.action_decoder is not None:
             return chosen, self.action_decoder.apply({"params": params["prior"]}, chosen, obs,
-                                                     method="decode")
+                                                     method="env_action")
         env_actions = self._rescale(chosen)
         if self.name == "prior_explore" and not deterministic:
             z = jax.random.normal(prior_key, (obs.shape[0], self.prior_flow.action_dim))
@@ -287,9 +299,16 @@ def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
 
 
 def _action_decoder(name: str, model, image_shape, observation_shape, action_dim: int):
-    """The frozen decoder a ``DECODER_AGENTS`` agent acts through."""
-    _check_pretrained(name, model, image_shape, observation_shape)
-    return cvae_model.make_cvae(model, image_shape, action_dim)
+    """The frozen decoder a ``DECODER_AGENTS`` agent acts through; ``action_dim``: the
+    env's (for ``CHUNK_AGENTS``, the flat plan's H x A)."""
+    kind = _check_pretrained(name, model, image_shape, observation_shape)
+    if kind == "cvae":
+        return cvae_model.make_cvae(model, image_shape, action_dim)
+    horizon = int(model["horizon"])
+    if action_dim % horizon:
+        raise ValueError(f"the pretrained {kind} plans {horizon} steps, but the env's action "
+                         f"of dimension {action_dim} is not a whole number of them")
+    return trajvae_model.make_trajvae(model, action_dim // horizon)
 
 
 def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,

@@ -21,7 +21,7 @@ from parrot_jax import checkpoint
 from parrot_jax.agents.agent import Agent
 from parrot_jax.agents.programs import StartRecorder
 from parrot_jax.agents.sac import init_params
-from parrot_jax.agents.train import agent_from_description
+from parrot_jax.agents.train import agent_from_description, run_env
 from parrot_jax.flows.evaluate import Rollouts, rollout_success
 from parrot_jax.run_config import CONFIG_FILE
 from parrot_jax.stats import rank_auc, wilson_interval
@@ -72,7 +72,7 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
     description = read_description(workdir)
     agent, params, step = load_agent(workdir, step)
     policy = StartRecorder(agent, params, deterministic)
-    rollouts = rollout_success(description["env"], policy, episodes, seed,
+    rollouts = rollout_success(run_env(description), policy, episodes, seed,
                                num_envs=min(num_envs, episodes), num_workers=num_workers,
                                keep_frames=keep_frames, discount=agent.hp.discount)
     q_start = policy.q_start(episodes)

@@ -11,7 +11,11 @@ Updates start once ``start_steps`` env steps have been collected (with the polic
 for ``parrot`` at initialisation that is the prior) and run ``updates_per_env_step``
 per env step: ``K = num_envs * ratio`` fused updates every pool step, or one update every
 ``1 / (num_envs * ratio)`` pool steps. Evaluation episodes run in a second pool every
-``eval_every`` env steps, from fixed env seeds (``eval_seed + i``).
+``eval_every`` env steps, from fixed env seeds (``eval_seed + i``). An agent whose one
+action is an H-step plan (``CHUNK_AGENTS``: ``trajrl``) steps a pool of
+``envs.chunks.ActionChunks`` envs: a pool step is ``num_envs * H`` env steps, every
+count above is in env steps, and logging, evaluation and checkpoints happen at the first
+pool step that reaches each multiple of their interval.
 
 Checkpoints (``WORKDIR/checkpoints``, step = env steps) hold the whole SAC state
 (parameters, target critic, optimizer states, temperature, rng, update count) and the
@@ -49,7 +53,8 @@ import tqdm
 
 from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
-from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, DECODER_AGENTS, FEATURE_AGENTS, \
+from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, CHUNK_AGENTS, DECODER_AGENTS, \
+    FEATURE_AGENTS, \
     LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, acting_params, box_bounds, \
     check_agent_name, make_agent, missing_pretrained, with_pretrained_trunk
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
@@ -58,11 +63,12 @@ from parrot_jax.data import transitions
 from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
 from parrot_jax.envs import ENV_IDS
+from parrot_jax.envs.chunks import env_source
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
 from parrot_jax.flows.prior import check_prior_dir, load_prior
 from parrot_jax.metrics import MetricWriter
-from parrot_jax.pretrained import cvae, saved, vae
+from parrot_jax.pretrained import cvae, saved, trajvae, vae
 from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
@@ -72,9 +78,10 @@ RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_siz
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
                   "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": (),
-                  "hirl": ("parrot",)}
+                  "hirl": ("parrot",), "trajrl": ("parrot",)}
 # config.pretrained's kind -> (its loader, the model's name in messages)
-PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cVAE")}
+PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cVAE"),
+                      "trajvae": (trajvae.load_trajvae, "TrajVAE")}
 OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
 
 
@@ -89,17 +96,19 @@ def check_env_id(env_id: str) -> None:
                          "id with Box spaces (e.g. Pendulum-v1) also works")
 
 
-def pool_schedule(num_envs: int, ratio: float) -> tuple[int, int]:
-    """``(K, m)``: K fused updates every m pool steps, for ``ratio`` updates per env step."""
-    per_pool_step = num_envs * ratio
+def pool_schedule(num_envs: int, ratio: float, horizon: int = 1) -> tuple[int, int]:
+    """``(K, m)``: K fused updates every m pool steps, for ``ratio`` updates per env step
+    (a pool step is ``num_envs * horizon`` env steps)."""
+    per_pool_step = num_envs * horizon * ratio
+    envs = f"num_envs={num_envs}" + (f" x {horizon}-step plans" if horizon > 1 else "")
     if per_pool_step >= 1:
         if abs(per_pool_step - round(per_pool_step)) > 1e-9:
             raise ValueError(f"updates_per_env_step={ratio} gives {per_pool_step} updates per "
-                             f"pool step of num_envs={num_envs} envs; it must be a whole number")
+                             f"pool step of {envs} envs; it must be a whole number")
         return int(round(per_pool_step)), 1
     every = 1.0 / per_pool_step if per_pool_step > 0 else float("inf")
     if abs(every - round(every)) > 1e-9:
-        raise ValueError(f"updates_per_env_step={ratio} with num_envs={num_envs} gives one "
+        raise ValueError(f"updates_per_env_step={ratio} with {envs} gives one "
                          f"update every {every:.3g} pool steps; it must be a whole number")
     return 1, int(round(every))
 
@@ -127,7 +136,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={config[name]} is not a multiple of "
                              f"config.num_envs={config.num_envs} (each pool step is num_envs "
                              "env steps)")
-    pool_schedule(config.num_envs, config.updates_per_env_step)
+    if config.agent not in CHUNK_AGENTS:  # else checked once the plan's length is known
+        pool_schedule(config.num_envs, config.updates_per_env_step)
     if config.agent in NEEDS_PRIOR and not config.prior:
         raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
                          "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
@@ -221,6 +231,18 @@ def load_offline_data(config, pool: EnvPool) -> transitions.Transitions | None:
     return data.with_zero_rewards() if config.offline.rewards == "zero" else data
 
 
+def action_horizon(config, pretrained) -> int:
+    """Env steps per agent action: the pretrained plan's horizon for ``CHUNK_AGENTS``."""
+    return int(pretrained.horizon) if config.agent in CHUNK_AGENTS else 1
+
+
+def run_env(description: dict[str, Any]):
+    """What ``EnvPool`` takes for a run's env: its id, or ``ActionChunks`` of it for an
+    agent acting ``action_horizon`` steps at a time."""
+    return env_source(description["env"], description.get("action_horizon", 1),
+                      CHUNK_AGENTS.get(description["agent"], False))
+
+
 def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any]:
     """``config.json``: the config plus the env's spaces and the prior's (or pretrained
     encoder's) model, which ``load_agent`` needs to rebuild the agent from the workdir
@@ -239,6 +261,7 @@ def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any
         description["prior_image_shape"] = list(prior.image_shape)
         description["prior_source"] = {"workdir": os.path.abspath(config.prior),
                                        "step": prior.step}
+    description["action_horizon"] = action_horizon(config, pretrained)
     description["pretrained_model"] = None
     if pretrained is not None:
         description["pretrained_model"] = pretrained.model_config
@@ -280,8 +303,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     frozen = pretrained if config.agent in DECODER_AGENTS else prior
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_size(config.batch_size, mesh)
-    fused, every = pool_schedule(config.num_envs, config.updates_per_env_step)
-    with EnvPool(config.env, config.num_envs, config.num_workers or None) as pool:
+    horizon = action_horizon(config, pretrained)
+    fused, every = pool_schedule(config.num_envs, config.updates_per_env_step, horizon)
+    env = run_env({"env": config.env, "agent": config.agent, "action_horizon": horizon})
+    with EnvPool(env, config.num_envs, config.num_workers or None) as pool:
         if frozen is not None:
             check_compatible(frozen, config.env, pool.single_observation_space,
                              pool.single_action_space)
@@ -311,7 +336,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
                 return Result(env_steps, state, acting_params(state, prior_params), {})
             with MetricWriter(workdir, env_steps or None, enabled=lead) as writer:
                 loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
-                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY), data)
+                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY), data,
+                             env, horizon)
                 if fresh:
                     state = loop.pretrain_offline(state, workdir)
                     loop.save(state, 0)  # BC and offline updates are not redone on resume
@@ -397,8 +423,10 @@ class _Loop:
     """The training loop's state between pool steps (module docstring)."""
 
     def __init__(self, config, agent, programs, pool, checkpoints, writer, prior_params,
-                 fused, every, replay_directory, data=None):
+                 fused, every, replay_directory, data=None, env=None, horizon: int = 1):
         self.config, self.agent, self.programs, self.pool = config, agent, programs, pool
+        self.env = config.env if env is None else env  # what the evaluation pool steps
+        self.pool_env_steps = config.num_envs * horizon  # env steps per pool step
         self.data = data  # reward-labelled transitions (config.offline), or None
         self.checkpoints, self.writer, self.prior_params = checkpoints, writer, prior_params
         self.fused, self.every = fused, every
@@ -456,20 +484,21 @@ class _Loop:
                     policy_actions, env_actions = act(self.agent, params, obs,
                                                       jax.random.fold_in(key, env_steps))
                     policy_actions, env_actions = np.asarray(policy_actions), np.asarray(env_actions)
-                    pool_steps = env_steps // config.num_envs
+                    pool_steps = env_steps // self.pool_env_steps
                     if collected >= config.start_steps and pool_steps % self.every == 0:
                         # runs during pool.step
                         state = self._update(state, np.random.default_rng(
                             [config.seed, env_steps, 2]))
                     obs = self._step(policy_actions, env_actions)
-                    env_steps += config.num_envs
-                    collected += config.num_envs
-                    bar.update(config.num_envs)
-                    if env_steps % config.log_every == 0:
+                    before, env_steps = env_steps, env_steps + self.pool_env_steps
+                    collected += self.pool_env_steps
+                    bar.update(self.pool_env_steps)
+                    if _reached(before, env_steps, config.log_every):
                         clock = self._log(state, env_steps, clock, bar)
-                    if env_steps % config.eval_every == 0 or env_steps >= config.total_env_steps:
+                    if (_reached(before, env_steps, config.eval_every)
+                            or env_steps >= config.total_env_steps):
                         self._evaluate(state, env_steps, bar)
-                    if (env_steps % config.checkpoint_every == 0
+                    if (_reached(before, env_steps, config.checkpoint_every)
                             or env_steps >= config.total_env_steps):
                         self.save(state, env_steps)
                         if env_steps < config.total_env_steps:
@@ -586,7 +615,7 @@ class _Loop:
     def _evaluate(self, state, env_steps, bar=None):
         config = self.config
         if self._eval_pool is None:
-            self._eval_pool = EnvPool(config.env, config.eval_num_envs,
+            self._eval_pool = EnvPool(self.env, config.eval_num_envs,
                                       config.num_workers or None)
         params = parallel.local(acting_params(state, self.prior_params))
         policy = StartRecorder(self.agent, params, config.eval_deterministic)
@@ -611,6 +640,12 @@ class _Loop:
         self.last_eval = row
         self.writer.write(env_steps, row)
         _report(bar, env_steps, row)
+
+
+def _reached(before: int, now: int, every: int) -> bool:
+    """Whether the step from ``before`` to ``now`` env steps reached a multiple of
+    ``every`` (for one-step agents ``now`` is itself that multiple)."""
+    return now // every > before // every
 
 
 def _report(bar, env_steps: int, row: dict[str, float]) -> None:

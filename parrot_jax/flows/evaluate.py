@@ -83,7 +83,7 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
     """Runs ``act_fn`` for ``episodes`` episodes (seeding and keys: module docstring).
 
     Args:
-        env: an env id (a pool of ``num_envs`` envs, default 8, in ``num_workers``
+        env: an env id or factory (a pool of ``num_envs`` envs, default 8, in ``num_workers``
             processes is made and closed here) or an open ``EnvPool`` or any object with
             its ``num_envs``, ``reset(seed=)`` and ``step`` (used as is; the caller closes it).
         act_fn: ``(obs (num_envs, *obs_shape), key) -> actions (num_envs, *action_shape)``.
@@ -96,7 +96,7 @@ def rollout_success(env: str | EnvPool, act_fn: ActFn, episodes: int, seed: int 
     if keep_frames < 0:
         raise ValueError(f"keep_frames must be >= 0, got {keep_frames}")
     key = jax.random.key(seed) if key is None else key
-    if isinstance(env, str):
+    if isinstance(env, str) or not hasattr(env, "step"):  # an id or an env factory
         with EnvPool(env, num_envs or 8, num_workers) as pool:
             return _rollouts(pool, act_fn, episodes, seed, keep_frames, key, max_steps,
                              discount)

@@ -76,6 +76,10 @@ class ActionCVAE(nn.Module):
         """The decoder mean ``tanh(g(z, psi(s)))``: (B, action_dim) in (-1, 1)."""
         return self.decode_given(z, self.psi(images))
 
+    def env_action(self, z, images):
+        """What a ``DECODER_AGENTS`` agent executes: the decoder mean (B, A)."""
+        return self.decode(z, images)
+
     def decode_given(self, z, embedding):
         return jnp.tanh(self.decoder(jnp.concatenate([z, embedding], axis=-1)))
 

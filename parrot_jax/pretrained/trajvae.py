@@ -53,6 +53,11 @@ class TrajectoryVAE(nn.Module):
     def decode(self, z):
         return jnp.tanh(self.decoder(z)).reshape(z.shape[0], self.horizon, self.action_dim)
 
+    def env_action(self, z, images=None):
+        """The plan as one flat action of ``ActionChunks`` (B, H * A); ``images`` unused
+        (an open-loop plan does not look)."""
+        return self.decode(z).reshape(z.shape[0], self.horizon * self.action_dim)
+
     def __call__(self, actions, key):
         return self.decode(sample_latent(*self.encode(actions), key))
 
@@ -121,6 +126,7 @@ class TrajectoryDecoder:
     model: TrajectoryVAE
     params: Any
     model_config: dict[str, Any]
+    image_shape: tuple[int, ...]  # of the dataset it was trained beside (no image is read)
     step: int | None = None
 
     @property
@@ -128,8 +134,14 @@ class TrajectoryDecoder:
         return self.model.horizon
 
     @property
-    def action_dim(self) -> int:
+    def step_action_dim(self) -> int:
+        """The dimension of one step's action."""
         return self.model.action_dim
+
+    @property
+    def action_dim(self) -> int:
+        """The dimension of the flat plan ``ActionChunks`` takes: H x A."""
+        return self.model.horizon * self.model.action_dim
 
     @property
     def latent_dim(self) -> int:
@@ -142,7 +154,8 @@ class TrajectoryDecoder:
 def load_trajvae(workdir: str, step: int | None = None) -> TrajectoryDecoder:
     """The TrajVAE saved by ``experiments.pretrain`` in ``workdir`` (latest by default)."""
     model, params, config, step = saved.load(workdir, KIND, "TrajVAE", make, init_params, step)
-    return TrajectoryDecoder(model, params, dict(config["model"]), step)
+    return TrajectoryDecoder(model, params, dict(config["model"]), tuple(config["image_shape"]),
+                             step)
 
 
 def write_initial_trajvae(workdir: str, model_config: Mapping[str, Any], action_dim: int = 7,

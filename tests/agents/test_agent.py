@@ -20,6 +20,7 @@ OBS, ACTIONS = (48, 48, 3), (7,)
 TINY_VAE = {"channels": 4, "num_residual": 1, "latent_dim": 6}
 TINY_CVAE = {"encoder_hidden": (16,), "decoder_hidden": (16,), "image_channels": (4, 4, 4),
              "image_hidden": (16,), "embedding": 8}
+TINY_TRAJVAE = {"horizon": 5, "encoder_hidden": (16,), "decoder_hidden": (16,)}
 
 
 def _agent(name, **overrides):
@@ -28,8 +29,9 @@ def _agent(name, **overrides):
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         (config[section] if section else config)[field] = value
-    pretrained = TINY_CVAE if name == "hirl" else TINY_VAE
-    return make_agent(config, OBS, "uint8", ACTIONS, (-1.0, 1.0), TINY_MODEL, OBS, pretrained, OBS)
+    pretrained = {"hirl": TINY_CVAE, "trajrl": TINY_TRAJVAE}.get(name, TINY_VAE)
+    actions = (5 * 7,) if name == "trajrl" else ACTIONS  # a 5-step plan: ActionChunks' Box
+    return make_agent(config, OBS, "uint8", actions, (-1.0, 1.0), TINY_MODEL, OBS, pretrained, OBS)
 
 
 
@@ -43,7 +45,8 @@ def _images(n, seed=0):
 def test_act_shapes_dtypes_and_range(name, deterministic):
     agent = _agent(name)
     policy, env = act(agent, _params(agent), _images(5), jax.random.key(0), deterministic)
-    assert policy.shape == (5, agent.policy_dim) and env.shape == (5, 7)
+    assert policy.shape == (5, agent.policy_dim) and env.shape == (5, agent.env_action_dim)
+    assert agent.env_action_dim == (35 if name == "trajrl" else 7)
     assert policy.dtype == env.dtype == jnp.float32
     assert np.all(np.abs(np.asarray(env)) <= 1.0) and np.isfinite(np.asarray(policy)).all()
 
@@ -207,6 +210,28 @@ def test_hirl_acts_through_the_frozen_cvae_decoder():
     assert np.abs(np.asarray(actions)).max() < 1.0
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a.shape, b.shape), params["prior"],
                  init_cvae(agent.action_decoder, jax.random.key(0)))
+
+
+def test_trajrl_plans_open_loop_through_the_frozen_trajvae_decoder():
+    agent = _agent("trajrl")
+    assert agent.policy_dim == 7 and agent.networks.actor.mean_bound == 3.0
+    params = _params(agent)
+    z = jnp.asarray(np.random.default_rng(0).normal(size=(3, 7)), jnp.float32)
+    plans = [agent.action_decoder.apply({"params": params["prior"]}, z, _images(3, seed),
+                                        method="env_action") for seed in (0, 1)]
+    np.testing.assert_array_equal(plans[0], plans[1])  # the plan does not look at the image
+    steps = agent.action_decoder.apply({"params": params["prior"]}, z, method="decode")
+    assert steps.shape == (3, 5, 7)
+    np.testing.assert_array_equal(plans[0], np.asarray(steps).reshape(3, 35))
+    _, mode_plan = act(agent, params, _images(3), jax.random.key(0), True)
+    np.testing.assert_allclose(mode_plan, agent.action_decoder.apply(
+        {"params": params["prior"]}, jnp.zeros((3, 7)), method="env_action"), atol=1e-6)
+    config = rl.get_config("tiny")
+    config.agent = "trajrl"
+    with pytest.raises(ValueError, match="plans 5 steps, but the env's action of dimension 36 "
+                                         "is not a whole number of them"):
+        make_agent(config, OBS, "uint8", (36,), pretrained_model=TINY_TRAJVAE,
+                   pretrained_image_shape=OBS)
 
 
 def test_vae_features_errors_are_named():

@@ -20,6 +20,7 @@ from parrot_jax.agents.evaluate import evaluate_agent, load_agent
 from parrot_jax.agents.programs import act
 from parrot_jax.data.synthetic import write_synthetic_dataset
 from parrot_jax.pretrained.cvae import load_cvae, write_initial_cvae
+from parrot_jax.pretrained.trajvae import load_trajvae, write_initial_trajvae
 from parrot_jax.pretrained.vae import load_vae, write_initial_vae
 from tests.flows.prior_workdir import write_prior
 
@@ -110,6 +111,37 @@ def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_d
     if agent == "hirl":  # the checkpoint holds the frozen decoder, unchanged
         jax.tree.map(np.testing.assert_array_equal, params["prior"],
                      load_cvae(cvae_dir).params)
+
+
+def test_trajrl_plans_whole_episodes_open_loop(tmp_path):
+    trajvae_dir = write_initial_trajvae(str(tmp_path / "trajvae"), {
+        "horizon": 25, "encoder_hidden": (16,), "decoder_hidden": (16,)})
+    workdir = str(tmp_path / "trajrl")
+    # a pool step is 2 envs x one 25-step plan = 50 env steps: the intervals are reached
+    # at the first pool step past each multiple
+    config = _config("trajrl", pretrained=trajvae_dir, total_env_steps=200, start_steps=50,
+                     eval_every=100, log_every=50, checkpoint_every=100,
+                     updates_per_env_step=0.04)
+    result = train.train(config, workdir)
+    assert result.env_steps == 200
+    # 0.04 updates per env step: 2 per pool step, from the second pool step on
+    assert int(result.state.step) == 6
+    rows = _rows(workdir)
+    assert [r["step"] for r in rows if "eval/success" in r] == [0, 100, 200]
+    episodes = [r for r in rows if "train/episodes" in r]
+    assert sum(r["train/episodes"] for r in episodes) == 8  # 4 pool steps x 2 envs
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["action_horizon"] == 25
+    restored, params, step = load_agent(workdir)
+    assert step == 200 and restored.env_action_dim == 175 and restored.policy_dim == 7
+    decoder = load_trajvae(trajvae_dir)
+    jax.tree.map(np.testing.assert_array_equal, params["prior"], decoder.params)
+    obs = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    z, plan = act(restored, params, obs, jax.random.key(1), True)
+    np.testing.assert_allclose(plan, np.asarray(decoder.decode(z)).reshape(3, 175), atol=1e-6)
+    summary, rollouts = evaluate_agent(workdir, episodes=2, num_envs=2, keep_frames=1)
+    assert summary["agent"] == "trajrl" and summary["step"] == 200
+    assert rollouts.frames[0].shape == (2, 48, 48, 3)  # the first image and the last
 
 
 def _same_rows(a, b):
@@ -267,7 +299,7 @@ def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore, "
-                                         "iql, awac, vae_features, hirl"):
+                                         "iql, awac, vae_features, hirl, trajrl"):
         train.train(_config("dqn"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
         train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
@@ -305,7 +337,16 @@ def test_bad_input_fails_before_training(prior_dir, tmp_path):
     wrong_dim = write_initial_cvae(str(tmp_path / "cvae6"), TINY_CVAE, action_dim=6)
     with pytest.raises(ValueError, match="action_dim 6 but parrot/PickUpCan-v0"):
         train.train(_config("hirl", pretrained=wrong_dim), str(tmp_path / "n"))
-    for name in "abcdefghijklmn":  # nothing was trained: no checkpoint anywhere
+    with pytest.raises(ValueError, match="needs a pretrained trajvae: pass --config.pretrained"):
+        train.train(_config("trajrl"), str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="holds a 'cvae' run, not a TrajVAE"):
+        train.train(_config("trajrl", pretrained=wrong_dim), str(tmp_path / "p"))
+    too_long = write_initial_trajvae(str(tmp_path / "traj30"), {
+        "horizon": 30, "encoder_hidden": (8,), "decoder_hidden": (8,)})
+    with pytest.raises(Exception, match="a plan of horizon=30 steps is longer than "
+                                        "parrot/PickUpCan-v0's 25-step episodes"):
+        train.train(_config("trajrl", pretrained=too_long), str(tmp_path / "q"))
+    for name in "abcdefghijklmnopq":  # nothing was trained: no checkpoint anywhere
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 

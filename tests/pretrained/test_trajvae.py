@@ -70,8 +70,9 @@ def test_the_vae_reconstructs_trajectories_better_than_their_mean(tmp_path):
     config.beta.midpoint, config.beta.width = 0.0, 0.0  # beta 1e-3 from the start
     assert int(pretrain.train_and_evaluate(config, str(tmp_path / "traj")).step) == 400
     decoder = load_trajvae(str(tmp_path / "traj"))
-    assert (decoder.step, decoder.horizon, decoder.action_dim, decoder.latent_dim) == \
+    assert (decoder.step, decoder.horizon, decoder.step_action_dim, decoder.latent_dim) == \
         (400, 10, 7, 7)
+    assert decoder.action_dim == 70 and decoder.image_shape == (48, 48, 3)  # the flat plan
     values = terms(decoder.model, decoder.params, {"actions": jnp.asarray(plans)}, None)
     mean_plan_mse = float(np.mean(np.square(plans - plans.mean(0))))  # 0.6^2-ish: ~0.13
     assert float(jnp.mean(values["mse"])) < 0.2 * mean_plan_mse, (values, mean_plan_mse)
