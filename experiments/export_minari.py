@@ -58,7 +58,12 @@ def agent_episodes(workdir: str, episodes: int, stochastic: bool, seed: int,
     from parrot_jax.agents.train import check_env_id
     from parrot_jax.data import transitions
 
-    env_id = read_description(workdir)["env"]
+    description = read_description(workdir)
+    env_id, horizon = description["env"], description.get("action_horizon", 1)
+    if horizon > 1:  # its one action is a plan: no per-step action to record
+        raise ValueError(f"{workdir}: agent {description['agent']!r} acts in {horizon}-step "
+                         "open-loop plans; only agents acting once per env step export "
+                         "their episodes")
     check_env_id(env_id)  # imports the module of a "module:id"
     agent, params, step = load_agent(workdir, step)
     key = jax.random.key(seed)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from parrot_jax.data import transitions
 from parrot_jax.data.synthetic import write_synthetic_dataset
@@ -68,3 +69,13 @@ def test_a_collected_dataset_and_bad_flags(tmp_path):
         bad = _run("experiments.export_minari", "--dataset_id=a/b-v0", *args, env=env)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-1000:]
     assert np.all([not os.path.exists(tmp_path / "minari" / "a")])
+
+
+def test_a_run_acting_in_plans_is_refused(tmp_path):
+    from experiments.export_minari import agent_episodes
+
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"agent": "trajrl", "env": "parrot/PickUpCan-v0", "spaces": {},
+                   "action_horizon": 25}, f)
+    with pytest.raises(ValueError, match="agent 'trajrl' acts in 25-step open-loop plans"):
+        agent_episodes(str(tmp_path), episodes=1, stochastic=False, seed=0)

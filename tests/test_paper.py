@@ -18,9 +18,9 @@ def _plan(variant, workdir="w"):
 def test_paper_scale_plan_counts_and_shares_jobs():
     jobs, figures = _plan("all")
     kinds = collections.Counter(j.kind for j in jobs.values())
-    # fig5: 6 agents x 8 tasks x 3 seeds = 144; fig6: 3 more dataset sizes x 4 tasks x 3 =
+    # fig5: 7 agents x 8 tasks x 3 seeds = 168; fig6: 3 more dataset sizes x 4 tasks x 3 =
     # 36 (its 50K runs and SAC are fig5's); fig7: 2 one-kind priors x 8 tasks x 3 = 48.
-    assert kinds == {"rl": 228, "prior": 6, "pretrain": 2, "collect": 3, "prior_rollouts": 1}
+    assert kinds == {"rl": 252, "prior": 6, "pretrain": 3, "collect": 3, "prior_rollouts": 1}
     assert sorted(n for n in jobs if n.startswith(("data/", "priors/"))) == [
         "data/both", "data/grasp", "data/place", "priors/both_10000", "priors/both_25000",
         "priors/both_5000", "priors/both_50000", "priors/grasp", "priors/place"]
@@ -73,6 +73,12 @@ def test_job_configs_point_at_their_inputs():
     cvae = jobs["pretrained/cvae"].config
     assert (cvae.kind, cvae.beta.value, cvae.beta.midpoint, cvae.num_steps) == (
         "cvae", 1e-3, 25_000, 500_000)
+    trajrl = jobs["rl/trajrl/PickUpCan/seed2"]
+    assert trajrl.config.pretrained == "w/pretrained/trajvae" and trajrl.deps == (
+        "pretrained/trajvae",)
+    trajvae = jobs["pretrained/trajvae"].config
+    assert (trajvae.kind, trajvae.model.horizon, trajvae.beta.value, trajvae.num_steps) == (
+        "trajvae", 25, 1e-3, 500_000)
     rollouts = jobs["fig4/rollouts"].config
     assert rollouts.prior == "w/priors/both_50000" and rollouts.env == ",".join(TEST_ENV_IDS)
 
@@ -80,15 +86,15 @@ def test_job_configs_point_at_their_inputs():
 def test_totals_follow_the_configs():
     jobs, _ = paper.plan(paper_config.get_config("fig5"), "w")
     t = paper.totals(jobs)
-    assert t["rl_runs"] == 144 and t["rl_env_steps"] == 144 * 200_000
-    assert t["rl_updates"] == 144 * (200_000 - 2_500)
+    assert t["rl_runs"] == 168 and t["rl_env_steps"] == 168 * 200_000
+    assert t["rl_updates"] == 168 * (200_000 - 2_500)
     assert t["trajectories"] == 50_000 and t["prior_steps"] == 500_000
-    assert t["pretrain_steps"] == 1_500_000 + 500_000  # the VAE's and the cVAE's
+    assert t["pretrain_steps"] == 1_500_000 + 2 * 500_000  # the VAE's, cVAE's, TrajVAE's
     cpu, _ = paper.plan(paper_config.get_config("fig5,cpu"), "w")
     t = paper.totals(cpu)
-    assert t["rl_env_steps"] == 144 * 40_000 and t["rl_updates"] == 144 * 39_000 // 4
+    assert t["rl_env_steps"] == 168 * 40_000 and t["rl_updates"] == 168 * 39_000 // 4
     assert t["trajectories"] == 10_000 and t["prior_steps"] == 48_000
-    assert t["pretrain_steps"] == 10_000 + 20_000
+    assert t["pretrain_steps"] == 10_000 + 2 * 20_000
 
 
 def test_offline_figure_adds_labelled_data_and_shares_fig5_runs():
