@@ -317,7 +317,10 @@ def test_ctrl_c_during_a_sweep_stops_its_jobs_and_the_rerun_finishes(tmp_path):
     workdir = str(tmp_path)
     cmd = [sys.executable, "-m", "experiments.sweep",
            "--config=experiments/configs/paper.py:fig4,tiny", f"--workdir={workdir}",
-           "--processes=1", "--aggregate=false"]
+           "--processes=1", "--aggregate=false",
+           # 400 prior steps, checkpointed at 200: the interrupt lands seconds before the
+           # prior ends (the tiny config's 20 steps sometimes ended before the signal did)
+           "--config.prior.num_steps=400", "--config.prior.checkpoint_every=200"]
     # A shell's background job starts with SIGINT ignored, and Python keeps it ignored:
     # give the sweep the default disposition, as a terminal does.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
