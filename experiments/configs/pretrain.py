@@ -18,9 +18,17 @@ Variants ``KIND[,SCALE]``:
   cVAE's anneal, Adam lr 1e-4, 500K updates). The latent has the action's dimension
   (the paper's 8 is "the same as the behavioral prior"); batch 256 is an assumption. Its
   batches are the dataset's whole episodes (``model.horizon`` 25 steps), actions only.
+- ``spirl``: SPiRL's skill model (S App. B.1; clvrai/spirl's image configs): LSTM
+  encoder and decoder of 128 over ``model.horizon``-step windows (5: a 25-step episode
+  holds 5 skills), latent 10, the skill prior a conv trunk (8, 16, 32) and 6 MLP layers
+  of 128 on the window's first image, beta 0.01 (maze and block stacking), Adam lr 1e-3
+  (the paper's RAdam), batch 128 (the code's; the paper says 16). The update budget is
+  not given; 100K is assumed (about 33 passes over the 1.6M-step dataset's windows at
+  batch 128). The RL agent ``spirl`` acts through its decoder with KL to its prior.
 - ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (VAE: 16 channels, 10K
   updates of 64 images; cVAE: the ``:cpu`` prior's strided encoder, 20K updates of 64 at
-  Adam 1e-3, the anneal's midpoint at 5K; TrajVAE: as the cVAE's) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
+  Adam 1e-3, the anneal's midpoint at 5K; TrajVAE: as the cVAE's; SPiRL: 20K updates of
+  64) or ``tiny`` (seconds; tests and smoke runs). On 2 CPU cores, with data
   collection sharing them, an update of 64 images ran at 1.9 per second with 32 channels
   and 5.9 with 16: the transposed convolutions' gradients cost about 8 times the forward
   pass on XLA:CPU.
@@ -33,7 +41,7 @@ import ml_collections
 
 from experiments.configs.loop import add_loop_fields, tiny_loop
 
-KINDS = ("vae", "cvae", "trajvae")
+KINDS = ("vae", "cvae", "trajvae", "spirl")
 
 
 def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
@@ -63,6 +71,12 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.model.channels = 256
         config.model.num_residual = 2
         config.model.latent_dim = 64
+    elif kind == "spirl":
+        config.model.horizon = 5  # steps per skill
+        config.model.latent_dim = 10
+        config.model.lstm_size = 128
+        config.model.prior_hidden = (128,) * 6
+        config.model.prior_channels = (8, 16, 32)
     else:
         config.model.latent_dim = ml_collections.config_dict.placeholder(int)  # None: action's
         config.model.encoder_hidden = (512, 256, 128)
@@ -75,7 +89,11 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.model.embedding = 256
         config.model.image_pooled = 2
         config.model.image_strides = ml_collections.config_dict.placeholder(tuple)
-    if kind != "vae":
+    if kind == "spirl":
+        config.beta.value = 1e-2
+        config.batch_size = 128
+        config.num_steps = 100_000
+    elif kind != "vae":
         config.beta.value = 1e-3
         config.beta.midpoint = 25_000.0
         config.beta.width = 2_500.0
@@ -94,6 +112,8 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.checkpoint_every = 2000
         if kind == "vae":
             config.model.channels = 16
+        elif kind == "spirl":
+            config.num_steps = 20_000
         else:  # the anneal scaled to the budget
             if kind == "cvae":  # psi as the :cpu prior's (strided, no pools)
                 config.model.image_strides = (2, 2, 1)
@@ -107,6 +127,11 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
             config.model.channels = 4
             config.model.num_residual = 1
             config.model.latent_dim = 4
+        elif kind == "spirl":
+            config.model.latent_dim = 3
+            config.model.lstm_size = 8
+            config.model.prior_hidden = (16, 16)
+            config.model.prior_channels = (4, 4)
         else:
             config.model.encoder_hidden = config.model.decoder_hidden = (16,)
             if kind == "cvae":

@@ -43,7 +43,9 @@ class BatchSampler:
     With ``window=H``: ``B`` windows of ``H`` consecutive frames of one episode, their
     start drawn uniformly with replacement from ``valid_starts(..., H)``; observations
     ``(B, H, 48, 48, 3)``, actions ``(B, H, A)``. With ``images=False``: the actions
-    alone (``{"actions"}``), for models of actions that never read a frame.
+    alone (``{"actions"}``), for models of actions that never read a frame; with
+    ``images="first"`` (windows only): each window's first image, ``(B, 48, 48, 3)``, for
+    models conditioned on the state a window starts from.
 
     ``B = batch_size // process_count`` is this process's share of the global batch: rows
     ``[process_index * B, (process_index + 1) * B)`` of the batch a single process would
@@ -51,13 +53,17 @@ class BatchSampler:
     """
 
     def __init__(self, dataset, batch_size: int, seed: int, window: int | None = None,
-                 process_index: int = 0, process_count: int = 1, images: bool = True):
+                 process_index: int = 0, process_count: int = 1,
+                 images: bool | str = True):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if window is not None and window < 1:
             raise ValueError(f"window={window} must be >= 1 (or None for single frames)")
         if seed < 0:
             raise ValueError(f"seed={seed} must be a non-negative integer")
+        if images not in (True, False, "first") or (images == "first" and window is None):
+            raise ValueError(f"images={images!r}; expected True, False or 'first' (the "
+                             "first image of each window, with a window)")
         if process_count < 1 or not 0 <= process_index < process_count:
             raise ValueError(f"process_index={process_index} must be in "
                              f"[0, process_count={process_count}) with process_count >= 1")
@@ -101,6 +107,8 @@ class BatchSampler:
         if not self.images:  # a model of actions alone: no image is read from disk
             return {"actions": actions}
         observations = self.dataset.observations
+        if self.images == "first":
+            return {"observations": gather(observations, idx[:, 0]), "actions": actions}
         if self.window is not None and hasattr(observations, "windows"):
             images = observations.windows(idx[:, 0], self.window)  # one block per window
         else:

@@ -1,5 +1,6 @@
 """Training a latent-variable model on the prior dataset (``config.kind``: the ``vae`` of
-VAE-features, the ``cvae`` of HIRL, the ``trajvae`` of TrajRL): loss, pure updates, and
+VAE-features, the ``cvae`` of HIRL, the ``trajvae`` of TrajRL, the ``spirl`` skill model
+of SPiRL): loss, pure updates, and
 ``train_and_evaluate(config, workdir)``, the call ``experiments.pretrain`` and the
 sweep's ``pretrain`` jobs make.
 
@@ -10,9 +11,10 @@ The loss is the negative evidence lower bound with a weight on its KL term (beta
 
 where ``recon`` is the model's summed squared error (``MODELS[kind].terms``: pixels on the
 [0, 1] scale for the VAE, action dimensions for the cVAE, the whole trajectory's
-actions for the TrajVAE): a Gaussian decoder's negative
+actions for the TrajVAE and SPiRL's skill model): a Gaussian decoder's negative
 log-likelihood with its variance fixed at 1/2, up to a constant. ``beta(t)`` follows
-``losses.beta_schedule`` (``config.beta``). Reported: ``loss``, ``recon``, ``mse`` (per
+``losses.beta_schedule`` (``config.beta``). A model with a learned prior (SPiRL's
+``spirl``) adds its prior's loss ``prior_i`` unweighted (``spirl`` docstring). Reported: ``loss``, ``recon``, ``mse`` (per
 pixel or action dimension), ``kl`` (nats per sample), ``beta``; validation
 (``eval/...``) decodes at ``z = mu`` (no sampling), so its numbers are deterministic.
 
@@ -34,13 +36,13 @@ import optax
 from parrot_jax import fused
 from parrot_jax import run_config as shared
 from parrot_jax.flows.train_state import TrainState, all_finite, make_optimizer
-from parrot_jax.pretrained import cvae, loop, trajvae, vae
+from parrot_jax.pretrained import cvae, loop, spirl, trajvae, vae
 from parrot_jax.pretrained.losses import beta_schedule
 
 # config.kind -> the model's module: make(description), init_params(model, rng),
 # terms(model, params, batch, key), check_model(config.model), dataset_fields(dataset),
 # and optionally sampling(config) (``BatchSampler``'s window and images; default frames).
-MODELS = {vae.KIND: vae, cvae.KIND: cvae, trajvae.KIND: trajvae}
+MODELS = {vae.KIND: vae, cvae.KIND: cvae, trajvae.KIND: trajvae, spirl.KIND: spirl}
 RUN_DEFINING = ("kind", "model", "data", "validation_fraction", "seed", "beta")
 # {"observations": (B, H, W, C) uint8, "actions": (B, A)}; a windowed model's actions
 # (B, T, A), without observations when its sampling reads no image.
@@ -56,7 +58,7 @@ def model_module(kind: str):
 def loss_fn(params, model, terms, batch: Batch, key: jax.Array,
             beta: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     values = terms(model, params, batch, key)
-    loss = jnp.mean(values["recon"] + beta * values["kl"])
+    loss = jnp.mean(values["recon"] + beta * values["kl"] + values.get("prior", 0.0))
     return loss, {"loss": loss, "beta": beta, **{k: jnp.mean(v) for k, v in values.items()}}
 
 
