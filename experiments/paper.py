@@ -9,10 +9,12 @@ figures have one name, so a sweep of several figures runs them once:
 - ``priors/both_N``: the prior on the first N trajectories of ``data/both`` (Figure 6's
   dataset sizes are prefixes of one dataset; N = ``num_trajectories`` is the prior of
   Figures 4, 5 and 7); ``priors/grasp``, ``priors/place``;
-- ``pretrained/vae``, ``pretrained/cvae``, ``pretrained/trajvae``: VAE-features' VAE,
-  HIRL's cVAE and TrajRL's trajectory VAE, on the main prior's trajectories of ``data/both``;
+- ``pretrained/vae``, ``pretrained/cvae``, ``pretrained/trajvae``, ``pretrained/spirl``:
+  VAE-features' VAE, HIRL's cVAE, TrajRL's trajectory VAE and SPiRL's skill model, on the
+  main prior's trajectories of ``data/both``;
 - ``rl/METHOD/TASK/seedS``: ``parrot``, ``sac``, ``bc_sac``, ``prior_explore`` (with the
-  main prior), ``vae_features``, ``hirl`` and ``trajrl`` (with their pretrained models),
+  main prior), ``vae_features``, ``hirl``, ``trajrl`` and ``spirl`` (with their pretrained
+  models),
   ``parrot_N`` (Figure 6), ``parrot_grasp`` / ``parrot_place`` (Figure 7);
 - ``fig4/rollouts``: the main prior beside random actions on the test tasks.
 """
@@ -31,10 +33,12 @@ from parrot_jax import io
 FIGURES = ("fig4", "fig5", "fig6", "fig7", "offline")
 LABELS = {"parrot": "PARROT", "sac": "SAC", "bc_sac": "BC-SAC",
           "prior_explore": "Prior-explore", "iql": "IQL", "awac": "AWAC",
-          "vae_features": "VAE-features", "hirl": "HIRL", "trajrl": "TrajRL"}
+          "vae_features": "VAE-features", "hirl": "HIRL", "trajrl": "TrajRL",
+          "spirl": "SPiRL"}
 # Agents reading a model pretrained on the prior data -> its kind (``experiments.pretrain``;
 # ``parrot_jax.agents.agent.FEATURE_AGENTS``; planning a sweep does not import the agents).
-PRETRAINED_AGENTS = {"vae_features": "vae", "hirl": "cvae", "trajrl": "trajvae"}
+PRETRAINED_AGENTS = {"vae_features": "vae", "hirl": "cvae", "trajrl": "trajvae",
+                     "spirl": "spirl"}
 OFFLINE_AGENTS = ("iql", "awac")  # pretrained on the task's reward-labelled data
 _TRAIN = {"both": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
           "grasp": ("parrot/GraspTrain-v0",), "place": ("parrot/PickPlaceTrain-v0",)}

@@ -22,6 +22,7 @@ RL_FIELDS: dict[str, dict[str, Any]] = {
     "iql": {"value_lr": 3e-4, "expectile": 0.7, "inverse_temperature": 3.0,
             "max_weight": 100.0},
     "awac": {"temperature": 2.0, "max_advantage": None, "q_max": None},
+    "spirl": {"target_divergence": 5.0, "max_latent": 2.0, "init_from_prior": True},
 }
 # A sweep job's kind -> the added fields of its config (``experiments.jobs``).
 JOB_FIELDS = {"rl": RL_FIELDS}

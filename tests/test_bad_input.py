@@ -88,7 +88,7 @@ PRIOR = [
 # a baseline's pretrained model (experiments/configs/pretrain.py:vae,tiny, with an existing
 # dataset)
 PRETRAIN = [
-    ("kind", "gan", r"config.kind='gan'; expected one of \('vae', 'cvae', 'trajvae'\)"),
+    ("kind", "gan", r"config.kind='gan'; expected one of \('vae', 'cvae', 'trajvae', 'spirl'\)"),
     ("model.channels", 0, r"config.model.channels=0; expected a positive integer"),
     ("model.num_residual", -1, r"config.model.num_residual=-1; expected a non-negative"),
     ("beta.value", -1.0, r"config.beta.value=-1.0"),

@@ -18,9 +18,9 @@ def _plan(variant, workdir="w"):
 def test_paper_scale_plan_counts_and_shares_jobs():
     jobs, figures = _plan("all")
     kinds = collections.Counter(j.kind for j in jobs.values())
-    # fig5: 7 agents x 8 tasks x 3 seeds = 168; fig6: 3 more dataset sizes x 4 tasks x 3 =
+    # fig5: 8 agents x 8 tasks x 3 seeds = 192; fig6: 3 more dataset sizes x 4 tasks x 3 =
     # 36 (its 50K runs and SAC are fig5's); fig7: 2 one-kind priors x 8 tasks x 3 = 48.
-    assert kinds == {"rl": 252, "prior": 6, "pretrain": 3, "collect": 3, "prior_rollouts": 1}
+    assert kinds == {"rl": 276, "prior": 6, "pretrain": 4, "collect": 3, "prior_rollouts": 1}
     assert sorted(n for n in jobs if n.startswith(("data/", "priors/"))) == [
         "data/both", "data/grasp", "data/place", "priors/both_10000", "priors/both_25000",
         "priors/both_5000", "priors/both_50000", "priors/grasp", "priors/place"]
@@ -79,6 +79,12 @@ def test_job_configs_point_at_their_inputs():
     trajvae = jobs["pretrained/trajvae"].config
     assert (trajvae.kind, trajvae.model.horizon, trajvae.beta.value, trajvae.num_steps) == (
         "trajvae", 25, 1e-3, 500_000)
+    spirl = jobs["rl/spirl/PlaceCanInPan/seed1"]
+    assert spirl.config.pretrained == "w/pretrained/spirl" and spirl.deps == (
+        "pretrained/spirl",)
+    skills = jobs["pretrained/spirl"].config
+    assert (skills.kind, skills.model.horizon, skills.model.latent_dim, skills.beta.value,
+            skills.num_steps) == ("spirl", 5, 10, 1e-2, 100_000)
     rollouts = jobs["fig4/rollouts"].config
     assert rollouts.prior == "w/priors/both_50000" and rollouts.env == ",".join(TEST_ENV_IDS)
 
@@ -86,15 +92,16 @@ def test_job_configs_point_at_their_inputs():
 def test_totals_follow_the_configs():
     jobs, _ = paper.plan(paper_config.get_config("fig5"), "w")
     t = paper.totals(jobs)
-    assert t["rl_runs"] == 168 and t["rl_env_steps"] == 168 * 200_000
-    assert t["rl_updates"] == 168 * (200_000 - 2_500)
+    assert t["rl_runs"] == 192 and t["rl_env_steps"] == 192 * 200_000
+    assert t["rl_updates"] == 192 * (200_000 - 2_500)
     assert t["trajectories"] == 50_000 and t["prior_steps"] == 500_000
-    assert t["pretrain_steps"] == 1_500_000 + 2 * 500_000  # the VAE's, cVAE's, TrajVAE's
+    # the VAE's, cVAE's, TrajVAE's, skill model's
+    assert t["pretrain_steps"] == 1_500_000 + 2 * 500_000 + 100_000
     cpu, _ = paper.plan(paper_config.get_config("fig5,cpu"), "w")
     t = paper.totals(cpu)
-    assert t["rl_env_steps"] == 168 * 40_000 and t["rl_updates"] == 168 * 39_000 // 4
+    assert t["rl_env_steps"] == 192 * 40_000 and t["rl_updates"] == 192 * 39_000 // 4
     assert t["trajectories"] == 10_000 and t["prior_steps"] == 48_000
-    assert t["pretrain_steps"] == 10_000 + 2 * 20_000
+    assert t["pretrain_steps"] == 10_000 + 3 * 20_000
 
 
 def test_offline_figure_adds_labelled_data_and_shares_fig5_runs():

@@ -13,7 +13,7 @@ from experiments import jobs, paper
 from experiments.configs import paper as paper_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The module fixture runs every figure's tiny sweep (37 jobs: 12.5 minutes alone on 2
+# The module fixture runs every figure's tiny sweep (40 jobs: 13 minutes alone on 2
 # cores; over 15 beside the other pytest worker of `make test`): the same limit as its
 # subprocess.
 pytestmark = pytest.mark.timeout(1800)
@@ -36,8 +36,8 @@ def tiny(tmp_path_factory):
 def test_every_figure_runs_and_is_plotted(tiny):
     workdir, stdout = tiny
     planned, _ = paper.plan(paper_config.get_config("all,tiny"), workdir)
-    assert "37 jobs ran, 0 were done before, 0 failed, 0 blocked" in stdout
-    assert all(jobs.is_done(workdir, j) for j in planned) and len(planned) == 37
+    assert "40 jobs ran, 0 were done before, 0 failed, 0 blocked" in stdout
+    assert all(jobs.is_done(workdir, j) for j in planned) and len(planned) == 40
     with open(os.path.join(workdir, "data", "grasp", "metadata.json")) as f:
         grasp = json.load(f)
     assert grasp["num_episodes"] == 12 and list(grasp["per_task"]) == ["parrot/GraspTrain-v0"]
@@ -48,9 +48,10 @@ def test_every_figure_runs_and_is_plotted(tiny):
         fig5 = json.load(f)
     curves = fig5["panels"][0]["curves"]
     assert [c["label"] for c in curves] == ["PARROT", "SAC", "BC-SAC", "Prior-explore",
-                                            "VAE-features", "HIRL", "TrajRL"]
+                                            "VAE-features", "HIRL", "TrajRL", "SPiRL"]
     for c in curves:  # TrajRL's pool step is 2 envs x a 25-step plan: evaluated at the
-        # first pool step past each 60 env steps, and done at the first past 120
+        # first pool step past each 60 env steps, and done at the first past 120 (SPiRL's
+        # 2 x 5-step skills divide 60)
         steps = [0, 100, 150] if c["label"] == "TrajRL" else [0, 60, 120]
         assert c["stats"]["seeds"] == 2 and c["stats"]["steps"] == steps
     with open(os.path.join(workdir, "figures", "fig7.json")) as f:
@@ -70,7 +71,7 @@ def test_every_figure_runs_and_is_plotted(tiny):
 def test_rerun_redoes_nothing_and_dry_run_says_done(tiny):
     workdir, _ = tiny
     again = _sweep(CONFIG + "all,tiny", f"--workdir={workdir}", "--processes=0")
-    assert "37 jobs: 37 done before, 0 to run" in again
+    assert "40 jobs: 40 done before, 0 to run" in again
     listing = _sweep(CONFIG + "fig5,tiny", f"--workdir={workdir}", "--dry_run",
                      "--only=rl/bc_sac/*")
     lines = [l for l in listing.splitlines() if l.startswith(("data/", "rl/"))]

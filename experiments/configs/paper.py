@@ -8,7 +8,8 @@ FIGURES: ``all`` or figures joined by ``+`` (``fig5``, ``fig4+fig6``):
 - fig4: the prior (z ~ N(0, I)) beside uniform random actions on the eight test tasks:
   success and object-lifted rates, end-effector paths, a grid of GIFs;
 - fig5: PARROT, SAC, BC-SAC, Prior-explore, VAE-features, HIRL and TrajRL on the eight
-  test tasks, 3 seeds each;
+  test tasks, 3 seeds each, and SPiRL (beyond the paper: the competing way to use a
+  learned prior, Pertsch et al. 2020);
 - fig6: PARROT with priors from 5K, 10K, 25K and 50K trajectories (prefixes of one
   dataset) on four of the tasks, beside SAC;
 - fig7: priors from grasp-only and pick-and-place-only data (and both) on the four grasp
@@ -76,7 +77,7 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     config.fig4.gif_episodes = 4
     config.fig5 = ml_collections.ConfigDict()
     config.fig5.agents = ("parrot", "sac", "bc_sac", "prior_explore", "vae_features", "hirl",
-                          "trajrl")
+                          "trajrl", "spirl")
     config.fig5.tasks = TEST_TASKS
     config.fig6 = ml_collections.ConfigDict()
     config.fig6.trajectories = (5_000, 10_000, 25_000, 50_000)

@@ -8,7 +8,8 @@ Agents: ``parrot``, ``sac``, ``bc_sac`` (needs ``--config.dataset``), ``prior_ex
 (needs ``--config.prior``), ``vae_features``, ``hirl`` and ``trajrl`` (need
 ``--config.pretrained``, a VAE, a cVAE or a TrajVAE written by ``experiments.pretrain``;
 ``trajrl`` chooses one latent per episode and runs its decoded 25-step plan open-loop, so
-each of its pool steps is ``num_envs * 25`` env steps), ``iql`` and ``awac`` (offline first with
+each of its pool steps is ``num_envs * 25`` env steps), ``spirl`` (needs SPiRL's skill
+model as ``--config.pretrained``; one skill of ``H`` = 5 env steps per decision), ``iql`` and ``awac`` (offline first with
 ``--config.offline.dataset=DIR|minari:ID --config.offline.steps=N``; any agent acting in the
 env's action space can also draw ``offline.mix`` of its batches from that data). ``env`` is any gymnasium id with Box spaces (images (H, W, C)
 uint8 or vectors); the suite's ids are ``parrot/...``.
@@ -43,7 +44,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning
     # workdir of experiments.pretrain: the VAE whose frozen encoder vae_features reads, or
-    # the cVAE whose frozen decoder hirl acts through, or the TrajVAE whose trajrl plans by
+    # the cVAE whose frozen decoder hirl acts through, or the TrajVAE whose trajrl plans by,
+    # or the skill model spirl acts through
     config.pretrained = ""
     config.seed = 0
 
@@ -91,6 +93,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # temperature tuned toward target_kl (parrot_jax.agents.sac); "entropy": plain SAC.
     config.parrot.regularizer = "kl_standard_normal"
     config.parrot.target_kl = 2.0
+    # SPiRL (agent "spirl"; S App. B.2, clvrai/spirl): KL(pi || skill prior) in place of the
+    # entropy, its temperature tuned toward this divergence (S: 1 on the maze, 5 on block
+    # stacking and the kitchen; 5 here, a manipulation task); skills z = max_latent *
+    # tanh(u); the policy a copy of the trained skill prior at step 0 (False: S App. F's
+    # ablation without the initialisation, the prior still the regularizer's reference).
+    config.spirl = ml_collections.ConfigDict()
+    config.spirl.target_divergence = 5.0
+    config.spirl.max_latent = 2.0
+    config.spirl.init_from_prior = True
     config.prior_explore = ml_collections.ConfigDict()
     config.prior_explore.epsilon = 0.9
     # iql and awac (parrot_jax.agents.iql / awac); discount, learning rates, targets,

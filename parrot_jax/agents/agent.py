@@ -34,6 +34,16 @@
   VAE pretrained on the prior dataset's episodes (``parrot_jax.pretrained.trajvae``) turns
   it into the whole 25-step plan, executed open-loop by ``envs.chunks.ActionChunks``: one
   RL transition ``(s_0, z, R, done=1)`` per episode. ``parrot``'s z-space settings.
+- ``spirl`` (Pertsch et al. 2020): skill-prior RL. SPiRL's skill model
+  (``parrot_jax.pretrained.spirl``) is pretrained on the prior dataset: a VAE over
+  ``H``-step action windows and a learned prior ``p(z | s)`` over its latent. The policy
+  chooses a skill ``z = max_latent * tanh(u)`` every ``H`` env steps (``spirl.max_latent``
+  2); the frozen skill decoder's mean runs open-loop through ``envs.chunks.ActionChunks``
+  (the agent's reward: the sum of the ``H`` rewards). SAC's entropy bonus is replaced by
+  ``-KL(pi(u | s) || p(z | s))`` with its temperature tuned toward
+  ``spirl.target_divergence`` (the ``kl_reference`` regularizer of ``agents.sac``). The
+  policy network is the prior's architecture, started from its trained parameters
+  (``spirl.init_from_prior``), so at step 0 the KL is 0 and the agent acts as the prior.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -62,20 +72,22 @@ from parrot_jax.agents import awac, awr, iql, sac
 from parrot_jax.agents.networks import Actor, Critic, Value, mode
 from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior_params, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
-from parrot_jax.pretrained import cvae as cvae_model, trajvae as trajvae_model, vae as vae_model
+from parrot_jax.pretrained import (cvae as cvae_model, spirl as spirl_model,
+                                   trajvae as trajvae_model, vae as vae_model)
 
 AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features", "hirl",
-          "trajrl")
+          "trajrl", "spirl")
 NEEDS_PRIOR = ("parrot", "prior_explore")
 # Agents whose policy chooses a latent z that a frozen pretrained decoder maps to the env's
 # action (the action interface): agent -> the ``kind`` of ``experiments.pretrain`` run
 # (``config.pretrained``). Its parameters are the acting parameters' ``"prior"``.
-DECODER_AGENTS = {"hirl": "cvae", "trajrl": "trajvae"}
-DECODERS = {"cvae": cvae_model, "trajvae": trajvae_model}  # kind -> its module
+DECODER_AGENTS = {"hirl": "cvae", "trajrl": "trajvae", "spirl": "spirl"}
+DECODERS = {"cvae": cvae_model, "trajvae": trajvae_model,  # kind -> its module
+            "spirl": spirl_model}
 # Agents whose one action is an open-loop plan of the pretrained model's ``horizon`` steps,
 # executed by ``envs.chunks.ActionChunks``; the value: whether the inner episode's end
 # ends the agent's MDP (``terminal_at_end``).
-CHUNK_AGENTS = {"trajrl": True}
+CHUNK_AGENTS = {"trajrl": True, "spirl": False}
 # Agents acting in a latent space with ``parrot``'s z-space settings.
 LATENT_AGENTS = ("parrot", "hirl", "trajrl")
 # Agents that see observations through a frozen pretrained encoder (the observation
@@ -109,8 +121,10 @@ class Agent:
     prior_flow: ConditionalRealNVP | None = None
     prior_image_shape: tuple[int, ...] | None = None
     # DECODER_AGENTS' frozen z -> the env's action (its ``env_action(z, images)``)
-    action_decoder: cvae_model.ActionCVAE | trajvae_model.TrajectoryVAE | None = None
+    action_decoder: (cvae_model.ActionCVAE | trajvae_model.TrajectoryVAE
+                     | spirl_model.SkillModel | None) = None
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
+    latent_scale: float = 1.0  # the decoder reads latent_scale * the policy's choice
 
     @property
     def learner(self):
@@ -146,7 +160,8 @@ class Agent:
         if self.name == "parrot":
             return chosen, self.prior(params).sample(chosen, obs)
         if self.action_decoder is not None:
-            return chosen, self.action_decoder.apply({"params": params["prior"]}, chosen, obs,
+            return chosen, self.action_decoder.apply({"params": params["prior"]},
+                                                     self.latent_scale * chosen, obs,
                                                      method="env_action")
         env_actions = self._rescale(chosen)
         if self.name == "prior_explore" and not deterministic:
@@ -206,7 +221,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         raise ValueError(f"observations must be images (H, W, C) uint8 or vectors (D,), got "
                          f"shape {tuple(observation_shape)}")
     net = legacy.with_added_fields("network", config["network"])
-    prior_flow = action_decoder = None
+    prior_flow = action_decoder = reference = None
     policy_dim, squash = env_action_dim, True
     mean_bound, log_std_max = None, float(net["log_std_max"])
     if name in DECODER_AGENTS:
@@ -235,10 +250,14 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         encoder = _trunk_encoder(name, net, prior_flow)
     critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
                     encoder, bool(net["freeze_trunk"]))
-    actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
-                  squash=squash, log_std_min=float(net["log_std_min"]),
-                  log_std_max=log_std_max,
-                  mean_bound=None if mean_bound is None else float(mean_bound))
+    if name == "spirl":  # the skill prior's network, and a copy of it as the policy
+        reference = spirl_model.prior_actor(action_decoder)
+        actor = spirl_model.prior_actor(action_decoder, squash=True)
+    else:
+        actor = Actor(policy_dim, hidden, image_obs, channels,
+                      own_trunk=not net["shared_trunk"], squash=squash,
+                      log_std_min=float(net["log_std_min"]), log_std_max=log_std_max,
+                      mean_bound=None if mean_bound is None else float(mean_bound))
     learner, hp_class, section = LEARNERS.get(name, SAC_LEARNER)
     if section is None:
         hp = hp_class(**dict(config["sac"]))
@@ -253,10 +272,17 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         if regularizer != "entropy":
             hp = dataclasses.replace(hp, regularizer=regularizer,
                                      target_entropy=-float(config["parrot"]["target_kl"]))
+    latent_scale = 1.0
+    if name == "spirl":
+        section = legacy.with_added_fields("spirl", config.get("spirl", {}))
+        hp = dataclasses.replace(hp, regularizer="kl_reference",
+                                 target_entropy=-float(section["target_divergence"]))
+        latent_scale = float(section["max_latent"])
     low, high = action_bounds
-    return Agent(name, sac.Networks(actor, critic, value), hp, env_action_dim, float(low), float(high),
-                 prior_flow, prior_image_shape, action_decoder,
-                 float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0)
+    return Agent(name, sac.Networks(actor, critic, value, reference), hp, env_action_dim,
+                 float(low), float(high), prior_flow, prior_image_shape, action_decoder,
+                 float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
+                 latent_scale)
 
 
 def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
@@ -308,6 +334,8 @@ def _action_decoder(name: str, model, image_shape, observation_shape, action_dim
     if action_dim % horizon:
         raise ValueError(f"the pretrained {kind} plans {horizon} steps, but the env's action "
                          f"of dimension {action_dim} is not a whole number of them")
+    if kind == "spirl":
+        return spirl_model.make_skill_model(model, image_shape, action_dim // horizon)
     return trajvae_model.make_trajvae(model, action_dim // horizon)
 
 
@@ -339,6 +367,24 @@ def with_pretrained_trunk(agent: Agent, state: sac.SACState, params: Any) -> sac
               "encoder": jax.tree.map(lambda x: x.copy(), params["encoder"])}
     target = jax.tree.map(lambda x: x.copy(), critic)
     return state.replace(critic_params=critic, target_critic_params=target)
+
+
+def with_reference(agent: Agent, state: sac.SACState, params: Any,
+                   init_policy: bool = True) -> sac.SACState:
+    """``state`` with the frozen reference policy set to ``params`` (SPiRL's trained skill
+    prior) and, with ``init_policy``, the policy started as a copy of it (its optimizer
+    state fresh); ``state`` itself for agents without a reference."""
+    if agent.networks.reference is None:
+        return state
+    # Copies: the update donates the state's buffers, which must be neither the decoder's
+    # (acting reads them) nor shared between the policy and the reference.
+    reference = jax.tree.map(lambda x: x.copy(), params)
+    state = state.replace(reference_params=reference)
+    if not init_policy:
+        return state
+    actor = jax.tree.map(lambda x: x.copy(), params)
+    actor_opt = sac.optimizers(agent.hp)[0]
+    return state.replace(actor_params=actor, actor_opt_state=actor_opt.init(actor))
 
 
 def acting_params(state: sac.SACState, prior_params: Any = None) -> dict[str, Any]:

@@ -15,6 +15,12 @@ One update on a batch ``(s, a, r, s', d)`` (``d``: terminated, not truncated):
     target:      Qbar <- Q every ``target_update_period`` updates (hard copy, the paper), or
                  Qbar <- tau Q + (1 - tau) Qbar every update (``target_update="polyak"``)
 
+``regularizer="kl_reference"`` (SPiRL, Pertsch et al. 2020) uses ``KL(pi(. | s) || p(. | s))``
+instead, ``p`` a frozen reference policy (``Networks.reference``, parameters
+``SACState.reference_params``: SPiRL's learned skill prior), in closed form between the
+two Gaussians (the policy's before its tanh, as SPiRL's code does), the same for every
+sample from one state; ``H_target = -target divergence``.
+
 ``regularizer="kl_standard_normal"`` replaces ``log pi`` by ``log pi(a | s) - log N(a; 0, I)``
 in all three losses, i.e. the entropy bonus by ``-KL(pi || N(0, I))``, with ``H_target =
 -target KL``. PARROT's policy over ``z`` uses it by default: the entropy of a Gaussian does
@@ -46,7 +52,7 @@ from parrot_jax import fused
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.agents.networks import Actor, Critic, Value, gaussian
 
-REGULARIZERS = ("entropy", "kl_standard_normal")
+REGULARIZERS = ("entropy", "kl_standard_normal", "kl_reference")
 Batch = dict[str, jax.Array]  # observations, actions, rewards, next_observations, terminated
 Metrics = dict[str, jax.Array]
 
@@ -62,7 +68,7 @@ class Hyperparams:
     alpha_lr: float = 3e-4
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None: -action_dim (with "kl_...": -target KL)
-    regularizer: str = "entropy"  # "entropy" (SAC) or "kl_standard_normal"
+    regularizer: str = "entropy"  # "entropy" (SAC), "kl_standard_normal", "kl_reference"
     target_update: str = "hard"  # "hard" (copy every period) or "polyak"
     target_update_period: int = 1000
     tau: float = 0.005  # Polyak rate
@@ -91,12 +97,13 @@ class Hyperparams:
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
-    """The actor and critic modules, and IQL's value network (hashable: a static argument
-    of jit)."""
+    """The actor and critic modules, IQL's value network and SPiRL's frozen reference
+    policy (hashable: a static argument of jit)."""
 
     actor: Actor
     critic: Critic
     value: Value | None = None
+    reference: Actor | None = None  # regularizer "kl_reference": p(. | s), own trunk
 
     @property
     def action_dim(self) -> int:
@@ -107,8 +114,14 @@ class Networks:
         return self.critic.image_obs
 
     def policy(self, actor_params, critic_params, obs) -> distrax.Distribution:
-        """pi(. | obs); with a shared trunk the critic's features, gradient stopped."""
-        return self.actor.apply({"params": actor_params}, self.features(critic_params, obs))
+        """pi(. | obs); an actor without a trunk of its own reads the critic's shared trunk
+        features, gradient stopped."""
+        inputs = obs if self.actor.own_trunk else self.features(critic_params, obs)
+        return self.actor.apply({"params": actor_params}, inputs)
+
+    def reference_policy(self, reference_params, obs) -> distrax.Distribution:
+        """p(. | obs), the frozen reference's Gaussian (gradient stopped)."""
+        return self.reference.apply({"params": jax.lax.stop_gradient(reference_params)}, obs)
 
     def q_values(self, critic_params, obs, actions) -> jax.Array:
         """(num_qs, B)."""
@@ -139,6 +152,7 @@ class SACState(flax.struct.PyTreeNode):
     critic_opt_state: optax.OptState
     alpha_opt_state: optax.OptState
     rng: jax.Array  # typed key for sampling and augmentation
+    reference_params: Any = None  # the frozen reference policy's (``Networks.reference``)
 
 
 def optimizers(hp: Hyperparams) -> tuple[optax.GradientTransformation, ...]:
@@ -167,7 +181,11 @@ def init_state(networks: Networks, hp: Hyperparams, rng: jax.Array, observation:
     actor_params = fresh_actor if actor_params is None else actor_params
     log_alpha = jnp.log(jnp.asarray(hp.init_alpha, jnp.float32))
     actor_opt, critic_opt, alpha_opt = optimizers(hp)
-    return SACState(step=jnp.zeros((), jnp.int32), actor_params=actor_params,
+    reference_params = None
+    if networks.reference is not None:  # set from the pretrained model by the caller
+        reference_params = networks.reference.init(
+            jax.random.fold_in(init_rng, 1), jnp.asarray(observation)[None])["params"]
+    return SACState(reference_params=reference_params, step=jnp.zeros((), jnp.int32), actor_params=actor_params,
                     critic_params=critic_params, target_critic_params=critic_params,
                     log_alpha=log_alpha, actor_opt_state=actor_opt.init(actor_params),
                     critic_opt_state=critic_opt.init(critic_params),
@@ -186,6 +204,15 @@ def regularized_log_prob(actions, log_prob, hp: Hyperparams) -> jax.Array:
     return log_prob - base
 
 
+def regularizer(dist, actions, log_prob, obs, reference_params, networks: Networks,
+                hp: Hyperparams) -> jax.Array:
+    """What ``alpha`` multiplies, per sample (B,): ``regularized_log_prob``, or with
+    ``kl_reference`` the closed-form ``KL(pi(. | s) || p(. | s))`` (module docstring)."""
+    if hp.regularizer != "kl_reference":
+        return regularized_log_prob(actions, log_prob, hp)
+    return gaussian(dist).kl_divergence(networks.reference_policy(reference_params, obs))
+
+
 def augment(key, obs, networks: Networks, hp) -> jax.Array:
     """Images randomly shifted by up to ``hp.augment_pad`` pixels (others unchanged)."""
     if networks.image_obs and hp.augment_pad:
@@ -199,7 +226,8 @@ def critic_loss(critic_params, state: SACState, batch: Batch, obs, next_obs, key
     alpha = jnp.exp(state.log_alpha)
     next_dist = networks.policy(state.actor_params, state.critic_params, next_obs)
     next_actions, next_log_prob = next_dist.sample_and_log_prob(seed=key)
-    next_log_prob = regularized_log_prob(next_actions, next_log_prob, hp)
+    next_log_prob = regularizer(next_dist, next_actions, next_log_prob, next_obs,
+                                state.reference_params, networks, hp)
     next_q = networks.q_values(state.target_critic_params, next_obs, next_actions).min(0)
     not_done = 1.0 - batch["terminated"].astype(jnp.float32)
     discount = batch.get("discounts", hp.discount)  # n-step batches carry gamma^m
@@ -224,12 +252,13 @@ def _masked_mean(x, mask) -> jax.Array:
 
 
 def actor_loss(actor_params, critic_params, log_alpha, obs, key, networks: Networks,
-               hp: Hyperparams) -> tuple[jax.Array, tuple[jax.Array, jax.Array, Metrics]]:
+               hp: Hyperparams, reference_params=None
+               ) -> tuple[jax.Array, tuple[jax.Array, jax.Array, Metrics]]:
     """L_pi; per sample the regularized and the plain log pi(a~ | s); how far the policy's
     Gaussian has moved (mean |mu| and mean sigma over dimensions: 0 and 1 at PARROT's init)."""
     dist = networks.policy(actor_params, critic_params, obs)
     actions, log_prob = dist.sample_and_log_prob(seed=key)
-    regularized = regularized_log_prob(actions, log_prob, hp)
+    regularized = regularizer(dist, actions, log_prob, obs, reference_params, networks, hp)
     q = networks.q_values(critic_params, obs, actions).min(0)
     loss = jnp.mean(jnp.exp(log_alpha) * regularized - q)
     base = gaussian(dist)
@@ -255,7 +284,8 @@ def update_step(state: SACState, batch: Batch, *, networks: Networks,
 
     frozen_critic = jax.lax.stop_gradient(critic_params)
     (loss, (regularized, log_prob, moved)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-        state.actor_params, frozen_critic, state.log_alpha, obs, actor_key, networks, hp)
+        state.actor_params, frozen_critic, state.log_alpha, obs, actor_key, networks, hp,
+        state.reference_params)
     updates, actor_opt_state = actor_opt.update(grads, state.actor_opt_state, state.actor_params)
     actor_params = optax.apply_updates(state.actor_params, updates)
 

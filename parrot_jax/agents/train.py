@@ -56,7 +56,7 @@ from parrot_jax.agents import bc, sac
 from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, CHUNK_AGENTS, DECODER_AGENTS, \
     FEATURE_AGENTS, \
     LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, acting_params, box_bounds, \
-    check_agent_name, make_agent, missing_pretrained, with_pretrained_trunk
+    check_agent_name, make_agent, missing_pretrained, with_pretrained_trunk, with_reference
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -68,7 +68,7 @@ from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
 from parrot_jax.flows.prior import check_prior_dir, load_prior
 from parrot_jax.metrics import MetricWriter
-from parrot_jax.pretrained import cvae, saved, trajvae, vae
+from parrot_jax.pretrained import cvae, saved, spirl, trajvae, vae
 from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
@@ -78,10 +78,11 @@ RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_siz
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
                   "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": (),
-                  "hirl": ("parrot",), "trajrl": ("parrot",)}
+                  "hirl": ("parrot",), "trajrl": ("parrot",), "spirl": ("spirl",)}
 # config.pretrained's kind -> (its loader, the model's name in messages)
 PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cVAE"),
-                      "trajvae": (trajvae.load_trajvae, "TrajVAE")}
+                      "trajvae": (trajvae.load_trajvae, "TrajVAE"),
+                      "spirl": (spirl.load_skills, "SPiRL skill model")}
 OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
 
 
@@ -167,6 +168,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if not config.bc.learning_rate > 0:
             raise ValueError(f"config.bc.learning_rate={config.bc.learning_rate}; expected a "
                              "positive number")
+    if not config.spirl.target_divergence >= 0 or not config.spirl.max_latent > 0:
+        raise ValueError(f"config.spirl.target_divergence={config.spirl.target_divergence}, "
+                         f"config.spirl.max_latent={config.spirl.max_latent}; expected a "
+                         "divergence >= 0 (nats) and a bound > 0")
     if config.agent in LATENT_AGENTS and not config.parrot.target_kl >= 0:
         raise ValueError(f"config.parrot.target_kl={config.parrot.target_kl}; expected a "
                          "divergence >= 0 (nats)")
@@ -362,6 +367,10 @@ def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior,
                                    programs.replicated)
         if agent.name == "bc_sac":
             state = jax.device_put(_behaviour_cloning(agent, state, config), programs.replicated)
+        if agent.networks.reference is not None:  # SPiRL: its skill prior, and the policy
+            state = jax.device_put(with_reference(agent, state, prior_params["prior"],
+                                                  bool(config.spirl.init_from_prior)),
+                                   programs.replicated)
         return state, prior_params, 0
     abstract = {"sac": jax.eval_shape(programs.init, rng)}
     params_abstract = jax.eval_shape(lambda s: acting_params(s, prior_params), abstract["sac"])

@@ -8,7 +8,8 @@ from scipy import stats
 
 from experiments.configs import rl
 from parrot_jax.agents import sac
-from parrot_jax.agents.agent import AGENTS, acting_params, make_agent, with_pretrained_trunk
+from parrot_jax.agents.agent import (AGENTS, acting_params, make_agent, with_pretrained_trunk,
+                                     with_reference)
 from parrot_jax.agents.programs import act, compile_programs
 from parrot_jax import parallel
 from parrot_jax.flows.prior import BehavioralPrior
@@ -21,6 +22,9 @@ TINY_VAE = {"channels": 4, "num_residual": 1, "latent_dim": 6}
 TINY_CVAE = {"encoder_hidden": (16,), "decoder_hidden": (16,), "image_channels": (4, 4, 4),
              "image_hidden": (16,), "embedding": 8}
 TINY_TRAJVAE = {"horizon": 5, "encoder_hidden": (16,), "decoder_hidden": (16,)}
+TINY_SKILLS = {"horizon": 5, "latent_dim": 3, "lstm_size": 8, "prior_hidden": (16, 16),
+               "prior_channels": (4, 4)}
+PLAN_AGENTS = ("trajrl", "spirl")  # their action: a 5-step plan, ActionChunks' Box
 
 
 def _agent(name, **overrides):
@@ -29,8 +33,9 @@ def _agent(name, **overrides):
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         (config[section] if section else config)[field] = value
-    pretrained = {"hirl": TINY_CVAE, "trajrl": TINY_TRAJVAE}.get(name, TINY_VAE)
-    actions = (5 * 7,) if name == "trajrl" else ACTIONS  # a 5-step plan: ActionChunks' Box
+    pretrained = {"hirl": TINY_CVAE, "trajrl": TINY_TRAJVAE,
+                  "spirl": TINY_SKILLS}.get(name, TINY_VAE)
+    actions = (5 * 7,) if name in PLAN_AGENTS else ACTIONS
     return make_agent(config, OBS, "uint8", actions, (-1.0, 1.0), TINY_MODEL, OBS, pretrained, OBS)
 
 
@@ -46,7 +51,7 @@ def test_act_shapes_dtypes_and_range(name, deterministic):
     agent = _agent(name)
     policy, env = act(agent, _params(agent), _images(5), jax.random.key(0), deterministic)
     assert policy.shape == (5, agent.policy_dim) and env.shape == (5, agent.env_action_dim)
-    assert agent.env_action_dim == (35 if name == "trajrl" else 7)
+    assert agent.env_action_dim == (35 if name in PLAN_AGENTS else 7)
     assert policy.dtype == env.dtype == jnp.float32
     assert np.all(np.abs(np.asarray(env)) <= 1.0) and np.isfinite(np.asarray(policy)).all()
 
@@ -232,6 +237,54 @@ def test_trajrl_plans_open_loop_through_the_frozen_trajvae_decoder():
                                          "is not a whole number of them"):
         make_agent(config, OBS, "uint8", (36,), pretrained_model=TINY_TRAJVAE,
                    pretrained_image_shape=OBS)
+
+
+def _trained_skills(agent):
+    """Skill-model parameters away from their init (the prior no longer N(0, I))."""
+    params = agent.init_frozen(jax.random.key(1))
+    return jax.tree.map(lambda x: x + 0.05 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
+                        params)
+
+
+def test_spirl_starts_as_its_skill_prior_with_zero_kl():
+    agent = _agent("spirl")
+    assert agent.policy_dim == 3 and agent.latent_scale == 2.0
+    assert agent.hp.regularizer == "kl_reference" and agent.hp.target_entropy == -5.0
+    assert agent.networks.actor.own_trunk and agent.networks.actor.squash
+    programs = compile_programs(agent, parallel.make_mesh(1), OBS, "uint8", 1, True)
+    skills = _trained_skills(agent)
+    state = with_reference(agent, programs.init(jax.random.key(0)), skills["prior"])
+    jax.tree.map(np.testing.assert_array_equal, state.actor_params, skills["prior"])
+    jax.tree.map(np.testing.assert_array_equal, state.reference_params, skills["prior"])
+    images = _images(6)
+    # the policy's Gaussian (before its tanh) is the prior's: KL 0, for every image
+    policy = agent.networks.policy(state.actor_params, state.critic_params, images)
+    prior = agent.networks.reference_policy(state.reference_params, images)
+    kl = sac.regularizer(policy, None, None, images, state.reference_params, agent.networks,
+                         agent.hp)
+    np.testing.assert_array_equal(kl, np.zeros(6))
+    assert float(jnp.abs(prior.mean()).max()) > 0  # a prior that depends on the image
+    # deterministic: the skill 2 tanh(mu_prior(s)), decoded open-loop
+    params = acting_params(state, skills)
+    z, plan = act(agent, params, images, jax.random.key(1), True)
+    np.testing.assert_allclose(z, np.tanh(prior.mean()), atol=1e-6)
+    np.testing.assert_allclose(plan, agent.action_decoder.apply(
+        {"params": skills}, 2.0 * jnp.tanh(prior.mean()), method="env_action"), atol=1e-6)
+    # one update: the KL it reports is the pre-update policy's, 0; the reference stays
+    batch = {"observations": images, "next_observations": _images(6, 1),
+             "actions": np.asarray(z), "rewards": np.ones(6, np.float32),
+             "terminated": np.zeros(6, bool)}
+    state, metrics = programs.update(state, batch)
+    assert float(metrics["kl"]) == 0.0
+    jax.tree.map(np.testing.assert_array_equal, state.reference_params, skills["prior"])
+    assert any(float(jnp.abs(a - b).max()) > 0 for a, b in zip(
+        jax.tree.leaves(state.actor_params), jax.tree.leaves(skills["prior"])))
+    # without the initialisation (S App. F's ablation) the policy starts at N(0, I)
+    fresh = programs.init(jax.random.key(0))
+    ablation = with_reference(agent, fresh, skills["prior"], init_policy=False)
+    policy = agent.networks.policy(ablation.actor_params, ablation.critic_params, images)
+    np.testing.assert_array_equal(policy.distribution.mean(), np.zeros((6, 3)))
+    assert with_reference(_agent("sac"), fresh, skills["prior"]) is fresh
 
 
 def test_vae_features_errors_are_named():

@@ -20,6 +20,7 @@ from parrot_jax.agents.evaluate import evaluate_agent, load_agent
 from parrot_jax.agents.programs import act
 from parrot_jax.data.synthetic import write_synthetic_dataset
 from parrot_jax.pretrained.cvae import load_cvae, write_initial_cvae
+from parrot_jax.pretrained.spirl import load_skills, write_initial_skills
 from parrot_jax.pretrained.trajvae import load_trajvae, write_initial_trajvae
 from parrot_jax.pretrained.vae import load_vae, write_initial_vae
 from tests.flows.prior_workdir import write_prior
@@ -142,6 +143,46 @@ def test_trajrl_plans_whole_episodes_open_loop(tmp_path):
     summary, rollouts = evaluate_agent(workdir, episodes=2, num_envs=2, keep_frames=1)
     assert summary["agent"] == "trajrl" and summary["step"] == 200
     assert rollouts.frames[0].shape == (2, 48, 48, 3)  # the first image and the last
+
+
+def test_spirl_acts_in_skills_with_kl_to_its_prior_and_resumes(tmp_path):
+    skills_dir = write_initial_skills(str(tmp_path / "skills"), {
+        "horizon": 5, "latent_dim": 3, "lstm_size": 8, "prior_hidden": (16,),
+        "prior_channels": (4,)})
+    # a pool step is 2 envs x one 5-step skill = 10 env steps; 0.1 updates per env step:
+    # one update per pool step once 20 env steps are collected
+    kwargs = dict(pretrained=skills_dir, start_steps=20, eval_every=50, log_every=50,
+                  checkpoint_every=50, updates_per_env_step=0.1)
+    full_dir, run_dir = str(tmp_path / "full"), str(tmp_path / "run")
+    full = train.train(_config("spirl", total_env_steps=100, **kwargs), full_dir)
+    assert full.env_steps == 100 and int(full.state.step) == 8
+    rows = _rows(full_dir)
+    assert [r["step"] for r in rows if "eval/success" in r] == [0, 50, 100]
+    assert sum(r["train/episodes"] for r in rows if "train/episodes" in r) == 4  # 2 x 2
+    trained = [r for r in rows if "train/kl" in r]
+    assert trained and all(np.isfinite(r["train/kl"]) and r["train/kl"] >= 0 for r in trained)
+    with open(os.path.join(full_dir, "config.json")) as f:
+        description = json.load(f)
+    assert description["action_horizon"] == 5 and description["spirl"]["target_divergence"] == 5
+    skills = load_skills(skills_dir)
+    # the reference is the skill prior, frozen; the policy started from it and moved
+    jax.tree.map(np.testing.assert_array_equal, full.state.reference_params,
+                 skills.prior_params)
+    restored, params, step = load_agent(full_dir)
+    assert step == 100 and restored.env_action_dim == 35 and restored.policy_dim == 3
+    jax.tree.map(np.testing.assert_array_equal, params["prior"], skills.params)
+    obs = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    z, plan = act(restored, params, obs, jax.random.key(1), True)
+    np.testing.assert_allclose(plan, np.asarray(skills.decode(2.0 * z)).reshape(3, 35),
+                               atol=1e-6)
+    summary, rollouts = evaluate_agent(full_dir, episodes=2, num_envs=2, keep_frames=1)
+    assert summary["agent"] == "spirl" and summary["step"] == 100
+    assert rollouts.frames[0].shape == (6, 48, 48, 3)  # the first image and 5 skills' last
+    # interrupted at 50 env steps, resumed: the same run (the reference from the checkpoint)
+    train.train(_config("spirl", total_env_steps=50, **kwargs), run_dir)
+    second = train.train(_config("spirl", total_env_steps=100, **kwargs), run_dir)
+    _same_state(second.state, full.state)
+    _same_rows(run_dir, full_dir)
 
 
 def _same_rows(a, b):
@@ -299,7 +340,7 @@ def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
 
 def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(ValueError, match="valid agents: parrot, sac, bc_sac, prior_explore, "
-                                         "iql, awac, vae_features, hirl, trajrl"):
+                                         "iql, awac, vae_features, hirl, trajrl, spirl"):
         train.train(_config("dqn"), str(tmp_path / "a"))
     with pytest.raises(ValueError, match="gymnasium does not know it.*parrot/PickUpCan-v0"):
         train.train(_config("sac", env="parrot/PickUpSpoon-v0"), str(tmp_path / "b"))
@@ -346,7 +387,21 @@ def test_bad_input_fails_before_training(prior_dir, tmp_path):
     with pytest.raises(Exception, match="a plan of horizon=30 steps is longer than "
                                         "parrot/PickUpCan-v0's 25-step episodes"):
         train.train(_config("trajrl", pretrained=too_long), str(tmp_path / "q"))
-    for name in "abcdefghijklmnopq":  # nothing was trained: no checkpoint anywhere
+    with pytest.raises(ValueError, match="needs a pretrained spirl: pass --config.pretrained"):
+        train.train(_config("spirl"), str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="holds a 'trajvae' run, not a SPiRL skill model"):
+        train.train(_config("spirl", pretrained=too_long), str(tmp_path / "s"))
+    long_skills = write_initial_skills(str(tmp_path / "skills30"), {
+        "horizon": 30, "latent_dim": 3, "lstm_size": 8, "prior_hidden": (8,),
+        "prior_channels": (4,)})
+    with pytest.raises(Exception, match="a plan of horizon=30 steps is longer than "
+                                        "parrot/PickUpCan-v0's 25-step episodes"):
+        train.train(_config("spirl", pretrained=long_skills), str(tmp_path / "t"))
+    config = _config("spirl", pretrained=long_skills)
+    config.spirl.target_divergence = -1.0
+    with pytest.raises(ValueError, match="config.spirl.target_divergence=-1.0"):
+        train.train(config, str(tmp_path / "u"))
+    for name in "abcdefghijklmnopqrstu":  # nothing was trained: no checkpoint anywhere
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 
