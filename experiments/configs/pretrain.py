@@ -25,6 +25,8 @@ Variants ``KIND[,SCALE]``:
   (the paper's RAdam), batch 128 (the code's; the paper says 16). The update budget is
   not given; 100K is assumed (about 33 passes over the 1.6M-step dataset's windows at
   batch 128). The RL agent ``spirl`` acts through its decoder with KL to its prior.
+  ``--config.model.closed_loop=True``: the code's closed-loop variant (each step's action
+  decoded from that step's image, ``parrot_jax.pretrained.spirl``).
 - ``SCALE``: '' (the paper's sizes and budget; a GPU), ``cpu`` (VAE: 16 channels, 10K
   updates of 64 images; cVAE: the ``:cpu`` prior's strided encoder, 20K updates of 64 at
   Adam 1e-3, the anneal's midpoint at 5K; TrajVAE: as the cVAE's; SPiRL: 20K updates of
@@ -77,6 +79,11 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
         config.model.lstm_size = 128
         config.model.prior_hidden = (128,) * 6
         config.model.prior_channels = (8, 16, 32)
+        # True: the public code's closed-loop variant (a per-step decoder reading each
+        # image, e(s_t) of state_features; MLP decoder_hidden)
+        config.model.closed_loop = False
+        config.model.state_features = 32
+        config.model.decoder_hidden = (128, 128, 128)
     else:
         config.model.latent_dim = ml_collections.config_dict.placeholder(int)  # None: action's
         config.model.encoder_hidden = (512, 256, 128)
@@ -132,6 +139,8 @@ def get_config(variant: str = "vae") -> ml_collections.ConfigDict:
             config.model.lstm_size = 8
             config.model.prior_hidden = (16, 16)
             config.model.prior_channels = (4, 4)
+            config.model.state_features = 4
+            config.model.decoder_hidden = (16,)
         else:
             config.model.encoder_hidden = config.model.decoder_hidden = (16,)
             if kind == "cvae":

@@ -44,6 +44,8 @@
   ``spirl.target_divergence`` (the ``kl_reference`` regularizer of ``agents.sac``). The
   policy network is the prior's architecture, started from its trained parameters
   (``spirl.init_from_prior``), so at step 0 the KL is 0 and the agent acts as the prior.
+  With a closed-loop skill model the env's action is ``z`` itself, decoded step by step
+  from each observation by ``envs.chunks.LatentSkills`` in the env's workers.
 - ``iql`` and ``awac``: SAC's actor and critic in the env's action space, learning by
   implicit Q-learning (with a value network) or by advantage-weighted actor-critic
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
@@ -226,7 +228,8 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     mean_bound, log_std_max = None, float(net["log_std_max"])
     if name in DECODER_AGENTS:
         action_decoder = _action_decoder(name, pretrained_model, pretrained_image_shape,
-                                         observation_shape, env_action_dim)
+                                         observation_shape, env_action_dim,
+                                         config.get("pretrained_action_dim"))
         policy_dim = action_decoder.latent_dim
     if name in NEEDS_PRIOR:
         if prior_model is None:
@@ -324,12 +327,24 @@ def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
     return kind
 
 
-def _action_decoder(name: str, model, image_shape, observation_shape, action_dim: int):
+def _action_decoder(name: str, model, image_shape, observation_shape, action_dim: int,
+                    step_action_dim: int | None = None):
     """The frozen decoder a ``DECODER_AGENTS`` agent acts through; ``action_dim``: the
-    env's (for ``CHUNK_AGENTS``, the flat plan's H x A)."""
+    env's (for ``CHUNK_AGENTS``, the flat plan's H x A; for closed-loop skills the latent,
+    with ``step_action_dim`` the decoder's one-step action)."""
     kind = _check_pretrained(name, model, image_shape, observation_shape)
     if kind == "cvae":
         return cvae_model.make_cvae(model, image_shape, action_dim)
+    if kind == "spirl" and model.get("closed_loop"):
+        if step_action_dim is None:
+            raise ValueError("a closed-loop skill model needs its one-step action dimension "
+                             "(the run's pretrained_action_dim)")
+        skills = spirl_model.make_skill_model(model, image_shape, int(step_action_dim))
+        if action_dim != skills.latent_dim:
+            raise ValueError(f"closed-loop skills take a latent of dimension "
+                             f"{skills.latent_dim}, but the env's action has dimension "
+                             f"{action_dim}")
+        return skills
     horizon = int(model["horizon"])
     if action_dim % horizon:
         raise ValueError(f"the pretrained {kind} plans {horizon} steps, but the env's action "

@@ -72,7 +72,7 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
     description = read_description(workdir)
     agent, params, step = load_agent(workdir, step)
     policy = StartRecorder(agent, params, deterministic)
-    rollouts = rollout_success(run_env(description), policy, episodes, seed,
+    rollouts = rollout_success(run_env(description, params.get("prior")), policy, episodes, seed,
                                num_envs=min(num_envs, episodes), num_workers=num_workers,
                                keep_frames=keep_frames, discount=agent.hp.discount)
     q_start = policy.q_start(episodes)

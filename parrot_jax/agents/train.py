@@ -241,11 +241,23 @@ def action_horizon(config, pretrained) -> int:
     return int(pretrained.horizon) if config.agent in CHUNK_AGENTS else 1
 
 
-def run_env(description: dict[str, Any]):
+def run_env(description: dict[str, Any], frozen_params: Any = None):
     """What ``EnvPool`` takes for a run's env: its id, or ``ActionChunks`` of it for an
-    agent acting ``action_horizon`` steps at a time."""
+    agent acting ``action_horizon`` steps at a time, or ``LatentSkills`` for one acting
+    through a closed-loop skill model (whose parameters, ``frozen_params``, its workers
+    decode each step with)."""
+    skills = None
+    model = description.get("pretrained_model") or {}
+    if description["agent"] in CHUNK_AGENTS and model.get("closed_loop"):
+        if frozen_params is None:
+            raise ValueError("a closed-loop skill model's env needs the model's parameters")
+        decoder = spirl.StepDecoder(dict(model), tuple(description["pretrained_image_shape"]),
+                                    int(description["pretrained_action_dim"]),
+                                    jax.tree.map(np.asarray, frozen_params))
+        bound = legacy.with_added_fields("spirl", description.get("spirl", {}))["max_latent"]
+        skills = (decoder, int(model["latent_dim"]), float(bound))
     return env_source(description["env"], description.get("action_horizon", 1),
-                      CHUNK_AGENTS.get(description["agent"], False))
+                      CHUNK_AGENTS.get(description["agent"], False), skills)
 
 
 def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any]:
@@ -271,9 +283,20 @@ def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any
     if pretrained is not None:
         description["pretrained_model"] = pretrained.model_config
         description["pretrained_image_shape"] = list(pretrained.image_shape)
+        # a decoder's one-step action (closed-loop skills: not the env's, which is z)
+        description["pretrained_action_dim"] = getattr(pretrained, "step_action_dim", None)
         description["pretrained_source"] = {"workdir": os.path.abspath(config.pretrained),
                                             "step": pretrained.step}
     return description
+
+
+def _pretrained_fields(pretrained) -> dict[str, Any]:
+    """What ``run_env`` reads of a pretrained model before the run is described."""
+    if pretrained is None:
+        return {}
+    return {"pretrained_model": pretrained.model_config,
+            "pretrained_image_shape": list(pretrained.image_shape),
+            "pretrained_action_dim": getattr(pretrained, "step_action_dim", None)}
 
 
 def load_pretrained(config):
@@ -310,7 +333,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     parallel.check_batch_size(config.batch_size, mesh)
     horizon = action_horizon(config, pretrained)
     fused, every = pool_schedule(config.num_envs, config.updates_per_env_step, horizon)
-    env = run_env({"env": config.env, "agent": config.agent, "action_horizon": horizon})
+    env = run_env({"env": config.env, "agent": config.agent, "action_horizon": horizon,
+                   "spirl": config.spirl.to_dict(),
+                   **_pretrained_fields(pretrained)},
+                  None if frozen is None else frozen.params)
     with EnvPool(env, config.num_envs, config.num_workers or None) as pool:
         if frozen is not None:
             check_compatible(frozen, config.env, pool.single_observation_space,

@@ -185,6 +185,30 @@ def test_spirl_acts_in_skills_with_kl_to_its_prior_and_resumes(tmp_path):
     _same_rows(run_dir, full_dir)
 
 
+def test_spirl_with_closed_loop_skills_decodes_in_the_env_workers(tmp_path):
+    skills_dir = write_initial_skills(str(tmp_path / "skills"), {
+        "horizon": 5, "latent_dim": 3, "lstm_size": 8, "prior_hidden": (16,),
+        "prior_channels": (4,), "closed_loop": True, "state_features": 4,
+        "decoder_hidden": (8,)})
+    workdir = str(tmp_path / "cl")
+    result = train.train(_config("spirl", pretrained=skills_dir, total_env_steps=40,
+                                 start_steps=20, eval_every=40, log_every=20,
+                                 checkpoint_every=40, updates_per_env_step=0.1), workdir)
+    assert result.env_steps == 40 and int(result.state.step) == 2
+    with open(os.path.join(workdir, "config.json")) as f:
+        description = json.load(f)
+    assert description["action_horizon"] == 5 and description["pretrained_action_dim"] == 7
+    restored, params, step = load_agent(workdir)
+    # the agent's action is the skill's latent; the env's workers decode each step
+    assert step == 40 and restored.env_action_dim == restored.policy_dim == 3
+    obs = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    z, env_actions = act(restored, params, obs, jax.random.key(1), True)
+    np.testing.assert_allclose(env_actions, 2.0 * np.asarray(z), atol=1e-6)
+    summary, rollouts = evaluate_agent(workdir, episodes=2, num_envs=2, keep_frames=1)
+    assert summary["agent"] == "spirl" and summary["step"] == 40
+    assert rollouts.frames[0].shape == (6, 48, 48, 3)  # the first image and 5 skills' last
+
+
 def _same_rows(a, b):
     """Metric rows equal but for wall-clock times and rates."""
     def strip(rows):

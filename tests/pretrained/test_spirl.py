@@ -14,7 +14,8 @@ from parrot_jax.data.synthetic import write_frames_dataset
 from parrot_jax.pretrained import train as pretrain
 from parrot_jax.pretrained.losses import gaussian_kl
 from parrot_jax.pretrained.spirl import (init_params, load_skills, make_skill_model,
-                                         prior_actor, terms, write_initial_skills)
+                                         prior_actor, step_decoder, terms,
+                                         write_initial_skills)
 from parrot_jax.pretrained.trajvae import write_initial_trajvae
 
 
@@ -140,6 +141,35 @@ def test_skills_and_their_prior_are_learned(tmp_path):
     early = terms(first.model, first.params, {"actions": windows, "observations": images},
                   None)
     assert 0 < float(jnp.mean(values["prior"])) < float(jnp.mean(early["prior"])) + 1.0
+
+
+def test_the_closed_loop_variant_decodes_each_step_from_its_image(tmp_path):
+    data, plans = _two_skills(tmp_path)
+    config = pretrain_config.get_config("spirl,tiny")
+    config.dataset, config.model.closed_loop = data, True
+    sampling = pretrain.LatentModel.sampling(config)
+    assert sampling == {"window": 5, "images": True}  # every image of the window
+    config.update(num_steps=40, log_every=20, eval_every=20, checkpoint_every=20)
+    assert int(pretrain.train_and_evaluate(config, str(tmp_path / "cl")).step) == 40
+    skills = load_skills(str(tmp_path / "cl"))
+    assert skills.model.closed_loop and skills.action_dim == skills.latent_dim == 3
+    assert "step_decoder" in skills.params and "decoder" not in skills.params
+    images = np.random.default_rng(0).integers(0, 255, (2, 5, 8, 8, 3), dtype=np.uint8)
+    z = jnp.asarray([[0.5, -1.0, 2.0], [-0.3, 0.1, 0.0]])
+    window = np.asarray(skills.decode(z, images))
+    assert window.shape == (2, 5, 2)
+    # the env workers' decoder: one step from one image, equal to the window's step
+    decoder = step_decoder(skills)
+    for t in (0, 3):
+        np.testing.assert_allclose(decoder(np.asarray(z[1]), images[1, t]), window[1, t],
+                                   atol=1e-6)
+    # the image matters: the same z, another image, another action
+    assert np.abs(window[0, 0] - np.asarray(skills.decode(z, images[:, ::-1]))[0, 0]).max() > 0
+    with pytest.raises(ValueError, match="an open-loop skill model has no per-step decoder"):
+        step_decoder(load_skills(write_initial_skills(
+            str(tmp_path / "open"), {"horizon": 5, "latent_dim": 3, "lstm_size": 8,
+                                     "prior_hidden": (8,), "prior_channels": (4,)},
+            action_dim=2, image_shape=(8, 8, 3))))
 
 
 def test_errors_are_named(tmp_path):
