@@ -178,7 +178,5 @@ def load_cvae(workdir: str, step: int | None = None) -> ActionDecoder:
 def write_initial_cvae(workdir: str, model_config: Mapping[str, Any],
                        image_shape=(48, 48, 3), action_dim: int = 7, seed: int = 0) -> str:
     """A cVAE workdir holding the cVAE at initialisation (``saved.write_initial``)."""
-    description = {"kind": KIND, "model": dict(model_config), "image_shape": list(image_shape),
-                   "action_dim": action_dim}
-    return saved.write_initial(workdir, description,
-                               init_params(make(description), jax.random.key(seed)))
+    return saved.write_initial_model(workdir, KIND, make, init_params, model_config,
+                                     action_dim, image_shape, seed)

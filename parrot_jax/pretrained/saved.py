@@ -57,3 +57,14 @@ def write_initial(workdir: str, description: dict[str, Any], params) -> str:
     finally:
         manager.close()
     return workdir
+
+
+def write_initial_model(workdir: str, kind: str, make: Callable[[dict], Any],
+                        init_params: Callable, model_config, action_dim: int, image_shape,
+                        seed: int = 0) -> str:
+    """``write_initial`` for a model of actions and images: the ``kind`` run whose
+    ``config.json`` describes ``model_config`` on the given shapes, at initialisation."""
+    description = {"kind": kind, "model": dict(model_config), "image_shape": list(image_shape),
+                   "action_dim": action_dim}
+    return write_initial(workdir, description,
+                         init_params(make(description), jax.random.key(seed)))

@@ -161,7 +161,5 @@ def load_trajvae(workdir: str, step: int | None = None) -> TrajectoryDecoder:
 def write_initial_trajvae(workdir: str, model_config: Mapping[str, Any], action_dim: int = 7,
                           image_shape=(48, 48, 3), seed: int = 0) -> str:
     """A TrajVAE workdir holding the model at initialisation (``saved.write_initial``)."""
-    description = {"kind": KIND, "model": dict(model_config), "image_shape": list(image_shape),
-                   "action_dim": action_dim}
-    return saved.write_initial(workdir, description,
-                               init_params(make(description), jax.random.key(seed)))
+    return saved.write_initial_model(workdir, KIND, make, init_params, model_config,
+                                     action_dim, image_shape, seed)
