@@ -185,11 +185,12 @@ def init_state(networks: Networks, hp: Hyperparams, rng: jax.Array, observation:
     if networks.reference is not None:  # set from the pretrained model by the caller
         reference_params = networks.reference.init(
             jax.random.fold_in(init_rng, 1), jnp.asarray(observation)[None])["params"]
-    return SACState(reference_params=reference_params, step=jnp.zeros((), jnp.int32), actor_params=actor_params,
+    return SACState(step=jnp.zeros((), jnp.int32), actor_params=actor_params,
                     critic_params=critic_params, target_critic_params=critic_params,
                     log_alpha=log_alpha, actor_opt_state=actor_opt.init(actor_params),
                     critic_opt_state=critic_opt.init(critic_params),
-                    alpha_opt_state=alpha_opt.init(log_alpha), rng=rng)
+                    alpha_opt_state=alpha_opt.init(log_alpha), rng=rng,
+                    reference_params=reference_params)
 
 
 def target_entropy(networks: Networks, hp: Hyperparams) -> float:

@@ -281,10 +281,7 @@ def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any
     description["action_horizon"] = action_horizon(config, pretrained)
     description["pretrained_model"] = None
     if pretrained is not None:
-        description["pretrained_model"] = pretrained.model_config
-        description["pretrained_image_shape"] = list(pretrained.image_shape)
-        # a decoder's one-step action (closed-loop skills: not the env's, which is z)
-        description["pretrained_action_dim"] = getattr(pretrained, "step_action_dim", None)
+        description.update(_pretrained_fields(pretrained))
         description["pretrained_source"] = {"workdir": os.path.abspath(config.pretrained),
                                             "step": pretrained.step}
     return description
@@ -296,6 +293,7 @@ def _pretrained_fields(pretrained) -> dict[str, Any]:
         return {}
     return {"pretrained_model": pretrained.model_config,
             "pretrained_image_shape": list(pretrained.image_shape),
+            # a decoder's one-step action (closed-loop skills: not the env's, which is z)
             "pretrained_action_dim": getattr(pretrained, "step_action_dim", None)}
 
 
