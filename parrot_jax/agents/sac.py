@@ -167,7 +167,7 @@ def init_params(networks: Networks, rng: jax.Array, observation: jax.Array) -> t
     actions = jnp.zeros((1, networks.action_dim), jnp.float32)
     critic_params = networks.critic.init(critic_rng, obs, actions)["params"]
     actor_input = obs
-    if networks.critic.shared_trunk:
+    if not networks.actor.own_trunk:  # it reads the critic's shared trunk features
         actor_input = networks.critic.apply({"params": critic_params}, obs, method="encode")
     actor_params = networks.actor.init(actor_rng, actor_input)["params"]
     return actor_params, critic_params

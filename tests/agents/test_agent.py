@@ -285,6 +285,11 @@ def test_spirl_starts_as_its_skill_prior_with_zero_kl():
     policy = agent.networks.policy(ablation.actor_params, ablation.critic_params, images)
     np.testing.assert_array_equal(policy.distribution.mean(), np.zeros((6, 3)))
     assert with_reference(_agent("sac"), fresh, skills["prior"]) is fresh
+    # with the critic's trunk shared (the :cpu configs) the policy keeps its own trunk
+    shared = _agent("spirl", **{"network.shared_trunk": True})
+    assert shared.networks.critic.shared_trunk and shared.networks.actor.own_trunk
+    policy, plan = act(shared, _params(shared), images, jax.random.key(2))
+    assert policy.shape == (6, 3) and plan.shape == (6, 35)
 
 
 def test_vae_features_errors_are_named():
