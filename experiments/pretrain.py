@@ -7,7 +7,9 @@ Writes ``WORKDIR/config.json`` (with ``kind``), ``WORKDIR/checkpoints/`` and met
 (``metrics.jsonl``, ``metrics.csv``, ``tensorboard/``), as ``experiments.train_prior`` does
 for the flow. ``kind="vae"``: load it with ``parrot_jax.pretrained.vae.load_vae(WORKDIR)``,
 or train the ``vae_features`` agent on it (``experiments.train_rl
---config.agent=vae_features --config.pretrained=WORKDIR``).
+--config.agent=vae_features --config.pretrained=WORKDIR``); likewise ``cvae`` (``load_cvae``,
+agent ``hirl``), ``trajvae`` (``load_trajvae``, agent ``trajrl``) and ``spirl``
+(``parrot_jax.pretrained.spirl.load_skills``, agent ``spirl``).
 """
 
 from absl import app, flags
