@@ -223,7 +223,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         raise ValueError(f"observations must be images (H, W, C) uint8 or vectors (D,), got "
                          f"shape {tuple(observation_shape)}")
     net = legacy.with_added_fields("network", config["network"])
-    prior_flow = action_decoder = reference = None
+    prior_flow = action_decoder = reference = None  # reference: SPiRL's skill prior
     policy_dim, squash = env_action_dim, True
     mean_bound, log_std_max = None, float(net["log_std_max"])
     if name in DECODER_AGENTS:
@@ -253,14 +253,10 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         encoder = _trunk_encoder(name, net, prior_flow)
     critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
                     encoder, bool(net["freeze_trunk"]))
-    if name == "spirl":  # the skill prior's network, and a copy of it as the policy
-        reference = spirl_model.prior_actor(action_decoder)
-        actor = spirl_model.prior_actor(action_decoder, squash=True)
-    else:
-        actor = Actor(policy_dim, hidden, image_obs, channels,
-                      own_trunk=not net["shared_trunk"], squash=squash,
-                      log_std_min=float(net["log_std_min"]), log_std_max=log_std_max,
-                      mean_bound=None if mean_bound is None else float(mean_bound))
+    actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
+                  squash=squash, log_std_min=float(net["log_std_min"]),
+                  log_std_max=log_std_max,
+                  mean_bound=None if mean_bound is None else float(mean_bound))
     learner, hp_class, section = LEARNERS.get(name, SAC_LEARNER)
     if section is None:
         hp = hp_class(**dict(config["sac"]))
@@ -277,15 +273,22 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                                      target_entropy=-float(config["parrot"]["target_kl"]))
     latent_scale = 1.0
     if name == "spirl":
-        section = legacy.with_added_fields("spirl", config.get("spirl", {}))
-        hp = dataclasses.replace(hp, regularizer="kl_reference",
-                                 target_entropy=-float(section["target_divergence"]))
-        latent_scale = float(section["max_latent"])
+        actor, reference, hp, latent_scale = _skill_prior_parts(config, action_decoder, hp)
     low, high = action_bounds
     return Agent(name, sac.Networks(actor, critic, value, reference), hp, env_action_dim,
                  float(low), float(high), prior_flow, prior_image_shape, action_decoder,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
                  latent_scale)
+
+
+def _skill_prior_parts(config, skills, hp):
+    """SPiRL's ``(policy, reference, hp, latent_scale)``: the skill prior's network as the
+    frozen reference and, squashed, as the policy; KL to it toward the target divergence."""
+    section = legacy.with_added_fields("spirl", config.get("spirl", {}))
+    hp = dataclasses.replace(hp, regularizer="kl_reference",
+                             target_entropy=-float(section["target_divergence"]))
+    return (spirl_model.prior_actor(skills, squash=True), spirl_model.prior_actor(skills), hp,
+            float(section["max_latent"]))
 
 
 def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
