@@ -51,6 +51,7 @@ import ml_collections
 from parrot_jax import io, legacy, provenance
 
 KINDS = ("collect", "prior", "pretrain", "rl", "prior_rollouts")
+TOGETHER = "rl_together"  # the kind of a group of RL runs trained together (group_seeds)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds experiments/
 
 
@@ -104,7 +105,10 @@ def log_path(workdir: str, name: str) -> str:
 
 
 def is_done(workdir: str, job: Job) -> bool:
-    """The job finished with exactly this spec (a changed config runs it again)."""
+    """The job finished with exactly this spec (a changed config runs it again); a group
+    of runs trained together when each of them did."""
+    if job.kind == TOGETHER:
+        return all(is_done(workdir, member) for member in members(job))
     try:
         with open(done_path(workdir, job.name)) as f:
             return json.load(f).get("digest") == digest(job.spec())
@@ -169,6 +173,39 @@ def select(jobs: list[Job], patterns: list[str]) -> list[Job]:
             keep.add(name)
             stack.extend(by_name[name].deps)
     return [j for j in jobs if j.name in keep]
+
+
+def group_seeds(jobs: list[Job]) -> list[Job]:
+    """``jobs`` with every set of two or more RL jobs that differ only in their seed (one
+    method, one task, the same dependencies) replaced by one ``TOGETHER`` job, where
+    the first of them was: one process trains them with one learner (``agents.together``),
+    each into its own directory with its own done marker."""
+    key = lambda job: json.dumps([os.path.dirname(job.name), sorted(job.deps), {
+        k: v for k, v in job.spec()["config"].items() if k != "seed"}], sort_keys=True)
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.kind == "rl":
+            groups.setdefault(key(job), []).append(job)
+    out = []
+    for job in jobs:
+        group = groups.get(key(job), []) if job.kind == "rl" else []
+        if len(group) < 2:
+            out.append(job)
+        elif job is group[0]:
+            seeds = "-".join(str(m.config.seed) for m in group)
+            name = f"{os.path.dirname(job.name)}/together-seeds-{seeds}"
+            config = ml_collections.ConfigDict(
+                {f"member{i}": m.spec() for i, m in enumerate(group)})
+            out.append(Job(name, TOGETHER, config, job.deps))
+    return out
+
+
+def members(job: Job) -> list[Job]:
+    """The jobs a job stands for: a group's runs, or the job itself."""
+    if job.kind != TOGETHER:
+        return [job]
+    return [job_from_spec(job.config[f"member{i}"].to_dict())
+            for i in range(len(job.config))]
 
 
 # --- running one job ---------------------------------------------------------------------
@@ -247,16 +284,40 @@ def job_lock(workdir: str, name: str):
 
 def run_one(workdir: str, job: Job) -> float:
     """Runs (or resumes) one job here, under its lock, and marks it done; returns its
-    seconds (0 if another sweep finished it meanwhile)."""
+    seconds (0 if another sweep finished it meanwhile). A group's runs are each locked
+    and marked done."""
+    if job.kind == TOGETHER:
+        return _run_together(workdir, members(job))
     with job_lock(workdir, job.name):
         if is_done(workdir, job):
             return 0.0
         start = time.perf_counter()
         RUNNERS[job.kind](job.config, os.path.join(workdir, job.name))
         seconds = time.perf_counter() - start
-        io.write_json(done_path(workdir, job.name), {
-            "digest": digest(job.spec()), "seconds": seconds,
-            "finished": provenance.utc_now()})
+        _mark_done(workdir, job, seconds)
+    return seconds
+
+
+def _mark_done(workdir: str, job: Job, seconds: float) -> None:
+    io.write_json(done_path(workdir, job.name), {
+        "digest": digest(job.spec()), "seconds": seconds, "finished": provenance.utc_now()})
+
+
+def _run_together(workdir: str, runs: list[Job]) -> float:
+    from parrot_jax.agents.together import train_together
+
+    with contextlib.ExitStack() as locks:
+        for run in runs:
+            locks.enter_context(job_lock(workdir, run.name))
+        runs = [run for run in runs if not is_done(workdir, run)]
+        if not runs:
+            return 0.0
+        start = time.perf_counter()
+        train_together([run.config for run in runs],
+                       [os.path.join(workdir, run.name) for run in runs])
+        seconds = time.perf_counter() - start
+        for run in runs:
+            _mark_done(workdir, run, seconds)
     return seconds
 
 
@@ -299,17 +360,19 @@ class _Progress:
         o = self.outcome
         bad = [d for d in job.deps if d in o.failed or d in o.blocked]
         if bad:
-            o.blocked.append(job.name)
+            o.blocked.extend(m.name for m in members(job))
             self._line(f"blocked {job.name}: needs {', '.join(bad)}")
         return bool(bad)
 
-    def done(self, name: str, seconds: float) -> None:
-        self.outcome.ran[name] = seconds
-        self._line(f"done {name} ({seconds:.0f} s)")
+    def done(self, job: Job, seconds: float) -> None:
+        for member in members(job):
+            self.outcome.ran[member.name] = seconds
+        self._line(f"done {job.name} ({seconds:.0f} s)")
 
-    def fail(self, name: str, error: str) -> None:
-        self.outcome.failed[name] = error
-        self._line(f"FAILED {name}: {error}")
+    def fail(self, job: Job, error: str) -> None:
+        for member in members(job):
+            self.outcome.failed[member.name] = error
+        self._line(f"FAILED {job.name}: {error}")
 
 
 def child_command(workdir: str, name: str) -> list[str]:
@@ -329,12 +392,13 @@ def _launch(workdir: str, job: Job) -> subprocess.Popen:
 
 def run_jobs(jobs: list[Job], workdir: str, processes: int = 0,
              launch: Callable[[str, Job], subprocess.Popen] = _launch, poll: float = 0.5,
-             echo: Callable[[str], None] = print) -> Outcome:
+             echo: Callable[[str], None] = print, together: bool = False) -> Outcome:
     """Runs every job not already done, each after its dependencies.
 
     ``processes=0``: one at a time in this process (progress bars on the terminal);
     ``processes=N``: up to N child processes at once, output in ``logs/NAME.log``.
-    ``launch(workdir, job)`` starts a child (tests replace it).
+    ``launch(workdir, job)`` starts a child (tests replace it). ``together``: the pending
+    RL jobs that differ only in their seed run as one job each (``group_seeds``).
     """
     if processes < 0:
         raise ValueError(f"processes={processes}; expected 0 (this process) or a positive "
@@ -347,6 +411,11 @@ def run_jobs(jobs: list[Job], workdir: str, processes: int = 0,
             outcome.skipped.append(job.name)
         else:
             pending.append(job)
+    if together:
+        pending = group_seeds(pending)
+        for job in pending:
+            if job.kind == TOGETHER:
+                io.write_json(spec_path(workdir, job.name), job.spec())
     echo(f"{len(jobs)} jobs: {len(outcome.skipped)} done before, {len(pending)} to run"
          + (f", up to {processes} at a time (logs in {os.path.join(workdir, 'logs')})"
             if processes else ""))
@@ -367,9 +436,9 @@ def _run_here(pending: list[Job], workdir: str, progress: _Progress) -> None:
             seconds = run_one(workdir, job)
         except Exception as e:  # noqa: BLE001 (one job's failure must not stop the sweep)
             progress.echo(traceback.format_exc())
-            progress.fail(job.name, f"{type(e).__name__}: {e}")
+            progress.fail(job, f"{type(e).__name__}: {e}")
         else:
-            progress.done(job.name, seconds)
+            progress.done(job, seconds)
 
 
 def _run_children(pending, workdir, processes, launch, poll, progress: _Progress) -> None:
@@ -392,13 +461,13 @@ def _run_children(pending, workdir, processes, launch, poll, progress: _Progress
                     continue
                 del running[name]
                 if proc.returncode == 0 and is_done(workdir, job):
-                    progress.done(name, time.perf_counter() - start)
+                    progress.done(job, time.perf_counter() - start)
                 elif proc.returncode == LOCKED_EXIT_CODE:
-                    progress.fail(name, f"running in another process (lock "
-                                        f"{lock_path(workdir, name)})")
+                    progress.fail(job, f"running in another process (lock "
+                                       f"{lock_path(workdir, name)})")
                 else:
-                    progress.fail(name, f"exit code {proc.returncode}; see "
-                                        f"{log_path(workdir, name)}")
+                    progress.fail(job, f"exit code {proc.returncode}; see "
+                                       f"{log_path(workdir, name)}")
             if running:
                 time.sleep(poll)
     except KeyboardInterrupt:

@@ -10,7 +10,9 @@ process, its output in ``WORKDIR/logs/``), or one at a time in this process
 (``--processes=0``). Then writes the figures (``experiments.aggregate``).
 Rerun the same command after a kill or a failure: finished jobs are skipped and the
 others resume from their last checkpoint. ``--dry_run`` lists the jobs, their state and
-the total work. Exits with status 1 if a job failed.
+the total work. Exits with status 1 if a job failed. ``--together`` runs the RL jobs of
+one method and task (their seeds) as one job training them with one learner program
+(``agents.together``): for a GPU, which one small run leaves mostly idle.
 
 On a cluster (``experiments.submit``): ``--backend=slurm`` submits every job not done
 through submitit, each waiting for its dependencies in SLURM's queue
@@ -53,6 +55,10 @@ _SLURM = flags.DEFINE_list("slurm", [], "KEY=VALUE parameters of the submitit ex
                            "slurm) or timeout_min=60 (submitit_local); numbers as numbers.")
 _WAIT = flags.DEFINE_bool("wait", False, "slurm: follow the submitted jobs to their end, "
                           "then aggregate (default: submit and exit).")
+_TOGETHER = flags.DEFINE_bool("together", False, "local backend: the RL jobs that differ "
+                               "only in their seed (one method, one task) run as one job "
+                               "that trains them with one learner program "
+                               "(agents.together); for a GPU, where one run leaves it idle.")
 _JOB = flags.DEFINE_string("job", None, "Run one job spec (jobs/NAME.json) here; used by "
                            "the sweep's child processes.")
 
@@ -95,10 +101,14 @@ def main(argv):
     if _DRY_RUN.value:
         dry_run(workdir, planned)
         return
+    if _TOGETHER.value and _BACKEND.value != "local":
+        raise app.UsageError(f"--together runs on the local backend; got "
+                             f"--backend={_BACKEND.value}")
     paper.write_manifest(workdir, _CONFIG.value, planned, specs)
     try:
         if _BACKEND.value == "local":
-            outcome = jobs.run_jobs(planned, workdir, _PROCESSES.value)
+            outcome = jobs.run_jobs(planned, workdir, _PROCESSES.value,
+                                    together=_TOGETHER.value)
         else:
             executor = submit.make_executor(_BACKEND.value, workdir,
                                             parse_parameters(_SLURM.value))

@@ -85,12 +85,7 @@ class Checkpoints:
                 failed.append((step, error))
                 continue
             for bad, _ in failed:
-                path = os.path.join(self.directory, str(bad))
-                aside = path + ".corrupt"
-                while os.path.exists(aside):
-                    aside += "_"
-                os.replace(path, aside)
-                logging.warning("moved the damaged checkpoint %s to %s", path, aside)
+                self._set_aside(bad, "corrupt", "damaged")
             if failed:
                 self.manager.reload()
             return value, step
@@ -99,6 +94,25 @@ class Checkpoints:
             raise RuntimeError(f"no checkpoint in {self.directory} could be restored; the "
                                f"newest, step {step}, failed with: {error}") from error
         raise FileNotFoundError(f"{self.directory}: no checkpoint saved yet")
+
+    def set_aside_after(self, step: int, suffix: str) -> list[int]:
+        """Moves every checkpoint newer than ``step`` aside (``STEP.SUFFIX``, kept for
+        inspection), so training resumes from ``step`` and can write those steps again;
+        returns the steps moved."""
+        newer = sorted(s for s in self.all_steps() if s > step)
+        for later in newer:
+            self._set_aside(later, suffix, f"newer than step {step}")
+        if newer:
+            self.manager.reload()
+        return newer
+
+    def _set_aside(self, step: int, suffix: str, why: str) -> None:
+        path = os.path.join(self.directory, str(step))
+        aside = f"{path}.{suffix}"
+        while os.path.exists(aside):
+            aside += "_"
+        os.replace(path, aside)
+        logging.warning("moved the checkpoint %s (%s) to %s", path, why, aside)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -1,13 +1,27 @@
-"""Test-wide setup: four host CPU devices, so multi-device code runs without a GPU, and
-the slowest test files first.
+"""Test-wide setup: four host CPU devices, so multi-device code runs without a GPU, one
+compilation cache for the whole session, and the slowest test files first.
 
-XLA reads the flag when the backend starts, so it is set before any test imports JAX.
+XLA reads the flag when the backend starts, and JAX its cache settings when it is
+imported, so both are set before any test imports JAX.
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=4"]).strip()
+
+# Many tests (and every job of the tiny sweeps, in their child processes) compile the same
+# tiny programs; JAX's persistent cache keys an executable by its HLO, flags and versions,
+# so a program compiled once is read back by every later process. The pytest-xdist
+# workers and the binaries the tests start inherit this environment from the controller,
+# which made the directory and removes it at the end. A cache the user set is kept.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="parrot_jax_xla_")
+    os.environ["PARROT_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 # `make test` runs one pytest worker per core and keeps each file on one worker; a slow
 # file collected last (the tiny sweep of every figure: over a quarter of the suite's
@@ -20,3 +34,8 @@ def pytest_collection_modifyitems(items):
         path = item.nodeid.split("::")[0]
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
     items.sort(key=rank)
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("PARROT_JAX_TEST_CACHE_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

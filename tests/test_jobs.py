@@ -85,6 +85,29 @@ def test_in_process_run_marks_done_skips_and_reruns_changed_jobs(tmp_path, recor
     assert third.skipped == ["data"] and list(third.ran) == ["prior"]
 
 
+def test_runs_that_differ_only_in_their_seed_are_grouped(tmp_path, monkeypatch, recorded):
+    rl = [_job(f"rl/a/T/seed{s}", ["prior"], kind="rl", seed=s) for s in (0, 1, 2)]
+    planned = [_job("prior"), rl[0], _job("rl/b/T/seed0", ["prior"], kind="rl", seed=0),
+               rl[1], _job("rl/a/T/seed9", ["prior"], kind="rl", seed=9, value=2), rl[2]]
+    grouped = jobs.group_seeds(planned)
+    assert [j.name for j in grouped] == ["prior", "rl/a/T/together-seeds-0-1-2",
+                                        "rl/b/T/seed0", "rl/a/T/seed9"]
+    group = grouped[1]
+    assert group.kind == jobs.TOGETHER and group.deps == ("prior",)
+    back = jobs.job_from_spec(json.loads(json.dumps(group.spec())))
+    assert [m.spec() for m in jobs.members(back)] == [m.spec() for m in rl]
+
+    trained = []
+    monkeypatch.setattr("parrot_jax.agents.together.train_together",
+                        lambda configs, dirs: trained.append([c.seed for c in configs]))
+    jobs.run_one(str(tmp_path), rl[1])  # one of them done before (alone): not trained again
+    out = jobs.run_jobs([_job("prior"), *rl], str(tmp_path), echo=lambda s: None,
+                        together=True)
+    assert trained == [[0, 2]] and out.skipped == ["rl/a/T/seed1"]
+    assert sorted(out.ran) == ["prior", "rl/a/T/seed0", "rl/a/T/seed2"]
+    assert all(jobs.is_done(str(tmp_path), j) for j in rl)
+
+
 def test_a_failure_blocks_its_dependents_only(tmp_path, recorded):
     planned = [_job("data", fail=True), _job("prior", ["data"]), _job("rl", ["prior"]),
                _job("other")]

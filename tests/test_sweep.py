@@ -117,3 +117,17 @@ def test_child_processes_report_a_failure_and_resume(tmp_path):
     assert "2 jobs ran, 1 were done before, 0 failed, 0 blocked" in resumed
     assert os.path.exists(os.path.join(workdir, "logs", "fig4", "rollouts.log"))
     assert "| all | " in open(os.path.join(workdir, "figures", "fig4.md")).read()
+
+
+def test_together_trains_the_seeds_of_a_method_in_one_child(tmp_path):
+    workdir = str(tmp_path / "sweep")
+    args = (CONFIG + "fig5,tiny", f"--workdir={workdir}", "--only=rl/sac/*", "--together",
+            "--aggregate=false")
+    stdout = _sweep(*args, "--processes=1")
+    assert "-- started rl_together rl/sac/PickUpCan/together-seeds-0-1" in stdout
+    assert "2 jobs ran, 0 were done before, 0 failed, 0 blocked" in stdout
+    for seed in (0, 1):
+        rows = [json.loads(l) for l in open(os.path.join(
+            workdir, "rl", "sac", "PickUpCan", f"seed{seed}", "metrics.jsonl"))]
+        assert [r["step"] for r in rows if "eval/success" in r] == [0, 60, 120]
+    assert "2 jobs: 2 done before, 0 to run" in _sweep(*args, "--processes=0")

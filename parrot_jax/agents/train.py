@@ -24,6 +24,9 @@ so ``experiments.evaluate`` needs only the workdir. The replay buffer is committ
 ``WORKDIR/replay`` just before each checkpoint (``parrot_jax.data.replay_log``: what was
 added since the last one).
 
+``drive`` runs this loop for one run (``OneLearner``) or, in lockstep, for several runs
+whose updates one program makes (``agents.together``).
+
 Exact resume: a killed run rerun with the same command ends with the same parameters and
 metrics as one never interrupted (bitwise on CPU). Everything random is a function of
 the env-step count (acting keys, replay sampling, env seeds), and every checkpoint is an
@@ -37,6 +40,7 @@ saved (runs from before replay logs) resumes as before: an empty buffer refilled
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -323,56 +327,78 @@ class Result:
 def train(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Trains (or resumes, or finds finished) the run in ``workdir``."""
     check_inputs(config)
+    mesh = parallel.make_mesh(config.num_devices or None)
+    parallel.check_batch_size(config.batch_size, mesh)
+    with contextlib.ExitStack() as stack:
+        run = open_run(config, workdir, mesh, stack)
+        if isinstance(run, Result):
+            return run
+        return drive([run.loop], OneLearner(run.loop.programs, run.state), run.env_steps)[0]
+
+
+@dataclasses.dataclass
+class OpenRun:
+    """A run ready for its online phase: its loop (pool, replay, checkpoints, metrics) and
+    the state it continues from."""
+    loop: "_Loop"
+    state: SACState
+    env_steps: int
+
+
+def open_run(config, workdir: str, mesh, stack: contextlib.ExitStack,
+             resume_at: int | None = None) -> OpenRun | Result:
+    """Everything ``train`` does before its online loop: the env pool, the run's config
+    check, the programs, the fresh (behaviour-cloned, offline-pretrained) or restored
+    state. Its pool, checkpoints and metrics close with ``stack``. A finished run gives
+    its ``Result``. ``resume_at``: restore no later than this env step (runs trained
+    together resume from one step; ``agents.together``)."""
     prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
     pretrained = load_pretrained(config)
     # what the acting parameters' "prior" holds: the flow, or a DECODER_AGENTS' decoder
     frozen = pretrained if config.agent in DECODER_AGENTS else prior
-    mesh = parallel.make_mesh(config.num_devices or None)
-    parallel.check_batch_size(config.batch_size, mesh)
     horizon = action_horizon(config, pretrained)
     fused, every = pool_schedule(config.num_envs, config.updates_per_env_step, horizon)
     env = run_env({"env": config.env, "agent": config.agent, "action_horizon": horizon,
                    "spirl": config.spirl.to_dict(),
                    **_pretrained_fields(pretrained)},
                   None if frozen is None else frozen.params)
-    with EnvPool(env, config.num_envs, config.num_workers or None) as pool:
-        if frozen is not None:
-            check_compatible(frozen, config.env, pool.single_observation_space,
-                             pool.single_action_space)
-        data = load_offline_data(config, pool)
-        description = describe_run(config, pool, prior, pretrained)
-        if data is not None:
-            description["offline_data"] = transitions.describe(data)
-        agent = agent_from_description(description)
-        lead = jax.process_index() == 0
-        os.makedirs(workdir, exist_ok=True)
-        if lead:
-            run_config.check_and_write(workdir, description,
-                                       RUN_DEFINING + AGENT_SECTIONS[config.agent],
-                                       added=legacy.RL_FIELDS)
-        obs_space = pool.single_observation_space
-        programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
-                                    fused, config.fast_compile)
-        checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
-                                             config.max_checkpoints)
-        try:
-            fresh = checkpoints.latest_step() is None
-            state, prior_params, env_steps = _initial_state(
-                agent, programs, checkpoints, config, frozen,
-                pretrained.params if config.agent in FEATURE_AGENTS else None)
-            if env_steps >= config.total_env_steps:
-                logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
-                return Result(env_steps, state, acting_params(state, prior_params), {})
-            with MetricWriter(workdir, env_steps or None, enabled=lead) as writer:
-                loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
-                             fused, every, os.path.join(workdir, REPLAY_DIRECTORY), data,
-                             env, horizon)
-                if fresh:
-                    state = loop.pretrain_offline(state, workdir)
-                    loop.save(state, 0)  # BC and offline updates are not redone on resume
-                return loop.run(state, env_steps)
-        finally:
-            checkpoints.close()
+    pool = stack.enter_context(EnvPool(env, config.num_envs, config.num_workers or None))
+    if frozen is not None:
+        check_compatible(frozen, config.env, pool.single_observation_space,
+                         pool.single_action_space)
+    data = load_offline_data(config, pool)
+    description = describe_run(config, pool, prior, pretrained)
+    if data is not None:
+        description["offline_data"] = transitions.describe(data)
+    agent = agent_from_description(description)
+    lead = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if lead:
+        run_config.check_and_write(workdir, description,
+                                   RUN_DEFINING + AGENT_SECTIONS[config.agent],
+                                   added=legacy.RL_FIELDS)
+    obs_space = pool.single_observation_space
+    programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
+                                fused, config.fast_compile)
+    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
+                                         config.max_checkpoints)
+    stack.callback(checkpoints.close)
+    if resume_at is not None:
+        checkpoints.set_aside_after(resume_at, "ahead")
+    fresh = checkpoints.latest_step() is None
+    state, prior_params, env_steps = _initial_state(
+        agent, programs, checkpoints, config, frozen,
+        pretrained.params if config.agent in FEATURE_AGENTS else None)
+    if env_steps >= config.total_env_steps:
+        logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
+        return Result(env_steps, state, acting_params(state, prior_params), {})
+    writer = stack.enter_context(MetricWriter(workdir, env_steps or None, enabled=lead))
+    loop = _Loop(config, agent, programs, pool, checkpoints, writer, prior_params,
+                 fused, every, os.path.join(workdir, REPLAY_DIRECTORY), data, env, horizon)
+    if fresh:
+        state = loop.pretrain_offline(state, workdir)
+        loop.save(state, 0)  # BC and offline updates are not redone on resume
+    return OpenRun(loop, state, env_steps)
 
 
 def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior,
@@ -474,6 +500,7 @@ class _Loop:
         self.finished = collections.defaultdict(list)  # returns / successes since last log
         self._eval_pool = None
         self.last_eval: dict[str, float] = {}
+        self.label = ""  # what the progress lines start with (several runs: the workdir)
 
     def save(self, state: SACState, env_steps: int) -> None:
         """The replay since the last save, then the checkpoint (the replay first: a kill
@@ -496,50 +523,57 @@ class _Loop:
         self.episode_lifted[:] = False
         return obs
 
-    def run(self, state: SACState, env_steps: int) -> dict[str, Any]:
-        config = self.config
-        key = jax.random.fold_in(jax.random.key(config.seed), 1)
-        collected = env_steps  # the replay of a resumed run is restored ...
+    def begin(self, env_steps: int) -> None:
+        """The replay of a resumed run, fresh episodes: where the online phase starts."""
+        self.collected = env_steps  # the replay of a resumed run is restored ...
         if not self.replay_log.restore(env_steps):
             logging.warning("%s has no replay saved for env step %d (a run from before "
                             "replay logs): refilling %d env steps before updates resume",
-                            self.replay_log.directory, env_steps, config.start_steps)
-            collected = 0  # ... unless it was not saved
-        obs = self._restart_episodes(env_steps)
-        if env_steps == 0:
-            self._evaluate(state, 0)
-        clock = (time.perf_counter(), env_steps)
-        try:
-            with tqdm.tqdm(total=config.total_env_steps, initial=env_steps, unit="step",
-                           dynamic_ncols=True, disable=not config.progress) as bar:
-                while env_steps < config.total_env_steps:
-                    params = parallel.local(acting_params(state, self.prior_params))
-                    policy_actions, env_actions = act(self.agent, params, obs,
-                                                      jax.random.fold_in(key, env_steps))
-                    policy_actions, env_actions = np.asarray(policy_actions), np.asarray(env_actions)
-                    pool_steps = env_steps // self.pool_env_steps
-                    if collected >= config.start_steps and pool_steps % self.every == 0:
-                        # runs during pool.step
-                        state = self._update(state, np.random.default_rng(
-                            [config.seed, env_steps, 2]))
-                    obs = self._step(policy_actions, env_actions)
-                    before, env_steps = env_steps, env_steps + self.pool_env_steps
-                    collected += self.pool_env_steps
-                    bar.update(self.pool_env_steps)
-                    if _reached(before, env_steps, config.log_every):
-                        clock = self._log(state, env_steps, clock, bar)
-                    if (_reached(before, env_steps, config.eval_every)
-                            or env_steps >= config.total_env_steps):
-                        self._evaluate(state, env_steps, bar)
-                    if (_reached(before, env_steps, config.checkpoint_every)
-                            or env_steps >= config.total_env_steps):
-                        self.save(state, env_steps)
-                        if env_steps < config.total_env_steps:
-                            obs = self._restart_episodes(env_steps)
-        finally:
-            if self._eval_pool is not None:
-                self._eval_pool.close()
-        return Result(env_steps, state, acting_params(state, self.prior_params), self.last_eval)
+                            self.replay_log.directory, env_steps, self.config.start_steps)
+            self.collected = 0  # ... unless it was not saved
+        self.obs = self._restart_episodes(env_steps)
+        self.key = jax.random.fold_in(jax.random.key(self.config.seed), 1)
+
+    def act(self, params, env_steps: int):
+        """(policy actions, env actions) for the pool's current observations."""
+        policy_actions, env_actions = act(self.agent, params, self.obs,
+                                          jax.random.fold_in(self.key, env_steps))
+        return np.asarray(policy_actions), np.asarray(env_actions)
+
+    def update_due(self, env_steps: int) -> bool:
+        pool_steps = env_steps // self.pool_env_steps
+        return self.collected >= self.config.start_steps and pool_steps % self.every == 0
+
+    def advance(self, actions, env_steps: int) -> None:
+        """Steps the pool with ``actions`` (from ``act`` at ``env_steps``)."""
+        self.obs = self._step(*actions)
+        self.collected += self.pool_env_steps
+
+    def after_step(self, state: SACState, before: int, env_steps: int, bar) -> None:
+        """Logging, evaluation and a checkpoint where the pool step from ``before`` to
+        ``env_steps`` reached their intervals (``state``: the state after it)."""
+        config = self.config
+        if _reached(before, env_steps, config.log_every):
+            self.clock = self._log(state, env_steps, self.clock, bar)
+        if _reached(before, env_steps, config.eval_every) or env_steps >= config.total_env_steps:
+            self._evaluate(state, env_steps, bar)
+        if (_reached(before, env_steps, config.checkpoint_every)
+                or env_steps >= config.total_env_steps):
+            self.save(state, env_steps)
+            if env_steps < config.total_env_steps:
+                self.obs = self._restart_episodes(env_steps)
+
+    def events_at(self, before: int, env_steps: int) -> bool:
+        """Whether ``after_step`` has something to do for this pool step."""
+        config = self.config
+        return env_steps >= config.total_env_steps or any(
+            _reached(before, env_steps, every)
+            for every in (config.log_every, config.eval_every, config.checkpoint_every))
+
+    def close(self) -> None:
+        if self._eval_pool is not None:
+            self._eval_pool.close()
+            self._eval_pool = None
 
     def pretrain_offline(self, state, workdir: str):
         """``offline.steps`` updates on batches of the offline data alone (rounded up to a
@@ -569,8 +603,11 @@ class _Loop:
         hp = self.agent.hp
         return source.sample(rng, size, hp.n_step, hp.discount)
 
-    def _update(self, state, rng):
-        # One draw of K x B i.i.d. transitions, viewed as K batches: no per-batch copies.
+    def draw_update(self, env_steps: int) -> dict[str, np.ndarray]:
+        """The batch of the K fused updates due at ``env_steps``: one draw of K x B i.i.d.
+        transitions (with ``offline.mix`` of each batch from the dataset), viewed as K
+        batches with no per-batch copies, and this process's rows of each."""
+        rng = np.random.default_rng([self.config.seed, env_steps, 2])
         size = self.fused * self.config.batch_size
         # the same number of dataset rows in each of the K batches
         from_data = 0 if self.data is None else self.fused * int(
@@ -583,18 +620,21 @@ class _Loop:
                                    data[k].reshape((self.fused, -1) + v.shape[1:])],
                                   axis=1).reshape((size,) + v.shape[1:])
                 for k, v in batch.items()}
-        return self._apply(state, batch)
+        return self._rows(batch)
 
-    def _apply(self, state, batch):
-        """One dispatch of the K fused updates on a global batch of K x B rows."""
+    def _rows(self, batch):
+        """A global batch of K x B rows as K batches of this process's rows."""
         batch = {k: v.reshape((self.fused, -1) + v.shape[1:]) for k, v in batch.items()}
         # Every process holds the same buffer and draws the same global batch; each puts
         # its rows of it on its devices (all of them in a one-process run).
         share = self.config.batch_size // jax.process_count()
         rows = slice(jax.process_index() * share, (jax.process_index() + 1) * share)
-        batch = {k: v[:, rows] if self.fused > 1 else v[0, rows] for k, v in batch.items()}
+        return {k: v[:, rows] if self.fused > 1 else v[0, rows] for k, v in batch.items()}
+
+    def _apply(self, state, batch):
+        """One dispatch of the K fused updates on a global batch of K x B rows."""
         state, metrics = self.programs.update(
-            state, parallel.place_batch(batch, self.programs.batch_sharding))
+            state, parallel.place_batch(self._rows(batch), self.programs.batch_sharding))
         self.metrics.append(metrics)
         return state
 
@@ -642,7 +682,7 @@ class _Loop:
                 row[f"train/{name}"] = float(np.mean(self.finished[name]))
         self.finished.clear()
         self.writer.write(env_steps, row)
-        _report(bar, env_steps, row)
+        _report(bar, env_steps, row, self.label)
         return now, env_steps
 
     def _evaluate(self, state, env_steps, bar=None):
@@ -672,7 +712,66 @@ class _Loop:
             row["eval/lifted"] = float(rollouts.lifted.mean())
         self.last_eval = row
         self.writer.write(env_steps, row)
-        _report(bar, env_steps, row)
+        _report(bar, env_steps, row, self.label)
+
+
+class OneLearner:
+    """One run's state and its update program (``drive``'s learner)."""
+
+    def __init__(self, programs: Programs, state: SACState):
+        self.programs, self.state = programs, state
+
+    def states(self) -> list[SACState]:
+        return [self.state]
+
+    def acting(self, prior_params: list) -> list[dict[str, Any]]:
+        return [parallel.local(acting_params(self.state, prior_params[0]))]
+
+    def update(self, batches: list[dict[str, np.ndarray]]) -> list:
+        self.state, metrics = self.programs.update(
+            self.state, parallel.place_batch(batches[0], self.programs.batch_sharding))
+        return [metrics]
+
+
+def drive(loops: list[_Loop], learner, env_steps: int) -> list[Result]:
+    """The online phase of ``loops`` in lockstep from ``env_steps`` (the module
+    docstring's loop): each pool step every run acts, the learner's one update dispatch
+    (all runs' batches) runs while the pools step, then each run logs, evaluates and
+    saves at its intervals. ``learner`` (``OneLearner``, or ``agents.together``'s for
+    several runs) holds the states: ``states()``, ``acting(prior_params)``,
+    ``update(batches)``."""
+    config = loops[0].config  # the schedule every run shares
+    for loop in loops:
+        loop.begin(env_steps)
+    if env_steps == 0:
+        for loop, state in zip(loops, learner.states()):
+            loop._evaluate(state, 0)
+    clock = (time.perf_counter(), env_steps)
+    for loop in loops:
+        loop.clock = clock
+    step = loops[0].pool_env_steps
+    try:
+        with tqdm.tqdm(total=config.total_env_steps, initial=env_steps, unit="step",
+                       dynamic_ncols=True, disable=not config.progress) as bar:
+            while env_steps < config.total_env_steps:
+                acting = learner.acting([loop.prior_params for loop in loops])
+                actions = [loop.act(params, env_steps) for loop, params in zip(loops, acting)]
+                if all(loop.update_due(env_steps) for loop in loops):  # runs during the steps
+                    metrics = learner.update([loop.draw_update(env_steps) for loop in loops])
+                    for loop, row in zip(loops, metrics):
+                        loop.metrics.append(row)
+                for loop, pair in zip(loops, actions):
+                    loop.advance(pair, env_steps)
+                before, env_steps = env_steps, env_steps + step
+                bar.update(step)
+                if loops[0].events_at(before, env_steps):
+                    for loop, state in zip(loops, learner.states()):
+                        loop.after_step(state, before, env_steps, bar)
+    finally:
+        for loop in loops:
+            loop.close()
+    return [Result(env_steps, state, acting_params(state, loop.prior_params), loop.last_eval)
+            for loop, state in zip(loops, learner.states())]
 
 
 def _reached(before: int, now: int, every: int) -> bool:
@@ -681,8 +780,8 @@ def _reached(before: int, now: int, every: int) -> bool:
     return now // every > before // every
 
 
-def _report(bar, env_steps: int, row: dict[str, float]) -> None:
-    line = f"env step {env_steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
+def _report(bar, env_steps: int, row: dict[str, float], label: str = "") -> None:
+    line = f"{label}env step {env_steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
     if bar is None or bar.disable:
         logging.info(line)
     else:
