@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 
 from parrot_jax import checkpoint, parallel
-from parrot_jax.agents.seeds import OVER, agent_sharding, compile_seed_programs, stack, unstack
+from parrot_jax.agents.seeds import OVER, compile_seed_programs, stack, unstack
 from parrot_jax.agents.train import OneLearner, OpenRun, Result, check_inputs, drive, open_run
 
 # What may differ between runs trained together (everything else defines the program or
@@ -134,6 +134,7 @@ def train_together(configs: Sequence[ml_collections.ConfigDict], workdirs: Seque
                 results = drive(loops, OneLearner(loops[0].programs, runs[active[0]].state),
                                 runs[active[0]].env_steps)
             else:
+                _check_one_program(loops, [workdirs[i] for i in active])
                 obs_space = loops[0].pool.single_observation_space
                 programs = compile_seed_programs(
                     loops[0].agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
@@ -149,6 +150,20 @@ def train_together(configs: Sequence[ml_collections.ConfigDict], workdirs: Seque
             for i, result in zip(active, results):
                 runs[i] = result
         return runs
+
+
+def _check_one_program(loops: list, workdirs: list[str]) -> None:
+    """ValueError unless every run's envs give the same agent and observations (runs that
+    differ in ``env`` must have the same spaces to share a program)."""
+    first = loops[0]
+    for loop, workdir in zip(loops[1:], workdirs[1:]):
+        space, first_space = loop.pool.single_observation_space, first.pool.single_observation_space
+        if loop.agent != first.agent or space != first_space:
+            raise ValueError(
+                f"{workdir}: its env {loop.config.env!r} (observations {space}, actions of "
+                f"{loop.agent.env_action_dim} dims) needs another program than {workdirs[0]}'s "
+                f"{first.config.env!r} (observations {first_space}, actions of "
+                f"{first.agent.env_action_dim} dims); train them separately")
 
 
 def _resume_steps(workdirs: Sequence[str], total_env_steps: int) -> list[int | None]:

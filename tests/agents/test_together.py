@@ -94,6 +94,9 @@ def test_bad_input_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="over='pmap'"):
         together.train_together([_config(0)], dirs[:1], over="pmap")
     assert not os.listdir(tmp_path)
+    vector = _config(1, env="tests.agents.point_env:PointReach-v0", total_env_steps=60)
+    with pytest.raises(ValueError, match="needs another program than"):
+        together.train_together([_config(0, total_env_steps=60), vector], dirs)
 
 
 def test_the_binary_trains_seeds_together(tmp_path):
