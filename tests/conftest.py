@@ -17,8 +17,7 @@ os.environ["XLA_FLAGS"] = " ".join(
 # so a program compiled once is read back by every later process. The pytest-xdist
 # workers and the binaries the tests start inherit this environment from the controller,
 # which made the directory and removes it at the end. A cache the user set is kept.
-_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
-if _OWN_CACHE:
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="parrot_jax_xla_")
     os.environ["PARROT_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

@@ -56,8 +56,8 @@ def check_together(configs: Sequence[ml_collections.ConfigDict],
     first = _shared(configs[0])
     for config, workdir in zip(configs, workdirs):
         check_inputs(config)
-        differs = sorted(k for k in set(first) | set(_shared(config))
-                         if first.get(k) != _shared(config).get(k))
+        shared = _shared(config)
+        differs = sorted(k for k in set(first) | set(shared) if first.get(k) != shared.get(k))
         if differs:
             raise ValueError(f"{workdir}: config differs from {workdirs[0]}'s in {differs}; "
                              f"runs trained together may differ only in {list(MAY_DIFFER)}")
@@ -92,24 +92,36 @@ class StackedLearner:
         stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
         self.state, metrics = self.programs.update(
             self.state, jax.device_put(stacked, self.programs.batch_sharding))
-        return [_AgentMetrics(metrics, i) for i in range(self.size)]
+        shared = _HostMetrics(metrics)
+        return [_AgentMetrics(shared, i) for i in range(self.size)]
+
+
+class _HostMetrics:
+    """One update's stacked metrics, copied to the host once, when the first run logs."""
+
+    def __init__(self, metrics: dict[str, jax.Array]):
+        self.device, self._host = metrics, None
+
+    def host(self) -> dict[str, np.ndarray]:
+        if self._host is None:
+            self._host = jax.device_get(self.device)
+        return self._host
 
 
 class _AgentMetrics(Mapping):
-    """Run ``index``'s row of the stacked update metrics, read when the run logs (one
-    transfer per metric then, none per update)."""
+    """Run ``index``'s row of one update's stacked metrics (nothing copied per update)."""
 
-    def __init__(self, metrics: dict[str, jax.Array], index: int):
-        self._metrics, self._index = metrics, index
+    def __init__(self, shared: _HostMetrics, index: int):
+        self._shared, self._index = shared, index
 
     def __getitem__(self, name):
-        return np.asarray(self._metrics[name])[self._index]
+        return self._shared.host()[name][self._index]
 
     def __iter__(self):
-        return iter(self._metrics)
+        return iter(self._shared.device)
 
     def __len__(self):
-        return len(self._metrics)
+        return len(self._shared.device)
 
 
 def train_together(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
