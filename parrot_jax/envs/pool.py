@@ -28,8 +28,9 @@ then plain ``reset()`` after each episode, bit for bit.
 Failures never hang. An exception in an env becomes ``EnvPoolError`` naming the worker, the
 env index and id, with the original exception text and traceback. A worker that dies
 (segfault, ``os._exit``, SIGKILL) is noticed at once through its process sentinel and
-reported with its exit code; one that does not answer within ``timeout`` s is reported as
-hung. The pool is then unusable and ``close()`` (or leaving ``with``) ends the workers.
+reported with its exit code; one that does not answer within ``timeout`` s (``start_timeout``
+s for starting and building its envs, which on a loaded machine takes longer than a step)
+is reported as hung. The pool is then unusable and ``close()`` (or leaving ``with``) ends the workers.
 
 Start methods: ``"forkserver"`` (default) is safe with threads in the parent (JAX) and
 starts workers in ~0.2 s for the first pool, ~15 ms after. ``"fork"`` (~15 ms) must not be
@@ -180,6 +181,9 @@ class EnvPool:
         context: multiprocessing start method: ``"forkserver"``, ``"fork"`` or ``"spawn"``.
         timeout: seconds to wait for a worker's answer before declaring it hung (``None``:
             forever). A dead worker is detected at once either way.
+        start_timeout: the same for a worker's start and env creation (imports, PyBullet
+            connections, a decoder's compilation), which a starved worker (many processes
+            on few cores, ``nice``) can take minutes over.
 
     Attributes: ``num_envs``, ``num_workers``, ``env_ids``, ``single_observation_space``,
     ``single_action_space``, ``observation_space``, ``action_space`` (batched).
@@ -188,7 +192,7 @@ class EnvPool:
     def __init__(self, env: str | EnvFactory | Sequence[EnvFactory], num_envs: int | None = None,
                  num_workers: int | None = None, seed: int | None = None,
                  env_kwargs: dict[str, Any] | None = None, context: str = "forkserver",
-                 timeout: float | None = 60.0):
+                 timeout: float | None = 60.0, start_timeout: float | None = 300.0):
         self._closed, self._procs, self._conns, self._shm, self._selector = False, [], [], None, None
         self._broken: str | None = None  # why the pool is unusable
         self._pending: set[int] = set()  # workers whose answer is outstanding
@@ -233,7 +237,7 @@ class EnvPool:
                 self._procs.append(proc)
                 self._selector.register(parent_conn, selectors.EVENT_READ, (w, True))
                 self._selector.register(proc.sentinel, selectors.EVENT_READ, (w, False))
-            specs = [s for answer in self._gather("env creation") for s in answer]
+            specs = [s for answer in self._gather("env creation", start_timeout) for s in answer]
             self.env_ids = [s[2] for s in specs]
             obs_space, act_space = specs[0][:2]
             self.single_observation_space, self.single_action_space = obs_space, act_space
@@ -267,7 +271,7 @@ class EnvPool:
             raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
         for conn, sl in zip(self._conns, self._slices):
             self._send(conn, ("reset", [(s, options) for s in seeds[sl]]))
-        infos = [info for answer in self._gather("reset") for info in answer]
+        infos = [info for answer in self._gather("reset", self.timeout) for info in answer]
         self._needs_reset = False
         return self._bufs[0].copy(), _stack_infos(infos)
 
@@ -284,7 +288,7 @@ class EnvPool:
             raise RuntimeError("EnvPool.step() called before reset()")
         for conn, sl in zip(self._conns, self._slices):
             self._send(conn, ("step", actions[sl].tobytes()))  # raw bytes: cheaper than pickle
-        out = [r for answer in self._gather("step") for r in answer]
+        out = [r for answer in self._gather("step", self.timeout) for r in answer]
         reward, terminated, truncated, info, reset_info = zip(*out)
         terminated, truncated = np.array(terminated), np.array(truncated)
         infos = _stack_infos(list(info))
@@ -356,17 +360,18 @@ class EnvPool:
         except OSError:
             pass  # a dead worker: _gather reports it with its exit code
 
-    def _gather(self, what: str) -> list:
-        """One answer per worker, in worker order; ``EnvPoolError`` on error, death, timeout."""
+    def _gather(self, what: str, timeout: float | None) -> list:
+        """One answer per worker, in worker order, waiting at most ``timeout`` s (``None``:
+        forever); ``EnvPoolError`` on error, death, timeout."""
         answers, self._pending = [None] * self.num_workers, set(range(self.num_workers))
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while self._pending:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not (events := self._selector.select(left)):
                     hung = sorted(self._pending)
                     raise self._fail(f"EnvPool worker(s) {hung} (env ids {[self._env_id(w) for w in hung]}"
-                                     f") did not answer {what} within {self.timeout} s (hung?)",
+                                     f") did not answer {what} within {timeout} s (hung?)",
                                      worker=hung[0], env_id=self._env_id(hung[0]))
                 for key, _ in events:
                     w, is_pipe = key.data

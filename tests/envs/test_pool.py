@@ -75,6 +75,14 @@ class CrashEnv(DummyEnv):
         return super().step(action)
 
 
+class SlowInitEnv(DummyEnv):
+    """DummyEnv whose creation takes ``delay`` s (a starved worker's imports and setup)."""
+
+    def __init__(self, delay=1.5):
+        time.sleep(delay)
+        super().__init__()
+
+
 class BadInitEnv(DummyEnv):
     def __init__(self):
         raise OSError("cannot load URDF")
@@ -262,6 +270,20 @@ def test_hung_worker_times_out():
                 pool.step(a)
         assert time.monotonic() - start < 3
         _assert_closes_promptly(pool)
+
+
+@pytest.mark.fault
+def test_slow_start_has_its_own_timeout():
+    # Creation slower than the step timeout is waited for; past start_timeout it is hung.
+    with deadline(30):
+        with EnvPool([DummyEnv, SlowInitEnv], num_workers=2, context=CTX, timeout=0.5,
+                     start_timeout=20) as pool:
+            pool.reset(seed=0)
+            obs, *_ = pool.step(np.zeros((2, 7)))
+            assert obs.shape == (2, 48, 48, 3)
+        with pytest.raises(EnvPoolError, match=r"worker\(s\) \[1\].*did not answer env creation "
+                           r"within 0.5 s"):
+            EnvPool([DummyEnv, SlowInitEnv], num_workers=2, context=CTX, start_timeout=0.5)
 
 
 class OtherSpaceEnv(DummyEnv):
