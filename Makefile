@@ -7,10 +7,10 @@ WORKDIR ?= runs/demo
 TEST_WORKERS ?= auto
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
-.PHONY: demo showcase test install-gpu bench bench-env bench-data device-check device-wheels clean
+.PHONY: demo showcase test install-gpu install-onednn bench bench-env bench-data device-check device-wheels clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt setup.cfg \
-		pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt \
+		requirements-onednn.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -31,6 +31,10 @@ test: $(VENV)/.installed
 # The CUDA 12 build of the pinned JAX (NVIDIA GPUs, Linux x86_64) in the same venv.
 install-gpu: $(VENV)/.installed
 	$(PY) -m pip install -q -r requirements-cuda.txt
+
+# oneDNN for the CPU convolutions (PARROT_JAX_CONV=onednn; README "Performance").
+install-onednn: $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-onednn.txt
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --suite=full --out=$(BENCH_OUT)

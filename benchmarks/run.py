@@ -277,6 +277,14 @@ def run_suite(suite: str, sections, use_torch: bool = True) -> dict:
         raise ValueError(f"unknown sections {sorted(unknown)}; expected some of {SECTIONS}")
     settings = suites.get(suite)
     use_torch = use_torch and torch_available()
+    from parrot_jax.networks import conv
+
+    if use_torch and conv.backend() == "onednn":
+        # oneDNN's GNU OpenMP threads and PyTorch's own OpenMP runtime spin in one process
+        # and slow each other (PyTorch's acting at 256 observations: 64 -> 128 ms).
+        raise ValueError(f"{conv.ENV_VAR}=onednn with the PyTorch references: measure them in "
+                         "separate runs (this one with --notorch, PyTorch's without "
+                         f"{conv.ENV_VAR}), as two OpenMP runtimes in one process slow both")
     threads = settings["torch_threads"] or os.cpu_count() or 1
     if use_torch:
         from benchmarks import reference
@@ -318,8 +326,10 @@ def run_suite(suite: str, sections, use_torch: bool = True) -> dict:
         "devices": {"platform": platform, "count": len(devices),
                     "kind": devices[0].device_kind},
         "versions": common.versions("jax", "jaxlib", "flax", "optax", "distrax", "numpy",
-                                    "pybullet", "torch"),
+                                    "pybullet", "torch", "onednn-cpu-gomp"),
         "torch": {"used": use_torch, "threads": threads if use_torch else None},
+        # PARROT_JAX_CONV: XLA's convolutions or oneDNN's (parrot_jax/networks/conv.py)
+        "conv_backend": conv.backend(),
         "goals": GOALS["gpu" if platform == "gpu" else "cpu"],
         "section_seconds": seconds, "records": records,
     }

@@ -25,3 +25,10 @@ def test_make_install_gpu_uses_them():
         makefile = f.read()
     assert re.search(r"^install-gpu:.*\n\t.*pip install .*-r requirements-cuda\.txt", makefile,
                      re.M)
+
+
+def test_the_onednn_requirements_are_in_the_dev_install():
+    onednn = _lines("requirements-onednn.txt")
+    assert {line.split("==")[0] for line in onednn} == {"onednn-cpu-gomp", "onednn-devel-cpu-gomp"}
+    assert len({line.split("==")[1] for line in onednn}) == 1  # library and headers agree
+    assert "-r requirements-onednn.txt" in _lines("requirements-dev.txt")

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from parrot_jax.networks import conv
 
 HEADS = ("flatten", "keypoints")
 ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu}
@@ -105,7 +106,7 @@ def conv_maps(images: jnp.ndarray, channels: Sequence[int], pooled: int,
         raise ValueError(f"strides {strides} must give one stride per convolution "
                          f"({len(channels)} channels {tuple(channels)})")
     for i, (c, stride) in enumerate(zip(channels, strides)):
-        x = nn.Conv(c, (3, 3), strides=stride, padding="SAME", name=f"conv{i}")(x)
+        x = conv.Conv(c, (3, 3), strides=stride, padding="SAME", name=f"conv{i}")(x)
         if i < pooled:
             x = max_pool_2x2(x)
         x = nn.relu(x)

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from parrot_jax.networks import conv
 from parrot_jax.pretrained import saved
 from parrot_jax.pretrained.losses import gaussian_kl, sample_latent
 
@@ -41,8 +42,8 @@ class ResidualBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
-        h = nn.Conv(channels, (3, 3), padding="SAME", name="conv3x3")(nn.relu(x))
-        return x + nn.Conv(channels, (1, 1), name="conv1x1")(nn.relu(h))
+        h = conv.Conv(channels, (3, 3), padding="SAME", name="conv3x3")(nn.relu(x))
+        return x + conv.Conv(channels, (1, 1), name="conv1x1")(nn.relu(h))
 
 
 class VAEEncoder(nn.Module):
@@ -59,8 +60,9 @@ class VAEEncoder(nn.Module):
         x = images.astype(jnp.float32)
         if images.dtype == jnp.uint8:
             x = x / 255.0
-        x = nn.relu(nn.Conv(self.channels, (4, 4), strides=2, padding="SAME", name="conv0")(x))
-        x = nn.Conv(self.channels, (4, 4), strides=2, padding="SAME", name="conv1")(x)
+        x = conv.Conv(self.channels, (4, 4), strides=2, padding="SAME", name="conv0")(x)
+        x = nn.relu(x)
+        x = conv.Conv(self.channels, (4, 4), strides=2, padding="SAME", name="conv1")(x)
         for i in range(self.num_residual):
             x = ResidualBlock(name=f"residual{i}")(x)
         x = nn.relu(x).reshape(x.shape[0], -1)

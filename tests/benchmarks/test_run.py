@@ -36,6 +36,7 @@ def test_result_describes_machine_devices_versions_and_goals(quick):
         assert package in result["versions"]
     assert result["goals"] == run.GOALS["cpu"] and result["date"].startswith("20")
     assert result["torch"]["used"] == HAS_TORCH
+    assert result["conv_backend"] == os.environ.get("PARROT_JAX_CONV", "xla")
     assert set(result["section_seconds"]) == set(run.SECTIONS)
 
 
@@ -104,3 +105,11 @@ def test_bad_suite_and_sections_are_refused():
         suites.get("huge")
     with pytest.raises(ValueError, match=r"unknown sections \['flows'\]"):
         run.run_suite("quick", ["flows"])
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs the PyTorch references")
+def test_onednn_and_torch_in_one_process_refused(monkeypatch):
+    monkeypatch.setenv("PARROT_JAX_CONV", "onednn")
+    with pytest.raises(ValueError, match="PARROT_JAX_CONV=onednn with the PyTorch references.*"
+                                         "--notorch"):
+        run.run_suite("quick", ["peak"], use_torch=True)
