@@ -40,6 +40,15 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
       memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.pad_l, g.pad_r);
 }
 
+// The backward-data and backward-weights descriptors take the same arguments.
+template <typename Desc>
+Desc BackwardDesc(const Geometry& g) {
+  return Desc(Engine(), dnnl::algorithm::convolution_direct,
+              memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
+              memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.pad_l, g.pad_r,
+              ForwardDesc(g));
+}
+
 // A user buffer in the primitive's layout: the buffer itself where the layouts agree
 // (images), otherwise a scratch copy (kernels: reordered in when `in`, out by Out()).
 struct Arg {
@@ -96,11 +105,7 @@ ffi::Error ConvBackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
   return Guard([&] {
     Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(), sh, sw, pt,
                               pl, pb, pr);
-    auto hint = ForwardDesc(g);
-    dnnl::convolution_backward_data::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
-        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.pad_l, g.pad_r, hint);
+    auto pd = BackwardDesc<dnnl::convolution_backward_data::primitive_desc>(g);
     dnnl::stream s(Engine());
     Arg ddst(pd.diff_dst_desc(), Plain(g.dst, tag::nhwc), dy.typed_data(), s, true);
     Arg wei(pd.weights_desc(), Plain(g.weights, tag::hwio), w.typed_data(), s, true);
@@ -120,11 +125,7 @@ ffi::Error ConvBackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy
   return Guard([&] {
     Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(), sh, sw, pt,
                               pl, pb, pr);
-    auto hint = ForwardDesc(g);
-    dnnl::convolution_backward_weights::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
-        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.pad_l, g.pad_r, hint);
+    auto pd = BackwardDesc<dnnl::convolution_backward_weights::primitive_desc>(g);
     dnnl::stream s(Engine());
     Arg src(pd.src_desc(), Plain(g.src, tag::nhwc), x.typed_data(), s, true);
     Arg ddst(pd.diff_dst_desc(), Plain(g.dst, tag::nhwc), dy.typed_data(), s, true);
