@@ -28,9 +28,10 @@ then plain ``reset()`` after each episode, bit for bit.
 Failures never hang. An exception in an env becomes ``EnvPoolError`` naming the worker, the
 env index and id, with the original exception text and traceback. A worker that dies
 (segfault, ``os._exit``, SIGKILL) is noticed at once through its process sentinel and
-reported with its exit code; one that does not answer within ``timeout`` s (``start_timeout``
-s for starting and building its envs, which on a loaded machine takes longer than a step)
-is reported as hung. The pool is then unusable and ``close()`` (or leaving ``with``) ends the workers.
+reported with its exit code; one that does not answer within ``timeout`` s
+(``start_timeout`` s for starting and building its envs, which on a loaded machine takes
+longer than a step) is reported as hung. The pool is then unusable and ``close()`` (or
+leaving ``with``) ends the workers.
 
 Start methods: ``"forkserver"`` (default) is safe with threads in the parent (JAX) and
 starts workers in ~0.2 s for the first pool, ~15 ms after. ``"fork"`` (~15 ms) must not be

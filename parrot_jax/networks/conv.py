@@ -2,10 +2,10 @@
 
 ``Conv`` is ``flax.linen.Conv`` calling ``conv_general_dilated``, which has
 ``lax.conv_general_dilated``'s signature; the encoders and the VAE build their
-convolutions with it (same parameters, same checkpoints). With ``PARROT_JAX_CONV=onednn`` in the
-environment (read when a network is traced, so set it before a program is first built), a float32 NHWC/HWIO convolution without
-dilation or groups that runs on the CPU goes through oneDNN instead, as three XLA FFI
-custom calls (``csrc/onednn_conv.cc``):
+convolutions with it (same parameters, same checkpoints). With ``PARROT_JAX_CONV=onednn``
+in the environment (read when a network is traced, so set it before a program is first
+built), a float32 NHWC/HWIO convolution without dilation or groups that runs on the CPU
+goes through oneDNN instead, as three XLA FFI custom calls (``csrc/onednn_conv.cc``):
 
     y = conv(x, w)                     forward
     dx = conv_backward_data(dy, w)     the input's gradient (a transposed convolution)
@@ -21,7 +21,7 @@ use, runs the paper encoder's forward and backward at batch 256 in 91 ms against
 oneDNN comes from PyPI (``requirements-onednn.txt``: ``onednn-cpu-gomp`` and its headers,
 ``onednn-devel-cpu-gomp``); the handlers are compiled with the system's C++ compiler on
 first use into ``$PARROT_JAX_CACHE`` (default ``~/.cache/parrot_jax``), keyed by a hash of
-the source, jaxlib's version and the oneDNN found, and loaded from there afterwards.
+the source, JAX's version and the oneDNN found, and loaded from there afterwards.
 
 Under ``jax.vmap`` (``agents.together``) the custom calls run once per vmapped agent
 (``vmap_method="sequential"``). With several devices XLA does not split a custom call
@@ -40,6 +40,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -153,13 +154,14 @@ def _onednn_root() -> str:
 
 
 def _library_path() -> str:
-    """The compiled handlers, built first if this source, jaxlib and oneDNN have none."""
+    """The compiled handlers, built first if this source, JAX and oneDNN have none."""
     root = _onednn_root()
     lib = sorted(glob.glob(os.path.join(root, "lib", "libdnnl.so*")))[-1]
     key = hashlib.sha256()
-    for part in (open(SOURCE, "rb").read(), jax.__version__.encode(), lib.encode(),
-                 str(os.path.getsize(lib)).encode()):
-        key.update(part)
+    with open(SOURCE, "rb") as f:
+        key.update(f.read())
+    for part in (jax.__version__, lib, str(os.path.getsize(lib))):
+        key.update(part.encode())
     cache = os.path.expanduser(os.environ.get("PARROT_JAX_CACHE", "~/.cache/parrot_jax"))
     path = os.path.join(cache, f"onednn_conv-{key.hexdigest()[:16]}.so")
     if os.path.exists(path):
