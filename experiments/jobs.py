@@ -42,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from typing import Callable
@@ -288,14 +289,48 @@ def run_one(workdir: str, job: Job) -> float:
     and marked done."""
     if job.kind == TOGETHER:
         return _run_together(workdir, members(job))
-    with job_lock(workdir, job.name):
+    with job_lock(workdir, job.name), _ctrl_c_noted() as interrupted:
         if is_done(workdir, job):
             return 0.0
         start = time.perf_counter()
         RUNNERS[job.kind](job.config, os.path.join(workdir, job.name))
         seconds = time.perf_counter() - start
+        _unless_interrupted(interrupted, job.name)
         _mark_done(workdir, job, seconds)
     return seconds
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted():
+    """Yields an event set by any Ctrl-C (SIGINT) while the block runs; the signal still
+    raises ``KeyboardInterrupt`` as Python's own handler does.
+
+    Why: an exception raised inside a ``__del__`` or a callback is printed and dropped, so a
+    Ctrl-C that lands there lets the job run on; the event keeps such a job from being
+    marked done (the sweep's ``_stop`` waits 30 s for its children, enough to finish).
+    Outside the main thread, or where SIGINT is not Python's default handler (ignored, or
+    the caller's own), nothing is installed and the event stays clear.
+    """
+    interrupted = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield interrupted
+        return
+
+    def note(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _unless_interrupted(interrupted: threading.Event, name: str) -> None:
+    if interrupted.is_set():  # the interrupt was swallowed below us: stop here
+        raise KeyboardInterrupt(f"job {name} was interrupted; not marked done")
 
 
 def _mark_done(workdir: str, job: Job, seconds: float) -> None:
@@ -309,6 +344,7 @@ def _run_together(workdir: str, runs: list[Job]) -> float:
     with contextlib.ExitStack() as locks:
         for run in runs:
             locks.enter_context(job_lock(workdir, run.name))
+        interrupted = locks.enter_context(_ctrl_c_noted())
         runs = [run for run in runs if not is_done(workdir, run)]
         if not runs:
             return 0.0
@@ -316,6 +352,7 @@ def _run_together(workdir: str, runs: list[Job]) -> float:
         train_together([run.config for run in runs],
                        [os.path.join(workdir, run.name) for run in runs])
         seconds = time.perf_counter() - start
+        _unless_interrupted(interrupted, ", ".join(run.name for run in runs))
         for run in runs:
             _mark_done(workdir, run, seconds)
     return seconds

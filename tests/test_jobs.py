@@ -3,6 +3,7 @@ and child processes (with a stand-in child; tests/test_sweep.py runs real ones).
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -221,6 +222,31 @@ def test_a_job_runs_in_one_process_at_a_time(tmp_path, recorded):
     assert jobs.run_jobs([job], workdir, echo=lambda s: None).ok and recorded == ["data"]
     assert jobs.run_one(workdir, job) == 0.0 and recorded == ["data"]  # done meanwhile
 
+
+
+def test_a_ctrl_c_that_library_code_swallows_keeps_the_job_from_being_marked_done(
+        tmp_path, monkeypatch):
+    """Python prints and drops an exception raised inside a ``__del__``: a Ctrl-C landing
+    there lets the job run to its end, which must not then be marked done."""
+    workdir, finished = str(tmp_path), []
+
+    class Dropped:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt here is ignored
+
+    def runner(config, out):
+        if config.interrupt:
+            Dropped()
+        finished.append(config.interrupt)
+
+    monkeypatch.setattr(jobs, "RUNNERS", {k: runner for k in jobs.KINDS})
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match="job data was interrupted; not marked done"):
+        jobs.run_one(workdir, _job("data", interrupt=True))
+    assert finished == [True] and not os.path.exists(jobs.done_path(workdir, "data"))
+    assert signal.getsignal(signal.SIGINT) is handler
+    jobs.run_one(workdir, _job("data", interrupt=False))  # no Ctrl-C: marked done
+    assert finished == [True, False] and os.path.exists(jobs.done_path(workdir, "data"))
 
 @pytest.mark.fault
 def test_the_lock_of_a_killed_holder_is_released(tmp_path):
