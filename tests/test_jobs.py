@@ -241,13 +241,19 @@ def test_a_ctrl_c_that_library_code_swallows_keeps_the_job_from_being_marked_don
         finished.append(config.interrupt)
 
     monkeypatch.setattr(jobs, "RUNNERS", {k: runner for k in jobs.KINDS})
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt, match="job data was interrupted; not marked done"):
-        jobs.run_one(workdir, _job("data", interrupt=True))
-    assert finished == [True] and not os.path.exists(jobs.done_path(workdir, "data"))
-    assert signal.getsignal(signal.SIGINT) is handler
-    jobs.run_one(workdir, _job("data", interrupt=False))  # no Ctrl-C: marked done
-    assert finished == [True, False] and os.path.exists(jobs.done_path(workdir, "data"))
+    # Python's own handler, as in a sweep's child (an earlier test in this worker process
+    # may have left SIGINT ignored, and then run_one installs nothing)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt,
+                           match="job data was interrupted; not marked done"):
+            jobs.run_one(workdir, _job("data", interrupt=True))
+        assert finished == [True] and not os.path.exists(jobs.done_path(workdir, "data"))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        jobs.run_one(workdir, _job("data", interrupt=False))  # no Ctrl-C: marked done
+        assert finished == [True, False] and os.path.exists(jobs.done_path(workdir, "data"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 @pytest.mark.fault
 def test_the_lock_of_a_killed_holder_is_released(tmp_path):

@@ -14,15 +14,15 @@ from experiments.configs import paper as paper_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The module fixture runs every figure's tiny sweep (40 jobs: 13 minutes alone on 2
-# cores; over 15 beside the other pytest worker of `make test`): the same limit as its
-# subprocess.
-pytestmark = pytest.mark.timeout(1800)
+# cores; 24 beside the other pytest worker of `make test`, and over 30 on 2 Dec with an
+# RL run beside both): the same limit as its subprocess.
+pytestmark = pytest.mark.timeout(2700)
 CONFIG = "--config=experiments/configs/paper.py:"
 
 
 def _sweep(*args, ok=True):
     done = subprocess.run([sys.executable, "-m", "experiments.sweep", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=2700)
     assert (done.returncode == 0) == ok, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
