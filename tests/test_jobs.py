@@ -224,6 +224,7 @@ def test_a_job_runs_in_one_process_at_a_time(tmp_path, recorded):
 
 
 
+@pytest.mark.fault
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # by design
 def test_a_ctrl_c_that_library_code_swallows_keeps_the_job_from_being_marked_done(
         tmp_path, monkeypatch):
