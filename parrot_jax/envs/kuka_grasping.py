@@ -8,7 +8,7 @@ run from pybullet's installed files unchanged: a Kuka arm over a tray of 5 objec
 from pybullet's 1,000 procedurally generated ones (900 "train", 100 "test"), seen as a
 48x48 RGB image from a fixed camera. The action (dx, dy, d_angle) in [-1, 1]^3 moves the
 gripper 6 cm x action per step while it descends 6 cm on its own (the task's "height
-hack"); once the end effector is within 10 cm of the tray it closes and lifts, and the
+hack"); once the end effector is down to 0.1 m it closes and lifts, and the
 episode ends. Reward 1 if an object is then above 0.2 m, else 0; at most 8 steps. Here,
 ``terminated`` is the task's ``done`` (the episode is over, nothing to bootstrap), and
 ``info["success"]`` is reward 1.
