@@ -184,8 +184,7 @@ class KukaDiverseObjectGrasping(gym.Env):
                              f"{self.action_space.shape}")
         obs, reward, done, _ = self._task.step(action)
         self._last = np.asarray(obs, np.uint8)
-        success = reward > 0
-        return self._last, float(reward), bool(done), False, {"success": bool(success)}
+        return self._last, float(reward), bool(done), False, {"success": bool(reward > 0)}
 
     def render(self):
         return None if self._last is None else self._last.copy()
@@ -195,9 +194,6 @@ class KukaDiverseObjectGrasping(gym.Env):
             self._client.disconnect()
 
 
-def make(**kwargs) -> KukaDiverseObjectGrasping:
-    return KukaDiverseObjectGrasping(**kwargs)
-
-
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point="parrot_jax.envs.kuka_grasping:make")
+    gym.register(id=ENV_ID,
+                 entry_point="parrot_jax.envs.kuka_grasping:KukaDiverseObjectGrasping")
