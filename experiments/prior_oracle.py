@@ -52,8 +52,7 @@ def _collect(args) -> list[tuple[np.ndarray, np.ndarray]]:
             _, info = env.reset(seed=int(seed))
             policy = scripted.make_policy(env.task.goal, np.random.default_rng(
                 rollout.policy_seed(int(seed))), **policy_kwargs)
-            if hasattr(policy, "reset"):  # the pick-and-place policy's memory
-                policy.reset()
+            policy.reset()
             perturbations = np.random.default_rng([int(seed), 7])
             states, actions = [], []
             while True:
