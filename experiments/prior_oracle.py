@@ -49,26 +49,12 @@ def _collect(args) -> list[tuple[np.ndarray, np.ndarray]]:
     kept = []
     try:
         for seed in seeds:
-            _, info = env.reset(seed=int(seed))
-            policy = scripted.make_policy(env.task.goal, np.random.default_rng(
-                rollout.policy_seed(int(seed))), **policy_kwargs)
-            policy.reset()
-            perturbations = np.random.default_rng([int(seed), 7])
-            states, actions = [], []
-            while True:
-                action, mean = policy.act(info)
-                states.append(features(info))
-                actions.append(action)
-                executed = action
-                if (perturb and perturbations.random() < perturb
-                        and not rollout._changes_gripper(mean, info)):
-                    executed = action.copy()
-                    executed[:3] = perturbations.uniform(-policy.clip, policy.clip, 3)
-                _, _, terminated, truncated, info = env.step(executed)
-                if terminated or truncated:
-                    break
-            if info["success"]:
-                kept.append((np.stack(states), np.stack(actions)))
+            states = []
+            episode = rollout.scripted_episode(
+                env, int(seed), keep_frames=False, perturb=perturb,
+                on_step=lambda info: states.append(features(info)), **policy_kwargs)
+            if episode.success:
+                kept.append((np.stack(states), episode.actions))
     finally:
         env.close()
     return kept

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -54,11 +54,14 @@ def policy_seed(seed: int) -> int:
 
 def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
                      noise_seed: Optional[int] = None, perturb: float = 0.0,
+                     on_step: Optional[Callable[[dict], None]] = None,
                      **policy_kwargs) -> Episode:
     """Runs the task's scripted policy for one episode from ``env.reset(seed=seed)``.
 
     The policy's noise is seeded with ``noise_seed`` (default ``policy_seed(seed)``);
     ``policy_kwargs`` go to ``scripted.make_policy`` (e.g. ``noise``, ``clip``).
+    ``on_step(info)``, if given, sees the privileged ``info`` of every state an action is
+    taken in (e.g. to record state features beside the frames).
 
     ``perturb > 0`` (DART-style recovery data): at each step, with this probability, the
     env executes a random translation (uniform in ``[-clip, clip]^3``; rotation and
@@ -84,6 +87,8 @@ def scripted_episode(env: ManipulationEnv, seed: int, keep_frames: bool = True,
     tracker.start(phases_lib.batch_info(info))
     first = -1
     while True:
+        if on_step is not None:
+            on_step(info)
         action, mean = policy.act(info)
         gripper_open.append(bool(info["gripper_open"]))
         points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
