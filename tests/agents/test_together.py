@@ -13,7 +13,7 @@ import pytest
 from experiments.configs import rl
 from parrot_jax import metrics
 from parrot_jax.agents import together, train
-from parrot_jax.agents.evaluate import evaluate_agent
+from parrot_jax.agents.evaluate import evaluate_agent, load_agent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -24,6 +24,13 @@ def _config(seed, **overrides):
     config.seed = seed
     config.update(overrides)
     return config
+
+
+def _leaves(params):
+    """``(key paths, float64 arrays)`` of the actor's and critic's parameters."""
+    params = {name: params[name] for name in ("actor", "critic")}
+    paths, leaves = zip(*jax.tree_util.tree_leaves_with_path(params))
+    return [jax.tree_util.keystr(p) for p in paths], [np.asarray(x, np.float64) for x in leaves]
 
 
 def _rows(workdir):
@@ -44,9 +51,17 @@ def test_two_vmapped_runs_equal_two_single_runs(singles, tmp_path):
     for (single_dir, single), result, workdir in zip(singles, results, workdirs):
         assert result.env_steps == single.env_steps == 120
         assert int(result.state.step) == int(single.state.step) == 80
-        # the same updates on the same batches, summed in another order (grouped convs)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
-                     result.params, single.params)
+        # the same updates on the same batches, summed in another order (grouped convs):
+        # the runs differ by rounding, which 80 Adam steps amplify where a gradient is
+        # near zero, so each tensor's difference is measured against how far training
+        # moved it (measured: at most 4% of it; another seed or batch: about all of it)
+        _, initial, _ = load_agent(single_dir, step=0)
+        paths, together_leaves = _leaves(result.params)
+        for path, a, b, b0 in zip(paths, together_leaves, _leaves(single.params)[1],
+                                  _leaves(initial)[1], strict=True):
+            moved = np.linalg.norm(b - b0)
+            assert moved > 0, path
+            assert np.linalg.norm(a - b) <= 0.15 * moved, (path, np.linalg.norm(a - b), moved)
         rows, reference = _rows(workdir), _rows(single_dir)
         assert [r["step"] for r in rows] == [r["step"] for r in reference]
         for row, ref in zip(rows, reference):
