@@ -54,7 +54,7 @@ def test_two_vmapped_runs_equal_two_single_runs(singles, tmp_path):
         # the same updates on the same batches, summed in another order (grouped convs):
         # the runs differ by rounding, which 80 Adam steps amplify where a gradient is
         # near zero, so each tensor's difference is measured against how far training
-        # moved it (measured: at most 4% of it; another seed or batch: about all of it)
+        # moved it (measured here: at most 4% of it)
         _, initial, _ = load_agent(single_dir, step=0)
         paths, together_leaves = _leaves(result.params)
         for path, a, b, b0 in zip(paths, together_leaves, _leaves(single.params)[1],
