@@ -188,6 +188,18 @@ def test_added_config_fields_at_their_old_value_keep_the_digest():
     assert jobs.digest(jobs.Job(job.name, "rl", config).spec()) != jobs.digest(old_spec)
 
 
+def test_added_prior_fields_at_their_old_value_keep_the_digest():
+    from experiments.configs import prior as prior_config
+
+    config = prior_config.get_config("cpu")
+    job = jobs.Job("prior/cpu", "prior", config)
+    old_spec = job.spec()
+    del old_spec["config"]["model"]["offset_head"], old_spec["config"]["offset_loss_weight"]
+    assert jobs.digest(old_spec) == jobs.digest(job.spec())
+    config.model.offset_head = True
+    assert jobs.digest(jobs.Job(job.name, "prior", config).spec()) != jobs.digest(old_spec)
+
+
 def test_legacy_fields():
     assert legacy.with_added_fields("network", {"hidden": [8]}) == {
         "hidden": [8], "trunk": "conv", "freeze_trunk": False}

@@ -41,6 +41,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.encoder_head = "flatten"  # or "keypoints" (spatial softmax)
     config.model.encoder_activation = "relu"  # of the encoder's dense layers; or "elu"
     config.model.log_scale_bound = 1.0  # |log-scale| bound of each coupling (1: tanh, paper)
+    # True: a linear read-out of the embedding learns the end effector's offset to the
+    # nearest object beside the likelihood (weight offset_loss_weight, Huber in cm); the
+    # dataset must store the offsets (collections made since 2026-12 do). Not in the paper.
+    config.model.offset_head = False
     # action_dim comes from the dataset (config.json records it).
 
     config.learning_rate = 1e-4
@@ -53,6 +57,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.num_steps = 500_000
     config.max_abs_action = 0.999999  # actions are clipped to this before atanh
     config.augment_pad = 0  # >0: random shifts of up to this many pixels (0: none, paper)
+    config.offset_loss_weight = 1.0  # of the offset head's loss (with model.offset_head)
     config.steps_per_dispatch = 1  # >1 fuses that many updates into one lax.scan dispatch
 
     add_loop_fields(config, eval_batches=16)

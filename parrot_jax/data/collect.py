@@ -202,6 +202,8 @@ def collect_shard(settings: Settings, index: int, size: int, envs: dict,
         "episode_tasks": np.asarray([t for t, _, _ in episodes], np.int64),
         "episode_seeds": np.asarray([s for _, s, _ in episodes], np.int64),
         "final_observations": np.stack([ep.frames[-1] for _, _, ep in episodes]),
+        "object_offsets": np.concatenate([ep.object_offset for _, _, ep in episodes]
+                                         ).astype(np.float32),
     }
     accepted = {e: int(np.sum(arrays["episode_tasks"] == t))
                 for t, e in enumerate(settings.env_ids)}
@@ -347,8 +349,8 @@ def _run(settings: Settings, workdir: str, jobs: list[tuple[int, int]], workers:
         todo.put(job)
     for _ in range(workers):
         todo.put(None)
-    procs = [ctx.Process(target=_worker, args=(settings, workdir, todo, events), daemon=True,
-                         name=f"collect-{w}") for w in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(settings, workdir, todo, events, os.getpid()),
+                         daemon=True, name=f"collect-{w}") for w in range(workers)]
     for p in procs:
         p.start()
     try:
@@ -379,13 +381,25 @@ def _check_alive(procs) -> None:
             raise RuntimeError(f"collection worker {p.name} died with exit code {p.exitcode}")
 
 
-def _worker(settings: Settings, workdir: str, todo, events) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _worker(settings: Settings, workdir: str, todo, events, collector: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the collector's to handle
-    parent = os.getppid()
     envs = {}
 
     def on_episode(accepted: bool, steps: int) -> None:
-        if os.getppid() != parent:  # the collector is gone: stop rather than run on orphaned
+        # The collector is gone (killed by a signal it could not clean up after): stop
+        # rather than run on orphaned. Its pid, not our parent's: a forkserver worker's
+        # parent is the fork server, which outlives a killed collector.
+        if not _alive(collector):
             raise SystemExit(0)
         events.put(("episode", accepted, steps))
 

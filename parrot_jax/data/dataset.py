@@ -42,6 +42,9 @@ class Dataset:
     env_ids: tuple[str, ...]
     paths: tuple[str, ...] = ()
     metadata: tuple[dict, ...] = ()
+    # (N, 3) float32 metres from the end effector to the nearest object's grasp point
+    # before each action; None when any shard lacks them (collected before they were kept)
+    object_offsets: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -74,8 +77,10 @@ class Dataset:
         starts = self.episode_starts[episodes]
         rows = (np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
                 + np.arange(int(lengths.sum()))) if len(episodes) else np.zeros(0, np.int64)
+        offsets = None if self.object_offsets is None else self.object_offsets[rows]
         return dataclasses.replace(
             self, observations=self.observations.view(rows), actions=self.actions[rows],
+            object_offsets=offsets,
             rewards=self.rewards[rows], episode_starts=_starts(lengths), episode_lengths=lengths,
             episode_tasks=self.episode_tasks[episodes], episode_seeds=self.episode_seeds[episodes],
             final_observations=self.final_observations.view(episodes))
@@ -190,6 +195,7 @@ def _open_shard(path: str, listed: dict, verify: Verify) -> dict:
     for key in fmt.ARRAYS:
         if key not in described:
             raise fmt.DatasetError(f"{path}/{fmt.SHARD_JSON}: no entry for {key}")
+    for key in [k for k in fmt.ARRAYS + tuple(fmt.OPTIONAL_STEP_ARRAYS) if k in described]:
         check = verify == "full" or key not in fmt.IMAGE_ARRAYS
         arrays[key] = fmt.open_array(path, key, described[key], verify=check,
                                      random_access=key in fmt.IMAGE_ARRAYS)
@@ -217,13 +223,16 @@ def _concatenate(shards: list[dict], paths: tuple[str, ...],
         return np.concatenate([np.asarray(s["arrays"][key]) for s in shards])
 
     lengths = cat("episode_lengths")
+    # An optional array is kept only if every shard has it (a mixed dataset has none).
+    offsets = (cat("object_offsets") if all("object_offsets" in s["arrays"] for s in shards)
+               else None)
     return Dataset(
         observations=FrameArray([s["arrays"]["observations"] for s in shards]),
         actions=cat("actions"), rewards=cat("rewards"), episode_starts=_starts(lengths),
         episode_lengths=lengths, episode_tasks=np.concatenate(tasks),
         episode_seeds=cat("episode_seeds"),
         final_observations=FrameArray([s["arrays"]["final_observations"] for s in shards]),
-        env_ids=tuple(env_ids), paths=paths, metadata=metadatas)
+        env_ids=tuple(env_ids), paths=paths, metadata=metadatas, object_offsets=offsets)
 
 
 def _starts(lengths: np.ndarray) -> np.ndarray:

@@ -12,6 +12,10 @@ A dataset is a directory::
         episode_tasks.npy        int64   (E,)            index into shard.json "env_ids"
         episode_seeds.npy        int64   (E,)            env reset seed of each episode
         final_observations.npy   uint8   (E, 48, 48, 3)  image after each episode's last action
+        object_offsets.npy       float32 (N, 3)          optional: metres from the end
+                                 effector to the nearest object's grasp point before each
+                                 action (privileged state, for auxiliary losses; written by
+                                 collections since 2026-12, absent from older shards)
         shard.json               counts, env ids, and for every array its shape, dtype,
                                  byte size and CRC-32 of the raw data
 
@@ -52,6 +56,9 @@ DTYPES = {"observations": np.uint8, "actions": np.float32, "rewards": np.float32
           "final_observations": np.uint8}
 RANKS = {"observations": 4, "actions": 2, "rewards": 1, "episode_lengths": 1,
          "episode_tasks": 1, "episode_seeds": 1, "final_observations": 4}
+# Per-step arrays a shard may hold or lack (readers treat a missing one as unavailable):
+# name -> (dtype, shape of one row).
+OPTIONAL_STEP_ARRAYS = {"object_offsets": (np.float32, (3,))}
 _CRC_CHUNK = 1 << 24
 
 
@@ -107,6 +114,11 @@ def check_shard_arrays(arrays: Mapping[str, np.ndarray], where: str) -> None:
         raise DatasetError(f"{where}: final_observations frames "
                            f"{arrays['final_observations'].shape[1:]} differ from observations "
                            f"frames {arrays['observations'].shape[1:]}")
+    for key, (dtype, row) in OPTIONAL_STEP_ARRAYS.items():
+        if key in arrays and (arrays[key].dtype != dtype or arrays[key].shape != (steps,) + row):
+            raise DatasetError(f"{where}: {key} has dtype {arrays[key].dtype} and shape "
+                               f"{arrays[key].shape}; expected dtype {np.dtype(dtype)} and "
+                               f"shape {(steps,) + row}")
 
 
 def write_shard(root: str, index: int, arrays: Mapping[str, np.ndarray], env_ids: list[str],
@@ -116,7 +128,11 @@ def write_shard(root: str, index: int, arrays: Mapping[str, np.ndarray], env_ids
     Returns False, leaving the existing shard untouched, if the shard already exists (a
     concurrent or orphaned writer finished it first; shard contents are deterministic).
     """
-    arrays = {k: np.asarray(arrays[k]) for k in ARRAYS if k in arrays}
+    unknown = set(arrays) - set(ARRAYS) - set(OPTIONAL_STEP_ARRAYS)
+    if unknown:
+        raise DatasetError(f"shard {index}: unknown arrays {sorted(unknown)}; a shard holds "
+                           f"{list(ARRAYS)} and optionally {list(OPTIONAL_STEP_ARRAYS)}")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
     check_shard_arrays(arrays, f"shard {index}")
     shards = os.path.join(root, SHARDS)
     os.makedirs(shards, exist_ok=True)
@@ -127,7 +143,7 @@ def write_shard(root: str, index: int, arrays: Mapping[str, np.ndarray], env_ids
     try:
         os.chmod(tmp, 0o777 & ~io.current_umask())  # mkdtemp makes 0700
         described = {}
-        for key in ARRAYS:
+        for key in [k for k in ARRAYS + tuple(OPTIONAL_STEP_ARRAYS) if k in arrays]:
             path = os.path.join(tmp, key + ".npy")
             with open(path, "wb") as f:
                 np.save(f, arrays[key], allow_pickle=False)

@@ -50,11 +50,14 @@ class BatchSampler:
     ``B = batch_size // process_count`` is this process's share of the global batch: rows
     ``[process_index * B, (process_index + 1) * B)`` of the batch a single process would
     draw, so a multi-process run trains on exactly the batches of a one-process run.
+
+    ``extras`` names per-step arrays of the dataset (attributes, e.g. ``"object_offsets"``)
+    gathered at the same frames as the actions and added to every batch under their name.
     """
 
     def __init__(self, dataset, batch_size: int, seed: int, window: int | None = None,
                  process_index: int = 0, process_count: int = 1,
-                 images: bool | str = True):
+                 images: bool | str = True, extras: tuple[str, ...] = ()):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if window is not None and window < 1:
@@ -67,6 +70,11 @@ class BatchSampler:
         if process_count < 1 or not 0 <= process_index < process_count:
             raise ValueError(f"process_index={process_index} must be in "
                              f"[0, process_count={process_count}) with process_count >= 1")
+        for name in extras:
+            if getattr(dataset, name, None) is None:
+                raise ValueError(f"the dataset has no per-step {name!r} array (datasets "
+                                 f"from {list(getattr(dataset, 'paths', ()))}); collect it "
+                                 "again with experiments.collect_data, which stores it")
         if batch_size % process_count:
             raise ValueError(f"batch_size={batch_size} is not divisible by "
                              f"process_count={process_count}")
@@ -76,6 +84,7 @@ class BatchSampler:
         self.seed = seed
         self.window = window
         self.images = images
+        self.extras = tuple(extras)
         self.process_index = process_index
         self.process_count = process_count
         self.starts = valid_starts(dataset.episode_starts, dataset.episode_lengths,
@@ -103,17 +112,18 @@ class BatchSampler:
     def batch(self, k: int) -> dict[str, np.ndarray]:
         """Batch number ``k`` (a pure function of ``seed``, ``k`` and ``process_index``)."""
         idx = self.indices(k)
-        actions = gather(self.dataset.actions, idx)
+        batch = {"actions": gather(self.dataset.actions, idx)}
+        batch.update((name, gather(getattr(self.dataset, name), idx)) for name in self.extras)
         if not self.images:  # a model of actions alone: no image is read from disk
-            return {"actions": actions}
+            return batch
         observations = self.dataset.observations
         if self.images == "first":
-            return {"observations": gather(observations, idx[:, 0]), "actions": actions}
+            return {"observations": gather(observations, idx[:, 0]), **batch}
         if self.window is not None and hasattr(observations, "windows"):
             images = observations.windows(idx[:, 0], self.window)  # one block per window
         else:
             images = gather(observations, idx)
-        return {"observations": images, "actions": actions}
+        return {"observations": images, **batch}
 
     def iterate(self, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Batches ``start, start + 1, ...`` forever."""

@@ -15,12 +15,13 @@ ENV_IDS = ("synthetic/A-v0", "synthetic/B-v0")
 def write_synthetic_dataset(root: str, num_episodes: int, episode_length: int = 25,
                             episodes_per_shard: int = 200, seed: int = 0,
                             image_shape: tuple[int, ...] = (48, 48, 3), action_dim: int = 7,
-                            ragged: bool = False) -> dict:
+                            ragged: bool = False, offsets: bool = False) -> dict:
     """Writes ``num_episodes`` random episodes to a new dataset at ``root``.
 
     Pixels are random, except that the first four bytes of every frame hold its global
     frame index (little-endian uint32), so tests can check which frame they got. With
-    ``ragged`` episode lengths vary in [1, episode_length]. Returns the metadata.
+    ``ragged`` episode lengths vary in [1, episode_length]; with ``offsets`` the shards
+    also hold ``object_offsets`` (random, within 10 cm). Returns the metadata.
     """
     rng = np.random.default_rng(seed)
     lengths = (rng.integers(1, episode_length + 1, num_episodes) if ragged
@@ -30,6 +31,9 @@ def write_synthetic_dataset(root: str, num_episodes: int, episode_length: int = 
         shard_lengths = lengths[lo:lo + episodes_per_shard]
         arrays = _random_shard(rng, shard_lengths, first_frame, image_shape, action_dim)
         arrays["episode_seeds"] = np.arange(lo, lo + len(shard_lengths), dtype=np.int64) + seed
+        if offsets:
+            arrays["object_offsets"] = rng.uniform(
+                -0.1, 0.1, (int(shard_lengths.sum()), 3)).astype(np.float32)
         fmt.write_shard(root, k, arrays, list(ENV_IDS))
         headers[k] = fmt.read_shard_json(os.path.join(root, fmt.SHARDS, fmt.shard_name(k)))
         first_frame += int(shard_lengths.sum())
@@ -64,9 +68,10 @@ def _random_shard(rng, lengths, first_frame, image_shape, action_dim) -> dict:
 
 
 def write_frames_dataset(root: str, observations: np.ndarray, actions: np.ndarray,
-                         episode_length: int) -> None:
-    """A one-shard dataset at ``root`` holding exactly these frames and actions, in
-    episodes of ``episode_length`` steps (zero rewards; task ``synthetic/A-v0``)."""
+                         episode_length: int, object_offsets: np.ndarray | None = None) -> None:
+    """A one-shard dataset at ``root`` holding exactly these frames and actions (and
+    offsets, if given), in episodes of ``episode_length`` steps (zero rewards; task
+    ``synthetic/A-v0``)."""
     steps = len(actions)
     if steps % episode_length:
         raise ValueError(f"{steps} frames do not split into episodes of {episode_length}")
@@ -76,6 +81,8 @@ def write_frames_dataset(root: str, observations: np.ndarray, actions: np.ndarra
               "episode_tasks": np.zeros(len(lengths), np.int64),
               "episode_seeds": np.arange(len(lengths), dtype=np.int64),
               "final_observations": observations[lengths.cumsum() - 1]}
+    if object_offsets is not None:
+        arrays["object_offsets"] = np.asarray(object_offsets, np.float32)
     fmt.write_shard(root, 0, arrays, [ENV_IDS[0]])
     header = fmt.read_shard_json(os.path.join(root, fmt.SHARDS, fmt.shard_name(0)))
     io.write_json(os.path.join(root, fmt.METADATA), {

@@ -34,7 +34,8 @@ IMAGE_SHAPE = (48, 48, 3)
 # config.json without one was trained with it (pinned here, not read from the flow's
 # defaults, which may change).
 LEGACY_MODEL_FIELDS = {"encoder_pooled": 2, "encoder_strides": None, "encoder_head": "flatten",
-                       "encoder_activation": "relu", "log_scale_bound": 1.0}
+                       "encoder_activation": "relu", "log_scale_bound": 1.0,
+                       "offset_head": False}
 
 
 def with_legacy_fields(model_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,12 +23,14 @@ def compile_programs(flow: ConditionalRealNVP, mesh: Mesh, image_shape: tuple[in
                      learning_rate: float, grad_clip_norm: float | None,
                      steps_per_dispatch: int, max_abs_action: float,
                      fast_compile: bool = False, augment_pad: int = 0,
-                     decay_steps: int = 0, final_lr_fraction: float = 0.1) -> Programs:
+                     decay_steps: int = 0, final_lr_fraction: float = 0.1,
+                     offset_weight: float = 1.0) -> Programs:
     """Jits ``train_state``'s pure functions for this flow, optimizer and mesh."""
     optimizer = train_state.make_optimizer(learning_rate, grad_clip_norm, decay_steps,
                                            final_lr_fraction)
     kwargs = dict(flow=flow, max_abs_action=max_abs_action)
-    step_kwargs = dict(optimizer=optimizer, augment_pad=augment_pad, **kwargs)
+    step_kwargs = dict(optimizer=optimizer, augment_pad=augment_pad,
+                       offset_weight=offset_weight, **kwargs)
     return jit_programs(
         mesh,
         init=functools.partial(train_state.create_train_state, flow, optimizer,

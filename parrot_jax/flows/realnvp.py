@@ -13,6 +13,11 @@ layers; the action is ``a = tanh(f(z; s))`` with ``z ~ N(0, I)``, so ``log p(a |
 The last layer of every conditioner is zero-initialised: at init ``t = l = 0`` and the
 flow is the identity (``a = tanh(z)``).
 
+With ``offset_head=True`` the flow also has a linear read-out of the embedding,
+``o = W e + b`` (in units of 10 cm: Adam's steps move it fast enough), trained beside the likelihood to predict the end effector's offset to
+the nearest object (``train_state.loss_fn``): an auxiliary task that makes the embedding
+the couplings see carry where the gripper is. It takes no part in ``a = f(z; s)``.
+
 The couplings are distrax ``MaskedCoupling`` bijectors around ``ScalarAffine``, chained
 with distrax's ``Tanh`` under ``Transformed``. distrax conditioners take only the masked
 input, so each closes over the image embedding; the bijector is rebuilt inside every
@@ -79,11 +84,14 @@ class ConditionalRealNVP(nn.Module):
     # scaled by every other coupling, so the flow cannot narrow it below about
     # exp(-ceil(num_couplings / 2) * log_scale_bound) of the base's width (e^-2 in the paper).
     log_scale_bound: float = 1.0
+    offset_head: bool = False  # a linear read-out of the object offset (module docstring)
 
     def setup(self):
         self.encoder = flow_encoder(self)
         self.conditioners = [MLP(self.hidden, 2 * self.action_dim, zero_init_output=True)
                              for _ in range(self.num_couplings)]
+        if self.offset_head:
+            self.offset_readout = nn.Dense(3)
 
     def bijector(self, embedding: jnp.ndarray) -> distrax.Bijector:
         """``z -> a`` for the given image embeddings (B, embedding)."""
@@ -113,7 +121,23 @@ class ConditionalRealNVP(nn.Module):
         return distrax.Transformed(base, self.bijector(embedding))
 
     def __call__(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
+        if self.offset_head and self.is_initializing():  # create the read-out's parameters
+            return self.log_prob_and_offsets(actions, images)[0]
         return self.log_prob(actions, images)
+
+    def log_prob_and_offsets(self, actions: jnp.ndarray, images: jnp.ndarray):
+        """(log p(a | s) (B,), the predicted object offsets (B, 3) in metres), one encoder
+        pass; needs ``offset_head=True``."""
+        embedding = self.encoder(images)
+        return (self.distribution_given(embedding).log_prob(actions),
+                self.offsets_given(embedding))
+
+    def offsets_given(self, embedding: jnp.ndarray) -> jnp.ndarray:
+        """The read-out's offsets (B, 3) in metres (it works in 10 cm: targets of order 1)."""
+        if not self.offset_head:
+            raise ValueError("this flow has no offset head; build it with offset_head=True "
+                             "(config.model.offset_head)")
+        return self.offset_readout(embedding) / 10.0
 
     def log_prob(self, actions: jnp.ndarray, images: jnp.ndarray) -> jnp.ndarray:
         """log p(a | s) of squashed actions in (-1, 1), tanh Jacobian included: (B,)."""

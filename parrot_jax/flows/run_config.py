@@ -38,6 +38,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not 0.0 <= config.final_lr_fraction <= 1.0:
         raise ValueError(f"config.final_lr_fraction={config.final_lr_fraction}; expected a "
                          "number in [0, 1]")
+    if not config.offset_loss_weight >= 0:
+        raise ValueError(f"config.offset_loss_weight={config.offset_loss_weight}; expected a "
+                         "number >= 0")
     check_model(config.model)
 
 
@@ -69,6 +72,11 @@ def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:
         raise ValueError(f"config.model.action_dim={model['action_dim']} but the dataset's "
                          f"actions are {dataset.action_dim}-D; leave it unset (None)")
     model["action_dim"] = dataset.action_dim
+    if model.get("offset_head") and dataset.object_offsets is None:
+        raise ValueError(f"config.model.offset_head=True needs the object offsets, but the "
+                         f"dataset {list(dataset.paths)} does not store them (collected "
+                         "before they were kept, or merged with such a dataset); collect it "
+                         "again with experiments.collect_data, or set offset_head=False")
     description.update(
         model=model, image_shape=list(dataset.image_shape), action_dim=dataset.action_dim,
         data={"paths": dataset_paths(config.dataset), "num_episodes": dataset.num_episodes,

@@ -27,7 +27,8 @@ class FlowPrior:
 
     @staticmethod
     def sampling(config) -> dict:
-        return {}  # single frames with their images
+        # single frames with their images, and the offsets an offset head is trained on
+        return {"extras": ("object_offsets",)} if config.model.offset_head else {}
 
     @staticmethod
     def programs(description, mesh, config) -> loop.Programs:
@@ -36,7 +37,7 @@ class FlowPrior:
             config.learning_rate, config.grad_clip_norm, config.steps_per_dispatch,
             config.max_abs_action, config.fast_compile, config.augment_pad,
             config.num_steps if config.lr_schedule == "cosine" else 0,
-            config.final_lr_fraction)
+            config.final_lr_fraction, config.offset_loss_weight)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

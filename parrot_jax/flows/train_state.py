@@ -9,6 +9,12 @@ computed on the squashed actions ``a`` (tanh Jacobian included). The paper train
 second term has no parameters, so both losses have the same gradients. Both are reported
 (``nll`` and ``nll_atanh``); the second is comparable with the paper's numbers.
 
+A flow built with ``offset_head=True`` adds an auxiliary term: the Huber loss (delta 1 cm)
+of its read-out of the image embedding against the end effector's offset to the nearest
+object, in cm, averaged over the 3 axes and the batch, times ``offset_weight``:
+
+    L(theta) = -1/B sum_i log p_theta(a_i | s_i) + w 1/B sum_i huber(o_theta(s_i) - o_i).
+
 Everything here is a pure function of ``(state, batch)``; ``train.py`` jits it with
 shardings and donation.
 """
@@ -27,7 +33,9 @@ from parrot_jax.flows.prior import init_params
 from parrot_jax.flows.realnvp import ConditionalRealNVP
 from parrot_jax.networks.augment import random_crop
 
-Batch = dict[str, jax.Array]  # {"observations": (B, H, W, C) uint8, "actions": (B, A) float32}
+# {"observations": (B, H, W, C) uint8, "actions": (B, A) float32, and for a flow with an
+# offset head "object_offsets": (B, 3) float32 metres}
+Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 
@@ -72,31 +80,48 @@ def create_train_state(flow: ConditionalRealNVP, optimizer: optax.GradientTransf
                       opt_state=optimizer.init(params), rng=rng)
 
 
-def nll_terms(params, flow: ConditionalRealNVP, batch: Batch,
-              max_abs_action: float) -> tuple[jax.Array, jax.Array]:
-    """Per-sample ``-log p(a | s)`` and ``-log p(atanh a | s)``: two (B,) arrays.
+CM = 100.0  # the offset loss works in cm (targets of order 1)
+
+
+def nll_terms(params, flow: ConditionalRealNVP, batch: Batch, max_abs_action: float,
+              ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Per-sample ``-log p(a | s)`` and ``-log p(atanh a | s)`` (two (B,) arrays), and the
+    offset head's per-sample offset errors in cm ((B, 3); None without the head).
 
     Actions are clipped to ``[-max_abs_action, max_abs_action]``: data in [-1, 1] may
     touch the boundary, where ``atanh`` and the density are infinite.
     """
     actions = jnp.clip(batch["actions"], -max_abs_action, max_abs_action)
-    log_prob = flow.apply({"params": params}, actions, batch["observations"],
-                          method="log_prob")
+    errors = None
+    if flow.offset_head:
+        log_prob, offsets = flow.apply({"params": params}, actions, batch["observations"],
+                                       method="log_prob_and_offsets")
+        errors = (offsets - batch["object_offsets"]) * CM
+    else:
+        log_prob = flow.apply({"params": params}, actions, batch["observations"],
+                              method="log_prob")
     log_jacobian = jnp.sum(jnp.log1p(-jnp.square(actions)), axis=-1)  # sum log(1 - a^2)
-    return -log_prob, -(log_prob + log_jacobian)
+    return -log_prob, -(log_prob + log_jacobian), errors
 
 
-def loss_fn(params, flow: ConditionalRealNVP, batch: Batch,
-            max_abs_action: float) -> tuple[jax.Array, Metrics]:
-    """``-mean log p(a | s)`` over the batch, and the same NLL in atanh space."""
-    nll, nll_atanh = nll_terms(params, flow, batch, max_abs_action)
+def loss_fn(params, flow: ConditionalRealNVP, batch: Batch, max_abs_action: float,
+            offset_weight: float = 1.0) -> tuple[jax.Array, Metrics]:
+    """``-mean log p(a | s)`` over the batch (plus ``offset_weight`` times the offset
+    head's Huber loss, with the head), and the same NLL in atanh space."""
+    nll, nll_atanh, errors = nll_terms(params, flow, batch, max_abs_action)
     loss = jnp.mean(nll)
-    return loss, {"loss": loss, "nll_atanh": jnp.mean(nll_atanh)}
+    metrics = {"nll_atanh": jnp.mean(nll_atanh)}
+    if errors is not None:
+        offset_loss = jnp.mean(optax.huber_loss(errors, delta=1.0))
+        metrics.update(nll=loss, offset_loss=offset_loss,
+                       offset_error_cm=jnp.mean(jnp.abs(errors)))
+        loss = loss + offset_weight * offset_loss
+    return loss, {"loss": loss, **metrics}
 
 
 def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
                optimizer: optax.GradientTransformation, max_abs_action: float,
-               augment_pad: int = 0) -> tuple[TrainState, Metrics]:
+               augment_pad: int = 0, offset_weight: float = 1.0) -> tuple[TrainState, Metrics]:
     """One Adam step on ``loss_fn``; metrics are those of the parameters before the step.
 
     ``augment_pad > 0`` shifts every image by a random offset in ``[-pad, pad]^2`` first
@@ -106,7 +131,8 @@ def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
     if augment_pad:
         key = jax.random.fold_in(state.rng, state.step)
         batch = {**batch, "observations": random_crop(key, batch["observations"], augment_pad)}
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, flow, batch, max_abs_action)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, flow, batch, max_abs_action,
+                                                     offset_weight)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["grad_norm"] = optax.tree.norm(grads)
@@ -121,10 +147,14 @@ def train_steps(state: TrainState, batches: Batch, **kwargs) -> tuple[TrainState
 
 def eval_step(params, batch: Batch, *, flow: ConditionalRealNVP,
               max_abs_action: float) -> Metrics:
-    """Summed (not averaged) NLLs of a batch, so batches of any size combine exactly."""
-    nll, nll_atanh = nll_terms(params, flow, batch, max_abs_action)
-    return {"nll": jnp.sum(nll), "nll_atanh": jnp.sum(nll_atanh),
+    """Summed (not averaged) NLLs of a batch, so batches of any size combine exactly (with
+    an offset head, also the summed mean-over-axes absolute offset error, cm)."""
+    nll, nll_atanh, errors = nll_terms(params, flow, batch, max_abs_action)
+    sums = {"nll": jnp.sum(nll), "nll_atanh": jnp.sum(nll_atanh),
             "count": jnp.asarray(nll.shape[0], jnp.float32)}
+    if errors is not None:
+        sums["offset_error_cm"] = jnp.sum(jnp.mean(jnp.abs(errors), axis=-1))
+    return sums
 
 
 def all_finite(tree) -> jax.Array:

@@ -28,7 +28,8 @@ def _config(**overrides):
 
 
 def _assert_same_data(a, b):
-    for key in ("actions", "rewards", "episode_lengths", "episode_tasks", "episode_seeds"):
+    for key in ("actions", "rewards", "episode_lengths", "episode_tasks", "episode_seeds",
+                "object_offsets"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
     np.testing.assert_array_equal(np.asarray(a.observations), np.asarray(b.observations))
     np.testing.assert_array_equal(np.asarray(a.final_observations),
@@ -96,6 +97,13 @@ def test_collection_keeps_successes_with_metadata(small):
     obs, _ = env.reset(seed=int(ds.episode_seeds[4]))
     env.close()
     np.testing.assert_array_equal(obs, ds.episode(4)["observations"][0])
+    # Each step's offset to the nearest grasp point is stored: within the workspace, and
+    # at the end (the object held or placed) much closer than at the start.
+    starts = ds.object_offsets[ds.episode_starts]
+    assert ds.object_offsets.shape == (ds.num_steps, 3) and np.abs(ds.object_offsets).max() < 0.6
+    assert np.all(np.linalg.norm(starts, axis=-1) > 0.02)
+    grasp = ds.episode_tasks == 0
+    assert np.all(np.linalg.norm(ds.object_offsets[ends[grasp]], axis=-1) < 0.05)
 
 
 def test_rerun_is_a_no_op_and_a_larger_target_extends(small, tmp_path):
@@ -208,9 +216,11 @@ def test_killed_collection_resumes_to_the_same_data(tmp_path):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    time.sleep(3.0)  # orphaned workers notice and stop after their current episode...
     done = len(fmt.list_shards(killed))
     assert 1 <= done < 8, f"kill landed after {done} of 8 shards"
-    time.sleep(0.5)  # orphaned workers notice and stop after their current episode
+    time.sleep(3.0)  # ...and write nothing more (a tiny shard takes about a second)
+    assert len(fmt.list_shards(killed)) == done, "orphaned workers went on collecting"
     os.makedirs(os.path.join(killed, fmt.SHARDS, ".tmp-shard-000007-stale"))
     for workdir, workers in ((killed, 2), (clean, 1)):
         run = subprocess.run(cmd + [f"--config.num_workers={workers}", f"--workdir={workdir}"],
@@ -235,6 +245,8 @@ def test_merge_concatenates_and_refuses_overlap(small, tmp_path):
     assert metadata["num_episodes"] == 8 and metadata["seeds"] == [0, 5]
     assert metadata["per_task"]["parrot/GraspTrain-v0"]["episodes"] == 4
     np.testing.assert_array_equal(merged.actions, np.concatenate([a.actions, b.actions]))
+    np.testing.assert_array_equal(merged.object_offsets,
+                                  np.concatenate([a.object_offsets, b.object_offsets]))
     np.testing.assert_array_equal(merged.observations[-1], b.observations[-1])
     with pytest.raises(ValueError, match="exists and is not empty"):
         merge.merge_datasets([root, other], out)

@@ -62,6 +62,42 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(raw, arrays["actions"])
 
 
+def test_object_offsets_are_optional_and_travel_with_their_frames(tmp_path):
+    with_offsets, without = str(tmp_path / "with"), str(tmp_path / "without")
+    write_synthetic_dataset(with_offsets, num_episodes=7, episode_length=4,
+                            episodes_per_shard=3, seed=5, ragged=True, offsets=True)
+    write_synthetic_dataset(without, num_episodes=3, episode_length=4, seed=6)
+    ds = load_dataset(with_offsets, verify="full")
+    assert ds.object_offsets.shape == (ds.num_steps, 3) and ds.object_offsets.dtype == np.float32
+    assert np.abs(ds.object_offsets).max() <= 0.1
+    picked = ds.select_episodes([5, 1])
+    rows = np.concatenate([np.arange(ds.episode_starts[e],
+                                     ds.episode_starts[e] + ds.episode_lengths[e]) for e in (5, 1)])
+    np.testing.assert_array_equal(picked.object_offsets, ds.object_offsets[rows])
+    train, validation = ds.split(0.3, seed=0)
+    assert len(train.object_offsets) == train.num_steps
+    assert len(validation.object_offsets) == validation.num_steps
+    # Older datasets have none, and a merge with one has none either.
+    assert load_dataset(without).object_offsets is None
+    assert load_dataset([with_offsets, without]).object_offsets is None
+
+
+def test_bad_optional_and_unknown_arrays_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"observations": rng.integers(0, 256, (4, 48, 48, 3), dtype=np.uint8),
+              "actions": np.zeros((4, 7), np.float32), "rewards": np.zeros(4, np.float32),
+              "episode_lengths": np.array([4], np.int64), "episode_tasks": np.zeros(1, np.int64),
+              "episode_seeds": np.zeros(1, np.int64),
+              "final_observations": np.zeros((1, 48, 48, 3), np.uint8)}
+    root = str(tmp_path / "ds")
+    with pytest.raises(fmt.DatasetError, match=r"object_offsets has dtype float32 and shape "
+                       r"\(3, 3\); expected dtype float32 and shape \(4, 3\)"):
+        fmt.write_shard(root, 0, {**arrays, "object_offsets": np.zeros((3, 3), np.float32)}, ["a"])
+    with pytest.raises(fmt.DatasetError, match=r"unknown arrays \['offsets'\]"):
+        fmt.write_shard(root, 0, {**arrays, "offsets": np.zeros((4, 3), np.float32)}, ["a"])
+    assert not os.path.exists(os.path.join(root, fmt.SHARDS, fmt.shard_name(0)))
+
+
 def test_synthetic_dataset_spans_shards(data_dir):
     ds = load_dataset(data_dir, verify="full")
     assert ds.num_episodes == 23 and ds.observations.shape == (ds.num_steps, 48, 48, 3)

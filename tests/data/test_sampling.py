@@ -74,6 +74,18 @@ def test_observation_action_pairs_match():
         assert (obs == obs[..., :1, :1, :]).all()  # whole frame gathered, not one pixel
 
 
+def test_extras_are_gathered_at_the_frames_of_the_actions():
+    ds = make_dataset()
+    ds.object_offsets = np.stack([np.arange(len(ds.actions), dtype=np.float32)] * 3, axis=1)
+    for window, images in ((None, True), (3, True), (3, "first"), (None, False)):
+        b = BatchSampler(ds, 64, seed=0, window=window, images=images,
+                         extras=("object_offsets",)).batch(2)
+        assert b["object_offsets"].shape == b["actions"].shape[:-1] + (3,)
+        np.testing.assert_array_equal(b["object_offsets"][..., 1], b["actions"][..., 0])
+    with pytest.raises(ValueError, match="no per-step 'episode_rewards' array"):
+        BatchSampler(ds, 4, seed=0, extras=("episode_rewards",))
+
+
 def test_windows_stay_in_one_episode_and_cover_all_valid_starts():
     ds = make_dataset(first=2)
     window = 3

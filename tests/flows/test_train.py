@@ -17,7 +17,7 @@ from parrot_jax.data import DatasetError, load_dataset
 from parrot_jax.data.sampling import BatchSampler
 from parrot_jax.data.synthetic import write_frames_dataset, write_synthetic_dataset
 from parrot_jax.flows import run_config, train, train_state
-from parrot_jax.flows.prior import load_prior, make_flow
+from parrot_jax.flows.prior import init_params, load_prior, make_flow
 
 
 def _config(dataset, **overrides):
@@ -115,7 +115,7 @@ def test_a_run_written_before_new_model_fields_resumes(dataset, straight, tmp_pa
     path = os.path.join(workdir, "config.json")
     saved = json.load(open(path))
     for field in ("encoder_pooled", "encoder_strides", "encoder_head", "encoder_activation",
-                  "log_scale_bound"):
+                  "log_scale_bound", "offset_head"):
         del saved["model"][field]
     del saved["lr_schedule"]
     io.write_json(path, saved)
@@ -250,6 +250,67 @@ def test_actions_depend_on_the_image_after_training(tmp_path):
     means = [float(prior.sample(z, jnp.full((256, 48, 48, 3), v, jnp.uint8)).mean())
              for v in (0, 255)]
     assert means[0] > 0.3 and means[1] < -0.3, means
+
+
+def test_offset_loss_is_the_nll_plus_the_weighted_huber_loss_in_cm():
+    config = prior_config.get_config("tiny")
+    flow = make_flow({**config.model.to_dict(), "action_dim": 7, "offset_head": True})
+    params = init_params(flow, jax.random.key(0))
+    rng = np.random.default_rng(0)
+    batch = {"observations": jnp.asarray(rng.integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)),
+             "actions": jnp.asarray(rng.uniform(-0.9, 0.9, (5, 7)), jnp.float32),
+             "object_offsets": jnp.asarray(rng.uniform(-0.1, 0.1, (5, 3)), jnp.float32)}
+    log_prob, offsets = flow.apply({"params": params}, batch["actions"],
+                                   batch["observations"], method="log_prob_and_offsets")
+    errors = 100 * np.asarray(offsets - batch["object_offsets"])  # cm
+    huber = np.where(np.abs(errors) <= 1, 0.5 * errors ** 2, np.abs(errors) - 0.5).mean()
+    loss, metrics = train_state.loss_fn(params, flow, batch, 0.999999, offset_weight=0.5)
+    np.testing.assert_allclose(loss, -np.mean(log_prob) + 0.5 * huber, rtol=1e-5)
+    np.testing.assert_allclose(metrics["offset_error_cm"], np.abs(errors).mean(), rtol=1e-5)
+    np.testing.assert_allclose(metrics["nll"], -np.mean(log_prob), rtol=1e-5)
+    # The head reads the image and nothing else: sampling is the flow's without it.
+    plain = make_flow({**config.model.to_dict(), "action_dim": 7})
+    without_head = {k: v for k, v in params.items() if k != "offset_readout"}
+    z = jnp.asarray(rng.normal(size=(5, 7)), jnp.float32)
+    np.testing.assert_array_equal(
+        flow.apply({"params": params}, z, batch["observations"], method="sample"),
+        plain.apply({"params": without_head}, z, batch["observations"], method="sample"))
+    with pytest.raises(ValueError, match="no offset head; build it with offset_head=True"):
+        plain.apply({"params": without_head}, batch["actions"], batch["observations"],
+                    method="log_prob_and_offsets")
+
+
+def test_offset_head_learns_the_offsets_the_images_show(tmp_path):
+    # Each episode's images are one grey level; its offsets are a linear function of it.
+    rng = np.random.default_rng(0)
+    episodes, length = 40, 10
+    level = np.repeat(rng.uniform(0, 1, episodes), length)
+    observations = np.broadcast_to((255 * level)[:, None, None, None].astype(np.uint8),
+                                   (episodes * length, 48, 48, 3)).copy()
+    offsets = np.stack([0.1 * level - 0.05, 0.05 - 0.1 * level, 0.02 + 0 * level], axis=1)
+    actions = 0.1 * rng.normal(size=(episodes * length, 7))
+    write_frames_dataset(str(tmp_path / "data"), observations, actions, length, offsets)
+    config = _config(tmp_path / "data", num_steps=200, log_every=50, eval_every=50,
+                     checkpoint_every=200)
+    config.model.offset_head = True
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    rows = _rows(str(tmp_path / "run"))
+    assert rows[200]["eval/offset_error_cm"] < 0.3 * rows[0]["eval/offset_error_cm"], rows
+    assert rows[200]["eval/nll"] < rows[0]["eval/nll"]
+    assert np.isfinite(rows[200]["train/offset_loss"])
+    prior = load_prior(str(tmp_path / "run"))
+    assert prior.flow.offset_head
+    assert prior.sample(jnp.zeros((2, 7)), jnp.zeros((2, 48, 48, 3), jnp.uint8)).shape == (2, 7)
+
+
+def test_offset_head_needs_a_dataset_with_offsets(dataset, tmp_path):
+    config = _config(dataset)
+    config.model.offset_head = True
+    with pytest.raises(ValueError, match=r"offset_head=True needs the object offsets, but the "
+                                         r"dataset .* does not store them"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"config.offset_loss_weight=-1.0; expected a number"):
+        train.train_and_evaluate(_config(dataset, offset_loss_weight=-1.0), str(tmp_path))
 
 
 def test_fit_reaches_the_entropy_of_a_two_d_conditional_density():
