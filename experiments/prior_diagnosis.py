@@ -79,7 +79,7 @@ class ScriptedStates:
     actions: np.ndarray
     means: np.ndarray
     gripper_open: np.ndarray
-    object_distance: np.ndarray
+    object_offset: np.ndarray  # (N, 3) metres to the nearest object's grasp point
     episode_lengths: np.ndarray
 
     def first_episodes(self, count: int) -> dict[str, np.ndarray]:
@@ -106,7 +106,7 @@ def scripted_runs(env_id: str, episodes: int, seed: int, keep_frames: int,
                             np.concatenate([e.actions for e in eps]),
                             np.concatenate([e.means for e in eps]),
                             np.concatenate([e.gripper_open for e in eps]),
-                            np.concatenate([e.object_distance for e in eps]),
+                            np.concatenate([e.object_offset for e in eps]),
                             np.array([len(e.actions) for e in eps]))
     return run, states
 
@@ -240,7 +240,9 @@ def run(prior_dirs: Sequence[str], workdir: str, env: str = "train", episodes: i
             fit = diagnostics.likelihood(prior, merged["images"], merged["actions"],
                                          merged["means"], merged["gripper_open"],
                                          policy["noise"], policy["clip"], seed, nll_samples,
-                                         object_distance=merged["object_distance"]).as_dict()
+                                         object_distance=np.linalg.norm(
+                                             merged["object_offset"], axis=-1),
+                                         object_offset=merged["object_offset"]).as_dict()
         reports.append({"label": label, "workdir": os.path.abspath(prior_dir),
                         "step": prior.step, "scripted_policy": policy,
                         "tasks": tasks_out, "likelihood": fit, "nll_curve": nll_curve(prior_dir),
@@ -443,8 +445,17 @@ def _likelihood_lines(fit) -> list[str]:
     lines += ["", f"Image encoder on {enc['num_images']} of these states: dead units (never "
               "active) per ReLU layer " + ", ".join(f"{k} {v:.0%}" for k, v in
                                                      enc["dead_units"].items()) +
-              f"; embedding std across states {enc['embedding_std']:.4f}.",
-              "", "Coupling log-scales at their bound (|l| > 0.95 of `log_scale_bound`; share of "
+              f"; embedding std across states {enc['embedding_std']:.4f}."]
+    if fit.get("offset_readout"):
+        lines += ["", "The flow's offset head on these states: mean absolute error of the "
+                  "offset to the nearest object, cm (x / y / z), against the states' mean "
+                  "offset:\n", "| states | head | constant |", "|---|---|---|"]
+        for name, band in fit["offset_readout"].items():
+            if band["states"]:
+                lines.append(f"| {name} ({band['states']}) | " + " | ".join(
+                    " / ".join(f"{v:.2f}" for v in band[k]) for k in ("head_cm", "constant_cm"))
+                    + " |")
+    lines += ["", "Coupling log-scales at their bound (|l| > 0.95 of `log_scale_bound`; share of "
               "states):\n",
               "| coupling | " + " | ".join(dims) + " |", "|---|" + "---|" * len(dims)]
     for k, values in enumerate(fit["log_scale_saturated"]):

@@ -34,7 +34,7 @@ def priors(tmp_path_factory):
     with open(os.path.join(first, "metrics.jsonl"), "w") as f:
         for step, nll in ((0, 5.9), (10, -1.5)):
             f.write(json.dumps({"step": step, "eval/nll": nll, "eval/nll_atanh": nll + 1}) + "\n")
-    second = write_initial_prior(str(root / "b"), TINY_MODEL)
+    second = write_initial_prior(str(root / "b"), {**TINY_MODEL, "offset_head": True})
     return first, second
 
 
@@ -65,11 +65,15 @@ def test_report_has_every_section(priors, tmp_path):
     assert [r["step"] for r in first["checkpoint_rollouts"]] == [0, 10]
     assert first["checkpoint_rollouts"][0]["parrot/GraspTrain-v0"]["episodes"] == 2
     assert second["nll_curve"] == []
+    assert fit["offset_readout"] is None  # no offset head
+    readout = second["likelihood"]["offset_readout"]
+    assert sum(b["states"] for b in readout.values()) == 2 * 25
+    assert all(len(b["head_cm"]) == 3 for b in readout.values() if b["states"])
     text = (tmp_path / "diagnosis.md").read_text()
     for heading in ("## Priors side by side", "## with_data (step 10)", "## bare (step 0)",
                     "### Outcomes", "### Phases", "### Density against the data's floor",
                     "Gripper decisions", "Coupling log-scales", "### Validation NLL",
-                    "### Rollouts at each checkpoint"):
+                    "### Rollouts at each checkpoint", "The flow's offset head on these states"):
         assert heading in text, heading
     assert json.loads((tmp_path / "diagnosis.json").read_text())["config"]["episodes"] == 2
     assert (tmp_path / "gifs" / "with_data" / "GraspTrain_prior_fresh.gif").exists()

@@ -130,6 +130,7 @@ class Likelihood:
     log_scale_saturated: np.ndarray  # (couplings, D) share of |l_k| > 0.95 bound (NaN: pass-through)
     log_scale_mean_abs: np.ndarray  # (couplings, D) mean |l_k|
     encoder: dict  # encoder_health on the states
+    offset_readout: dict | None = None  # offset_readout on the states (flows with the head)
 
     def as_dict(self) -> dict:
         out = {}
@@ -144,12 +145,14 @@ def likelihood(prior: BehavioralPrior, images: np.ndarray, actions: np.ndarray,
                means: np.ndarray, gripper_open: np.ndarray, noise: float, clip: float,
                seed: int = 0, num_samples: int = 64, bandwidth: float = 0.05,
                max_abs_action: float = 0.999999,
-               object_distance: np.ndarray | None = None) -> Likelihood:
+               object_distance: np.ndarray | None = None,
+               object_offset: np.ndarray | None = None) -> Likelihood:
     """The prior's fit on states ``images`` (N, H, W, C) where the scripted policy took
     ``actions`` (N, D) with noise-free ``means`` (N, D) and the gripper was open
     (``gripper_open``, (N,)) before acting; ``object_distance`` (N,), the end effector's
     distance to the nearest object, splits the gripper decisions into near and far
-    states. See the module docstring."""
+    states; ``object_offset`` (N, 3), the offset itself, scores a flow's offset head
+    (``offset_readout``). See the module docstring."""
     if not (len(images) == len(actions) == len(means) == len(gripper_open)) or not len(images):
         raise ValueError(f"images, actions, means and gripper_open must have the same "
                          f"non-zero length, got {len(images)}, {len(actions)}, {len(means)}, "
@@ -190,10 +193,40 @@ def likelihood(prior: BehavioralPrior, images: np.ndarray, actions: np.ndarray,
         gripper=gripper_decisions(samples, means, np.asarray(gripper_open, bool), noise,
                                   object_distance),
         log_scale_saturated=saturated, log_scale_mean_abs=mean_abs,
-        encoder=encoder_health(prior, images[:512]))
+        encoder=encoder_health(prior, images[:512]),
+        offset_readout=(offset_readout(prior, images, object_offset)
+                        if prior.flow.offset_head and object_offset is not None else None))
 
 
 NEAR = 0.06  # metres: "near" an object for the gripper decisions
+OFFSET_BANDS = (("within 6 cm", 0.0, NEAR), ("6-15 cm", NEAR, 0.15),
+                ("15 cm or farther", 0.15, np.inf))
+
+
+def offset_readout(prior: BehavioralPrior, images: np.ndarray, offsets: np.ndarray) -> dict:
+    """How well a flow's offset head reads the end effector's offset to the nearest object
+    from ``images``: per distance band (``OFFSET_BANDS``), the number of states and the
+    mean absolute error on x, y, z in cm, beside that of a constant (the mean offset of
+    all the given states, which a head that ignores the image could learn). A head no
+    better than the constant on x and y says the embedding does not localise the
+    gripper horizontally, whatever the flow does with it."""
+    offsets = np.asarray(offsets, np.float64)
+    if offsets.shape != (len(images), 3):
+        raise ValueError(f"offsets have shape {offsets.shape}; expected ({len(images)}, 3)")
+    predict = jax.jit(lambda params, x: prior.flow.apply(
+        {"params": params}, x, method=lambda flow, s: flow.offsets_given(flow.embed(s))))
+    predicted = np.concatenate([np.asarray(predict(prior.params, jnp.asarray(images[i:i + 512])))
+                                for i in range(0, len(images), 512)])
+    head = 100 * np.abs(predicted - offsets)
+    constant = 100 * np.abs(offsets - offsets.mean(axis=0))
+    distance = np.linalg.norm(offsets, axis=-1)
+    bands = {}
+    for name, low, high in OFFSET_BANDS:
+        sel = (distance >= low) & (distance < high)
+        bands[name] = {"states": int(sel.sum()),
+                       "head_cm": head[sel].mean(axis=0).tolist() if sel.any() else None,
+                       "constant_cm": constant[sel].mean(axis=0).tolist() if sel.any() else None}
+    return bands
 
 
 def gripper_decisions(samples: np.ndarray, means: np.ndarray, gripper_open: np.ndarray,

@@ -116,6 +116,28 @@ def test_prior_samples_follow_the_identity(identity_prior):
 
 
 
+def test_offset_readout_scores_the_head_per_band_against_the_mean(tmp_path):
+    prior = load_prior(write_prior(str(tmp_path), offset_head=True))
+    params = jax.tree.map(np.asarray, prior.params)
+    readout = params["offset_readout"]
+    readout["kernel"] = np.zeros_like(readout["kernel"])  # a constant head: 10 cm * bias
+    readout["bias"] = np.array([0.2, -0.1, 0.0], np.float32)  # (2, -1, 0) cm
+    prior = dataclasses.replace(prior, params=params)
+    offsets = np.array([[0.01, 0.0, 0.0], [0.0, 0.03, 0.03], [0.1, 0.1, 0.0],
+                        [0.2, 0.0, 0.1]])
+    images = np.zeros((4, 48, 48, 3), np.uint8)
+    bands = diagnostics.offset_readout(prior, images, offsets)
+    assert [b["states"] for b in bands.values()] == [2, 1, 1]
+    near = bands["within 6 cm"]
+    np.testing.assert_allclose(near["head_cm"], [(1 + 2) / 2, (1 + 4) / 2, (0 + 3) / 2],
+                               atol=1e-4)
+    mean = 100 * offsets.mean(axis=0)  # (7.75, 3.25, 3.25) cm
+    np.testing.assert_allclose(bands["15 cm or farther"]["constant_cm"],
+                               np.abs(100 * offsets[3] - mean), atol=1e-6)
+    with pytest.raises(ValueError, match=r"offsets have shape \(4, 2\); expected \(4, 3\)"):
+        diagnostics.offset_readout(prior, images, offsets[:, :2])
+
+
 def test_gripper_decisions_split_near_and_far_states():
     means = np.zeros((3, 7))
     samples = np.zeros((3, 2, 7))
