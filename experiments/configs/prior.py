@@ -43,7 +43,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.log_scale_bound = 1.0  # |log-scale| bound of each coupling (1: tanh, paper)
     # True: a linear read-out of the embedding learns the end effector's offset to the
     # nearest object beside the likelihood (weight offset_loss_weight, Huber in cm); the
-    # dataset must store the offsets (collections made since 2026-12 do). Not in the paper.
+    # dataset must store the offsets (collections made since 2026-12 do). Not in the paper;
+    # at weight 1 it made the prior worse (README, "Diagnosing the prior").
     config.model.offset_head = False
     # action_dim comes from the dataset (config.json records it).
 
