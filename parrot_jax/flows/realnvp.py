@@ -14,9 +14,11 @@ The last layer of every conditioner is zero-initialised: at init ``t = l = 0`` a
 flow is the identity (``a = tanh(z)``).
 
 With ``offset_head=True`` the flow also has a linear read-out of the embedding,
-``o = W e + b`` (in units of 10 cm: Adam's steps move it fast enough), trained beside the likelihood to predict the end effector's offset to
-the nearest object (``train_state.loss_fn``): an auxiliary task that makes the embedding
-the couplings see carry where the gripper is. It takes no part in ``a = f(z; s)``.
+``o = W e + b`` (in units of 10 cm, so that Adam's steps move it fast enough), trained
+beside the likelihood to predict the end effector's offset to the nearest object
+(``train_state.loss_fn``): an auxiliary task meant to make the embedding the couplings
+see carry where the gripper is (measured in docs/prior_diagnosis.md: at weight 1 it made
+the prior worse). It takes no part in ``a = f(z; s)``.
 
 The couplings are distrax ``MaskedCoupling`` bijectors around ``ScalarAffine``, chained
 with distrax's ``Tanh`` under ``Transformed``. distrax conditioners take only the masked
