@@ -24,8 +24,8 @@ RL_FIELDS: dict[str, dict[str, Any]] = {
     "awac": {"temperature": 2.0, "max_advantage": None, "q_max": None},
     "spirl": {"target_divergence": 5.0, "max_latent": 2.0, "init_from_prior": True},
 }
-# Prior training configs (experiments/configs/prior.py), the same way. (Fields added
-# before this table existed are in every recorded spec, so they are not listed.)
+# Prior training configs (experiments/configs/prior.py), the same way; it lists the fields
+# added since the table was made (2026-12-03), not earlier ones.
 PRIOR_FIELDS: dict[str, dict[str, Any]] = {
     TOP: {"offset_loss_weight": 1.0},
     "model": {"offset_head": False},
