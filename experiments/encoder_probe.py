@@ -31,11 +31,12 @@ import optax
 
 from parrot_jax import io
 from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout
-from parrot_jax.flows.diagnostics import NEAR  # the same near/far split as the diagnosis
+# the same near/far split and distance bands as the diagnosis
+from parrot_jax.flows.diagnostics import NEAR
+from parrot_jax.flows.diagnostics import OFFSET_BANDS as BANDS
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.networks.encoder import ConvEncoder
 
-BANDS = (("within 6 cm", 0.0, NEAR), ("6-15 cm", NEAR, 0.15), ("15 cm or farther", 0.15, np.inf))
 CM = 100.0
 
 

@@ -213,8 +213,7 @@ def offset_readout(prior: BehavioralPrior, images: np.ndarray, offsets: np.ndarr
     offsets = np.asarray(offsets, np.float64)
     if offsets.shape != (len(images), 3):
         raise ValueError(f"offsets have shape {offsets.shape}; expected ({len(images)}, 3)")
-    predict = jax.jit(lambda params, x: prior.flow.apply(
-        {"params": params}, x, method=lambda flow, s: flow.offsets_given(flow.embed(s))))
+    predict = _apply_to_images(prior.flow, "predict_offsets")
     predicted = np.concatenate([np.asarray(predict(prior.params, jnp.asarray(images[i:i + 512])))
                                 for i in range(0, len(images), 512)])
     head = 100 * np.abs(predicted - offsets)
@@ -280,6 +279,11 @@ def _log_scales(prior: BehavioralPrior, images, actions, chunk: int = 512) -> np
                                          jnp.asarray(actions[i:i + chunk], jnp.float32),
                                          jnp.asarray(images[i:i + chunk])))
                            for i in range(0, len(images), chunk)])
+
+
+@functools.lru_cache(maxsize=None)
+def _apply_to_images(flow, method: str):
+    return jax.jit(lambda params, images: flow.apply({"params": params}, images, method=method))
 
 
 @functools.lru_cache(maxsize=None)

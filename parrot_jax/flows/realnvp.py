@@ -134,6 +134,10 @@ class ConditionalRealNVP(nn.Module):
         return (self.distribution_given(embedding).log_prob(actions),
                 self.offsets_given(embedding))
 
+    def predict_offsets(self, images: jnp.ndarray) -> jnp.ndarray:
+        """The offset head's offsets (B, 3) in metres for images (B, 48, 48, 3)."""
+        return self.offsets_given(self.encoder(images))
+
     def offsets_given(self, embedding: jnp.ndarray) -> jnp.ndarray:
         """The read-out's offsets (B, 3) in metres (it works in 10 cm: targets of order 1)."""
         if not self.offset_head:
