@@ -8,7 +8,10 @@ fields) and two linear heads are trained from scratch to predict
   ``g`` (``scripted.grasp_point``), in cm, with a Huber loss (delta 1 cm), and
 - whether the scripted policy closes the gripper at this state (logistic loss, on the
   states where the gripper is open),
-with random shifts and Adam under a cosine decay, as the prior is trained. Held-out
+with random shifts and Adam under a cosine decay, as the prior is trained. With
+``positions``, a third linear head also reads the parts the offset is made of: the end
+effector's position and every object's grasp point (objects ordered by y, which the image
+shows), so a poor offset can be traced to the gripper or to the objects. Held-out
 episodes give the mean absolute error per axis by distance band, beside a constant (the
 training mean), and the mean predicted P(close) at close and at keep states within
 ``NEAR`` of an object. A probe that beats the constant by little on x and y says the
@@ -30,7 +33,7 @@ import numpy as np
 import optax
 
 from parrot_jax import io
-from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout
+from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout, scripted
 # the same near/far split and distance bands as the diagnosis
 from parrot_jax.flows.diagnostics import NEAR
 from parrot_jax.flows.diagnostics import OFFSET_BANDS as BANDS
@@ -44,7 +47,9 @@ CM = 100.0
 class States:
     """Scripted states: frames (N, H, W, 3) uint8, offsets (N, 3) m, closes (N,) bool
     (the scripted policy closes here), opened (N,) bool (the gripper is open), env (N,)
-    (index into the env ids) and episode (N,) (a number unique over all envs)."""
+    (index into the env ids), episode (N,) (a number unique over all envs), ee (N, 3) m
+    (the end effector's position) and objects (N, K, 3) m (every object's grasp point,
+    ordered by y: ``offsets`` is the nearest of them minus ``ee``)."""
 
     frames: np.ndarray
     offsets: np.ndarray
@@ -52,18 +57,30 @@ class States:
     opened: np.ndarray
     env: np.ndarray
     episode: np.ndarray
+    ee: np.ndarray
+    objects: np.ndarray
+
+    def positions(self) -> np.ndarray:
+        """(N, 1 + K, 3) m: the end effector, then the objects."""
+        return np.concatenate([self.ee[:, None], self.objects], axis=1)
 
 
 def collect_states(episodes: int, seed: int = 0,
                    env_ids: tuple[str, ...] = TRAIN_ENV_IDS) -> States:
     """``episodes`` scripted episodes per env (env seeds ``seed``, ``seed + 1``, ...;
     ``rollout.scripted_episode``, so the same episodes as the diagnosis's)."""
-    eps, envs, index = [], [], []
+    eps, envs, index, ee, objects = [], [], [], [], []
+
+    def record(info):
+        points = scripted.grasp_point(info["object_pos"], info["object_bottom"])
+        ee.append(np.asarray(info["ee_pos"]))
+        objects.append(points[np.argsort(points[:, 1], kind="stable")])
+
     for k, env_id in enumerate(env_ids):
         env = make(env_id).unwrapped
         try:
             for i in range(episodes):
-                eps.append(rollout.scripted_episode(env, seed + i))
+                eps.append(rollout.scripted_episode(env, seed + i, on_step=record))
                 envs.append(np.full(len(eps[-1].actions), k))
                 index.append(np.full(len(eps[-1].actions), k * episodes + i))
         finally:
@@ -72,40 +89,52 @@ def collect_states(episodes: int, seed: int = 0,
                   np.concatenate([e.object_offset for e in eps]).astype(np.float32),
                   np.concatenate([e.closes for e in eps]),
                   np.concatenate([e.gripper_open for e in eps]),
-                  np.concatenate(envs), np.concatenate(index))
+                  np.concatenate(envs), np.concatenate(index),
+                  np.asarray(ee, np.float32), np.asarray(objects, np.float32))
 
 
 class Probe(nn.Module):
-    """The encoder with a 3-D offset head (cm) and a close logit."""
+    """The encoder with a 3-D offset head (cm), a close logit and, with ``positions`` > 0,
+    a head for that many 3-D positions (cm, about the training mean)."""
 
     encoder: dict
+    positions: int = 0
 
     @nn.compact
     def __call__(self, images):
         h = nn.relu(ConvEncoder(**self.encoder)(images))
-        return nn.Dense(3, name="offset")(h), nn.Dense(1, name="close")(h)[..., 0]
+        where = (nn.Dense(3 * self.positions, name="positions")(h).reshape(
+            h.shape[:-1] + (self.positions, 3)) if self.positions else None)
+        return nn.Dense(3, name="offset")(h), nn.Dense(1, name="close")(h)[..., 0], where
 
 
 def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
-          learning_rate: float = 1e-3, augment_pad: int = 4, seed: int = 0):
-    """Fits the probe on ``states``; returns ``predict(images) -> (offsets m, P(close))``
-    and the last training losses."""
-    model = Probe(encoder)
+          learning_rate: float = 1e-3, augment_pad: int = 4, seed: int = 0,
+          positions: bool = False):
+    """Fits the probe on ``states``; returns ``predict(images) -> (offsets m, P(close),
+    positions m (N, 1 + K, 3) or None)`` and the last training losses. ``positions``: the
+    third head is trained too (Huber in cm beside the offset's, equal weight per axis)."""
+    targets = states.positions() if positions else np.zeros((len(states.frames), 0, 3))
+    mean = targets.mean(axis=0) * CM  # the positions head predicts about the mean
+    model = Probe(encoder, targets.shape[1])
     params = model.init(jax.random.key(seed), states.frames[:1])
     tx = optax.chain(optax.clip_by_global_norm(10.0),
                      optax.adam(optax.cosine_decay_schedule(learning_rate, steps, 0.1)))
     opt_state = tx.init(params)
 
-    def loss_fn(p, images, offsets, closes, opened):
-        pred, logit = model.apply(p, images)
+    def loss_fn(p, images, offsets, closes, opened, where):
+        pred, logit, where_pred = model.apply(p, images)
         fit = optax.huber_loss(pred, offsets * CM, delta=1.0).mean()
+        if where_pred is not None:
+            fit = fit + where.shape[1] * optax.huber_loss(
+                where_pred, where * CM - mean, delta=1.0).mean()
         bce = optax.sigmoid_binary_cross_entropy(logit, closes)
         return fit + (bce * opened).sum() / jnp.maximum(opened.sum(), 1.0)
 
     @jax.jit
-    def step(p, opt_state, key, images, offsets, closes, opened):
+    def step(p, opt_state, key, images, offsets, closes, opened, where):
         images = random_crop(key, images, augment_pad)
-        loss, grads = jax.value_and_grad(loss_fn)(p, images, offsets, closes, opened)
+        loss, grads = jax.value_and_grad(loss_fn)(p, images, offsets, closes, opened, where)
         updates, opt_state = tx.update(grads, opt_state, p)
         return optax.apply_updates(p, updates), opt_state, loss
 
@@ -116,15 +145,18 @@ def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
         i = rng.integers(0, len(states.frames), batch_size)
         params, opt_state, loss = step(
             params, opt_state, jax.random.fold_in(key, k), states.frames[i], states.offsets[i],
-            states.closes[i].astype(np.float32), states.opened[i].astype(np.float32))
+            states.closes[i].astype(np.float32), states.opened[i].astype(np.float32),
+            targets[i].astype(np.float32))
         losses.append(loss)
     apply = jax.jit(model.apply)
 
-    def predict(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(images: np.ndarray):
         out = [apply(params, images[s:s + 256]) for s in range(0, len(images), 256)]
-        offsets = np.concatenate([np.asarray(o) for o, _ in out]) / CM
-        logits = np.concatenate([np.asarray(c) for _, c in out])
-        return offsets, 1.0 / (1.0 + np.exp(-logits))
+        offsets = np.concatenate([np.asarray(o) for o, _, _ in out]) / CM
+        logits = np.concatenate([np.asarray(c) for _, c, _ in out])
+        where = (np.concatenate([np.asarray(w) for _, _, w in out]) + mean) / CM \
+            if positions else None
+        return offsets, 1.0 / (1.0 + np.exp(-logits)), where
 
     return predict, [float(x) for x in losses[-100:]]
 
@@ -150,19 +182,32 @@ def split(states: States, held_out: float) -> tuple[States, States]:
 
 
 def errors(train_states: States, test: States, pred_offsets: np.ndarray,
-           p_close: np.ndarray) -> dict:
-    """Held-out errors (cm, per axis) by band beside the constant, and the close decision."""
+           p_close: np.ndarray, pred_positions: np.ndarray | None = None) -> dict:
+    """Held-out errors (cm, per axis) by band beside the constant, and the close decision.
+
+    With ``pred_positions`` (N, 1 + K, 3) m, each band also has ``positions``: the end
+    effector's and the objects' errors (the objects' averaged over the K), each beside
+    its training mean.
+    """
     distance = np.linalg.norm(test.offsets, axis=-1)
     constant = train_states.offsets.mean(axis=0)
+    truth, position_constant = test.positions(), train_states.positions().mean(axis=0)
     out = {"bands": {}}
     for name, low, high in BANDS:
         m = (distance >= low) & (distance < high)
-        out["bands"][name] = {
+        out["bands"][name] = band = {
             "states": int(m.sum()),
             "probe_mae_cm": (np.abs(pred_offsets[m] - test.offsets[m]).mean(0) * CM).tolist()
             if m.any() else None,
             "constant_mae_cm": (np.abs(constant - test.offsets[m]).mean(0) * CM).tolist()
             if m.any() else None}
+        if pred_positions is not None:
+            probe = np.abs(pred_positions[m] - truth[m]) * CM
+            flat = np.abs(position_constant - truth[m]) * CM
+            band["positions"] = {
+                part: {"probe_mae_cm": probe[:, parts].mean((0, 1)).tolist() if m.any() else None,
+                       "constant_mae_cm": flat[:, parts].mean((0, 1)).tolist() if m.any() else None}
+                for part, parts in (("end_effector", slice(0, 1)), ("objects", slice(1, None)))}
     near = test.opened & (distance < NEAR)
     close, keep = near & test.closes, near & ~test.closes
     out["close_decision"] = {
@@ -185,6 +230,16 @@ def markdown(result: dict) -> str:
     for name, band in result["bands"].items():
         lines.append(f"| {name} ({band['states']}) | {cells(band['probe_mae_cm'])} | "
                      f"{cells(band['constant_mae_cm'])} |")
+    if any("positions" in band for band in result["bands"].values()):
+        lines += ["", "What the offset is made of: the end effector's position and the objects' "
+                  "grasp points (mean over the objects), cm (x / y / z):", "",
+                  "| states | end effector: probe | constant | objects: probe | constant |",
+                  "|---|---|---|---|---|"]
+        for name, band in result["bands"].items():
+            ee, objects = band["positions"]["end_effector"], band["positions"]["objects"]
+            lines.append(f"| {name} | {cells(ee['probe_mae_cm'])} | {cells(ee['constant_mae_cm'])}"
+                         f" | {cells(objects['probe_mae_cm'])} | "
+                         f"{cells(objects['constant_mae_cm'])} |")
     c = result["close_decision"]
 
     def number(x):
@@ -197,8 +252,10 @@ def markdown(result: dict) -> str:
 
 
 def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
-        held_out: float = 0.15, batch_size: int = 64, seed: int = 0) -> dict:
-    """Collects, trains, evaluates; writes ``probe.json`` and ``probe.md``; returns the JSON."""
+        held_out: float = 0.15, batch_size: int = 64, seed: int = 0,
+        positions: bool = False) -> dict:
+    """Collects, trains, evaluates; writes ``probe.json`` and ``probe.md``; returns the JSON.
+    ``positions``: also train and score the positions head (module docstring)."""
     encoder = dict(encoder if encoder is not None else {"strides": (2, 2, 1), "pooled": 0})
     unknown = set(encoder) - {f.name for f in dataclasses.fields(ConvEncoder)}
     if unknown:
@@ -208,12 +265,13 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     start = time.perf_counter()
     states = collect_states(episodes, seed)
     train_states, test = split(states, held_out)
-    predict, losses = train(train_states, encoder, steps, batch_size, seed=seed)
-    pred, p_close = predict(test.frames)
-    result = {"encoder": encoder, "steps": steps, "episodes": episodes,
+    predict, losses = train(train_states, encoder, steps, batch_size, seed=seed,
+                            positions=positions)
+    pred, p_close, where = predict(test.frames)
+    result = {"encoder": encoder, "steps": steps, "episodes": episodes, "positions": positions,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
               "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
-              **errors(train_states, test, pred, p_close),
+              **errors(train_states, test, pred, p_close, where),
               "seconds": time.perf_counter() - start}
     os.makedirs(workdir, exist_ok=True)
     io.write_json(os.path.join(workdir, "probe.json"), result)

@@ -4,6 +4,7 @@ the scripted gripper decision, from one frame? (``experiments/encoder_probe.py``
     python -m experiments.probe_encoder --workdir=runs/probe
     python -m experiments.probe_encoder --encoder='{"channels": [32, 64, 64], "strides": [2, 2, 1], "pooled": 0}' \
         --episodes=500 --steps=24000 --workdir=runs/probe_wide
+    python -m experiments.probe_encoder --positions --workdir=runs/probe_positions
 
 Writes ``probe.json`` and ``probe.md`` (also printed) to the workdir.
 """
@@ -26,6 +27,9 @@ _STEPS = flags.DEFINE_integer("steps", 6000, "Training steps of batch --batch_si
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size.")
 _HELD_OUT = flags.DEFINE_float("held_out", 0.15, "Share of the episodes held out.")
 _SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds the training.")
+_POSITIONS = flags.DEFINE_bool(
+    "positions", False, "Also read the end effector's and every object's position (a third "
+    "head), to tell which of the two the offset's error comes from.")
 
 
 def main(argv):
@@ -35,7 +39,7 @@ def main(argv):
     except json.JSONDecodeError as e:
         raise app.UsageError(f"--encoder={_ENCODER.value!r} is not JSON: {e}") from e
     result = run(_WORKDIR.value, _EPISODES.value, _STEPS.value, encoder, _HELD_OUT.value,
-                 _BATCH.value, _SEED.value)
+                 _BATCH.value, _SEED.value, _POSITIONS.value)
     with open(os.path.join(_WORKDIR.value, "probe.md")) as f:
         print(f.read())
     print(f"wrote {_WORKDIR.value}/probe.json, probe.md ({result['seconds']:.0f} s)")

@@ -27,6 +27,17 @@ def test_states_hold_the_offset_to_the_nearest_grasp_point(states):
     assert 0.05 < np.linalg.norm(states.offsets[0]) < 0.5  # the start is away from objects
 
 
+def test_states_hold_the_parts_of_the_offset(states):
+    n = len(states.frames)
+    assert states.ee.shape == (n, 3) and states.objects.shape == (n, 3, 3)
+    assert (np.diff(states.objects[..., 1], axis=1) >= 0).all()  # ordered by y
+    d = states.objects - states.ee[:, None]
+    nearest = d[np.arange(n), np.linalg.norm(d, axis=-1).argmin(1)]
+    np.testing.assert_allclose(nearest, states.offsets, atol=1e-6)
+    assert states.positions().shape == (n, 4, 3)
+    np.testing.assert_array_equal(states.positions()[:, 0], states.ee)
+
+
 def test_split_is_by_episode(states):
     train, test = encoder_probe.split(states, held_out=0.5)
     # the second episode of each task (episodes 0, 1: GraspTrain; 2, 3: PickPlaceTrain)
@@ -55,6 +66,29 @@ def test_errors_against_known_predictions(states):
     assert c["p_close_at_close"] == 1.0 and c["p_close_at_keep"] == 0.0
 
 
+def test_position_errors_against_known_predictions(states):
+    train, test = encoder_probe.split(states, held_out=0.5)
+    shifted = test.positions() + np.array([0.01, -0.02, 0.0], np.float32)  # 1, 2, 0 cm off
+    out = encoder_probe.errors(train, test, test.offsets, test.closes.astype(float), shifted)
+    distance = np.linalg.norm(test.offsets, axis=-1)
+    for name, low, high in encoder_probe.BANDS:
+        m = (distance >= low) & (distance < high)
+        parts = out["bands"][name]["positions"]
+        if not m.any():
+            assert parts["objects"]["probe_mae_cm"] is None
+            continue
+        for part in ("end_effector", "objects"):
+            np.testing.assert_allclose(parts[part]["probe_mae_cm"], [1.0, 2.0, 0.0], atol=1e-4)
+        np.testing.assert_allclose(
+            parts["end_effector"]["constant_mae_cm"],
+            np.abs(train.ee.mean(0) - test.ee[m]).mean(0) * 100, rtol=1e-5)
+        np.testing.assert_allclose(
+            parts["objects"]["constant_mae_cm"],
+            np.abs(train.objects.mean(0) - test.objects[m]).mean((0, 1)) * 100, rtol=1e-5)
+    assert "positions" not in encoder_probe.errors(
+        train, test, test.offsets, test.closes.astype(float))["bands"]["within 6 cm"]
+
+
 def test_run_writes_the_report_and_refuses_bad_fields(tmp_path):
     result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
                                batch_size=4)
@@ -66,3 +100,15 @@ def test_run_writes_the_report_and_refuses_bad_fields(tmp_path):
     assert "| within 6 cm" in md and "constant (training mean)" in md
     with pytest.raises(ValueError, match="unknown encoder fields \\['width'\\]"):
         encoder_probe.run(str(tmp_path), encoder={"width": 3})
+
+
+def test_run_with_positions_reports_the_parts(tmp_path):
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
+                               batch_size=4, positions=True)
+    assert result["positions"] is True
+    for band in result["bands"].values():
+        if band["states"]:
+            for part in ("end_effector", "objects"):
+                assert np.isfinite(band["positions"][part]["probe_mae_cm"]).all()
+    md = (tmp_path / "probe.md").read_text()
+    assert "| end effector: probe | constant | objects: probe | constant |" in md
