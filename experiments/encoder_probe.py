@@ -9,9 +9,13 @@ fields) and two linear heads are trained from scratch to predict
 - whether the scripted policy closes the gripper at this state (logistic loss, on the
   states where the gripper is open),
 with random shifts and Adam under a cosine decay, as the prior is trained. With
-``positions``, a third linear head also reads the parts the offset is made of: the end
-effector's position and every object's grasp point (objects ordered by y, which the image
-shows), so a poor offset can be traced to the gripper or to the objects. Held-out
+``positions``, a third linear head also reads the end effector's position and every
+object's grasp point relative to it (objects ordered by y, which the image shows): the
+offset to the nearest grasp point is one of those, chosen by an argmin that switches
+between objects, so the per-object offsets say whether a poor offset comes from reading
+where things are or from that choice. (Random shifts move the whole image by up to
+``augment_pad`` pixels, about 1 cm each, so an absolute position is only defined up to
+them: measure the end effector's with ``augment_pad=0``; offsets are unaffected.) Held-out
 episodes give the mean absolute error per axis by distance band, beside a constant (the
 training mean), and the mean predicted P(close) at close and at keep states within
 ``NEAR`` of an object. A probe that beats the constant by little on x and y says the
@@ -61,8 +65,9 @@ class States:
     objects: np.ndarray
 
     def positions(self) -> np.ndarray:
-        """(N, 1 + K, 3) m: the end effector, then the objects."""
-        return np.concatenate([self.ee[:, None], self.objects], axis=1)
+        """(N, 1 + K, 3) m: the end effector's position, then each object's grasp point
+        minus it (``offsets`` is the shortest of those)."""
+        return np.concatenate([self.ee[:, None], self.objects - self.ee[:, None]], axis=1)
 
 
 def collect_states(episodes: int, seed: int = 0,
@@ -185,9 +190,9 @@ def errors(train_states: States, test: States, pred_offsets: np.ndarray,
            p_close: np.ndarray, pred_positions: np.ndarray | None = None) -> dict:
     """Held-out errors (cm, per axis) by band beside the constant, and the close decision.
 
-    With ``pred_positions`` (N, 1 + K, 3) m, each band also has ``positions``: the end
-    effector's and the objects' errors (the objects' averaged over the K), each beside
-    its training mean.
+    With ``pred_positions`` (N, 1 + K, 3) m (:meth:`States.positions`), each band also has
+    ``positions``: the end effector's error and the objects' offsets' (averaged over the
+    K), each beside its training mean.
     """
     distance = np.linalg.norm(test.offsets, axis=-1)
     constant = train_states.offsets.mean(axis=0)
@@ -231,9 +236,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} ({band['states']}) | {cells(band['probe_mae_cm'])} | "
                      f"{cells(band['constant_mae_cm'])} |")
     if any("positions" in band for band in result["bands"].values()):
-        lines += ["", "What the offset is made of: the end effector's position and the objects' "
-                  "grasp points (mean over the objects), cm (x / y / z):", "",
-                  "| states | end effector: probe | constant | objects: probe | constant |",
+        lines += ["", "What the offset is made of: the end effector's position and every object's "
+                  "grasp point relative to it (mean over the objects), cm (x / y / z):", "",
+                  "| states | end effector: probe | constant | objects from it: probe | constant |",
                   "|---|---|---|---|---|"]
         for name, band in result["bands"].items():
             ee, objects = band["positions"]["end_effector"], band["positions"]["objects"]
@@ -253,22 +258,26 @@ def markdown(result: dict) -> str:
 
 def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
         held_out: float = 0.15, batch_size: int = 64, seed: int = 0,
-        positions: bool = False) -> dict:
+        positions: bool = False, augment_pad: int = 4) -> dict:
     """Collects, trains, evaluates; writes ``probe.json`` and ``probe.md``; returns the JSON.
-    ``positions``: also train and score the positions head (module docstring)."""
+    ``positions``: also train and score the positions head (module docstring);
+    ``augment_pad``: the random shifts' range in pixels (0: none)."""
     encoder = dict(encoder if encoder is not None else {"strides": (2, 2, 1), "pooled": 0})
     unknown = set(encoder) - {f.name for f in dataclasses.fields(ConvEncoder)}
     if unknown:
         raise ValueError(f"unknown encoder fields {sorted(unknown)}; expected ConvEncoder's")
     if episodes < 2 or steps < 1:
         raise ValueError(f"episodes={episodes}, steps={steps}; expected >= 2 and >= 1")
+    if augment_pad < 0:
+        raise ValueError(f"augment_pad={augment_pad}; expected >= 0 pixels")
     start = time.perf_counter()
     states = collect_states(episodes, seed)
     train_states, test = split(states, held_out)
-    predict, losses = train(train_states, encoder, steps, batch_size, seed=seed,
-                            positions=positions)
+    predict, losses = train(train_states, encoder, steps, batch_size, augment_pad=augment_pad,
+                            seed=seed, positions=positions)
     pred, p_close, where = predict(test.frames)
     result = {"encoder": encoder, "steps": steps, "episodes": episodes, "positions": positions,
+              "augment_pad": augment_pad,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
               "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
               **errors(train_states, test, pred, p_close, where),

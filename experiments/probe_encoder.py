@@ -28,8 +28,11 @@ _BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size.")
 _HELD_OUT = flags.DEFINE_float("held_out", 0.15, "Share of the episodes held out.")
 _SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds the training.")
 _POSITIONS = flags.DEFINE_bool(
-    "positions", False, "Also read the end effector's and every object's position (a third "
-    "head), to tell which of the two the offset's error comes from.")
+    "positions", False, "Also read the end effector's position and every object's offset from "
+    "it (a third head), to tell where the nearest offset's error comes from.")
+_AUGMENT_PAD = flags.DEFINE_integer(
+    "augment_pad", 4, "Random shifts of up to this many pixels (0: none; the prior's: 4).",
+    lower_bound=0)
 
 
 def main(argv):
@@ -39,7 +42,8 @@ def main(argv):
     except json.JSONDecodeError as e:
         raise app.UsageError(f"--encoder={_ENCODER.value!r} is not JSON: {e}") from e
     result = run(_WORKDIR.value, _EPISODES.value, _STEPS.value, encoder, _HELD_OUT.value,
-                 _BATCH.value, _SEED.value, _POSITIONS.value)
+                 _BATCH.value, _SEED.value, _POSITIONS.value,
+                 _AUGMENT_PAD.value)
     with open(os.path.join(_WORKDIR.value, "probe.md")) as f:
         print(f.read())
     print(f"wrote {_WORKDIR.value}/probe.json, probe.md ({result['seconds']:.0f} s)")

@@ -34,8 +34,10 @@ def test_states_hold_the_parts_of_the_offset(states):
     d = states.objects - states.ee[:, None]
     nearest = d[np.arange(n), np.linalg.norm(d, axis=-1).argmin(1)]
     np.testing.assert_allclose(nearest, states.offsets, atol=1e-6)
-    assert states.positions().shape == (n, 4, 3)
-    np.testing.assert_array_equal(states.positions()[:, 0], states.ee)
+    positions = states.positions()
+    assert positions.shape == (n, 4, 3)
+    np.testing.assert_array_equal(positions[:, 0], states.ee)
+    np.testing.assert_allclose(positions[:, 1:], d, atol=1e-7)  # each object from the gripper
 
 
 def test_split_is_by_episode(states):
@@ -82,9 +84,10 @@ def test_position_errors_against_known_predictions(states):
         np.testing.assert_allclose(
             parts["end_effector"]["constant_mae_cm"],
             np.abs(train.ee.mean(0) - test.ee[m]).mean(0) * 100, rtol=1e-5)
+        relative = lambda st: st.objects - st.ee[:, None]  # noqa: E731
         np.testing.assert_allclose(
             parts["objects"]["constant_mae_cm"],
-            np.abs(train.objects.mean(0) - test.objects[m]).mean((0, 1)) * 100, rtol=1e-5)
+            np.abs(relative(train).mean(0) - relative(test)[m]).mean((0, 1)) * 100, rtol=1e-5)
     assert "positions" not in encoder_probe.errors(
         train, test, test.offsets, test.closes.astype(float))["bands"]["within 6 cm"]
 
@@ -104,11 +107,13 @@ def test_run_writes_the_report_and_refuses_bad_fields(tmp_path):
 
 def test_run_with_positions_reports_the_parts(tmp_path):
     result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
-                               batch_size=4, positions=True)
-    assert result["positions"] is True
+                               batch_size=4, positions=True, augment_pad=0)
+    assert result["positions"] is True and result["augment_pad"] == 0
     for band in result["bands"].values():
         if band["states"]:
             for part in ("end_effector", "objects"):
                 assert np.isfinite(band["positions"][part]["probe_mae_cm"]).all()
     md = (tmp_path / "probe.md").read_text()
-    assert "| end effector: probe | constant | objects: probe | constant |" in md
+    assert "| end effector: probe | constant | objects from it: probe | constant |" in md
+    with pytest.raises(ValueError, match="augment_pad=-1; expected >= 0 pixels"):
+        encoder_probe.run(str(tmp_path), augment_pad=-1)
