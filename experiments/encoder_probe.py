@@ -180,10 +180,12 @@ def split(states: States, held_out: float) -> tuple[States, States]:
         raise ValueError(f"{len(np.unique(states.episode))} episodes cannot be split at "
                          f"held_out={held_out}")
 
-    def take(m):
-        return States(*(getattr(states, f.name)[m] for f in dataclasses.fields(States)))
+    return _take(states, ~mask), _take(states, mask)
 
-    return take(~mask), take(mask)
+
+def _take(states: States, index: np.ndarray) -> States:
+    """The states at ``index`` (a mask or indices)."""
+    return States(*(getattr(states, f.name)[index] for f in dataclasses.fields(States)))
 
 
 def errors(train_states: States, test: States, pred_offsets: np.ndarray,
@@ -223,37 +225,47 @@ def errors(train_states: States, test: States, pred_offsets: np.ndarray,
 
 
 def markdown(result: dict) -> str:
+    lines = ["# Encoder probe", "",
+             f"Encoder {json.dumps(result['encoder'])}, {result['steps']} steps, random shifts "
+             f"of up to {result.get('augment_pad', 4)} pixels; {result['train_states']} "
+             f"training and {result['test_states']} held-out states ({result['episodes']} "
+             f"scripted episodes per training task).", "", "## Held-out episodes", ""]
+    lines += _tables(result)
+    if "on_training_states" in result:
+        fit = result["on_training_states"]
+        lines += [f"## {fit['states']} of the training states (fit against generalisation)", ""]
+        lines += _tables(fit)
+    return "\n".join(lines)
+
+
+def _tables(scores: dict) -> list[str]:
+    """The markdown of one :func:`errors` result."""
     def cells(v):
         return " / ".join(f"{x:.2f}" for x in v) if v is not None else "-"
-
-    lines = ["# Encoder probe", "",
-             f"Encoder {json.dumps(result['encoder'])}, {result['steps']} steps; "
-             f"{result['train_states']} training and {result['test_states']} held-out states "
-             f"({result['episodes']} scripted episodes per training task). Mean absolute "
-             f"error of the offset to the nearest grasp point, cm (x / y / z):", "",
-             "| states | probe | constant (training mean) |", "|---|---|---|"]
-    for name, band in result["bands"].items():
-        lines.append(f"| {name} ({band['states']}) | {cells(band['probe_mae_cm'])} | "
-                     f"{cells(band['constant_mae_cm'])} |")
-    if any("positions" in band for band in result["bands"].values()):
-        lines += ["", "What the offset is made of: the end effector's position and every object's "
-                  "grasp point relative to it (mean over the objects), cm (x / y / z):", "",
-                  "| states | end effector: probe | constant | objects from it: probe | constant |",
-                  "|---|---|---|---|---|"]
-        for name, band in result["bands"].items():
-            ee, objects = band["positions"]["end_effector"], band["positions"]["objects"]
-            lines.append(f"| {name} | {cells(ee['probe_mae_cm'])} | {cells(ee['constant_mae_cm'])}"
-                         f" | {cells(objects['probe_mae_cm'])} | "
-                         f"{cells(objects['constant_mae_cm'])} |")
-    c = result["close_decision"]
 
     def number(x):
         return f"{x:.2f}" if x is not None else "-"
 
+    lines = ["Mean absolute error of the offset to the nearest grasp point, cm (x / y / z):", "",
+             "| states | probe | constant (training mean) |", "|---|---|---|"]
+    for name, band in scores["bands"].items():
+        lines.append(f"| {name} ({band['states']}) | {cells(band['probe_mae_cm'])} | "
+                     f"{cells(band['constant_mae_cm'])} |")
+    if any("positions" in band for band in scores["bands"].values()):
+        lines += ["", "What the offset is made of: the end effector's position and every object's "
+                  "grasp point relative to it (mean over the objects), cm (x / y / z):", "",
+                  "| states | end effector: probe | constant | objects from it: probe | constant |",
+                  "|---|---|---|---|---|"]
+        for name, band in scores["bands"].items():
+            ee, objects = band["positions"]["end_effector"], band["positions"]["objects"]
+            lines.append(f"| {name} | {cells(ee['probe_mae_cm'])} | {cells(ee['constant_mae_cm'])}"
+                         f" | {cells(objects['probe_mae_cm'])} | "
+                         f"{cells(objects['constant_mae_cm'])} |")
+    c = scores["close_decision"]
     lines += ["", f"Scripted close, gripper open within {NEAR * CM:.0f} cm: mean P(close) "
               f"{number(c['p_close_at_close'])} at the {c['close_states']} close states, "
               f"{number(c['p_close_at_keep'])} at the {c['keep_states']} keep states.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
@@ -276,11 +288,17 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     predict, losses = train(train_states, encoder, steps, batch_size, augment_pad=augment_pad,
                             seed=seed, positions=positions)
     pred, p_close, where = predict(test.frames)
+    # as many training states as held-out ones, scored the same way: fit against
+    # generalisation (an encoder that memorises its scenes reads these far better)
+    fit = _take(train_states, np.random.default_rng(seed).permutation(
+        len(train_states.frames))[:len(test.frames)])
     result = {"encoder": encoder, "steps": steps, "episodes": episodes, "positions": positions,
               "augment_pad": augment_pad,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
               "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
               **errors(train_states, test, pred, p_close, where),
+              "on_training_states": {"states": len(fit.frames),
+                                     **errors(train_states, fit, *predict(fit.frames))},
               "seconds": time.perf_counter() - start}
     os.makedirs(workdir, exist_ok=True)
     io.write_json(os.path.join(workdir, "probe.json"), result)

@@ -113,7 +113,11 @@ def test_run_with_positions_reports_the_parts(tmp_path):
         if band["states"]:
             for part in ("end_effector", "objects"):
                 assert np.isfinite(band["positions"][part]["probe_mae_cm"]).all()
+    fit = result["on_training_states"]
+    assert fit["states"] == min(result["test_states"], result["train_states"])
+    assert sum(b["states"] for b in fit["bands"].values()) == fit["states"]
     md = (tmp_path / "probe.md").read_text()
     assert "| end effector: probe | constant | objects from it: probe | constant |" in md
+    assert f"## {fit['states']} of the training states" in md
     with pytest.raises(ValueError, match="augment_pad=-1; expected >= 0 pixels"):
         encoder_probe.run(str(tmp_path), augment_pad=-1)
