@@ -14,8 +14,9 @@ object's grasp point relative to it (objects ordered by y, which the image shows
 offset to the nearest grasp point is one of those, chosen by an argmin that switches
 between objects, so the per-object offsets say whether a poor offset comes from reading
 where things are or from that choice. (Random shifts move the whole image by up to
-``augment_pad`` pixels, about 1 cm each, so an absolute position is only defined up to
-them: measure the end effector's with ``augment_pad=0``; offsets are unaffected.) Held-out
+``augment_pad`` pixels, about 1 cm each, so the end effector's absolute position can be
+read only through what the shift leaves behind, such as the replicated edges; offsets
+are unaffected. ``augment_pad=0`` trains without shifts.) Held-out
 episodes give the mean absolute error per axis by distance band, beside a constant (the
 training mean), and the mean predicted P(close) at close and at keep states within
 ``NEAR`` of an object. A probe that beats the constant by little on x and y says the
