@@ -84,10 +84,10 @@ def test_position_errors_against_known_predictions(states):
         np.testing.assert_allclose(
             parts["end_effector"]["constant_mae_cm"],
             np.abs(train.ee.mean(0) - test.ee[m]).mean(0) * 100, rtol=1e-5)
-        relative = lambda st: st.objects - st.ee[:, None]  # noqa: E731
+        from_gripper = train.objects - train.ee[:, None], test.objects - test.ee[:, None]
         np.testing.assert_allclose(
             parts["objects"]["constant_mae_cm"],
-            np.abs(relative(train).mean(0) - relative(test)[m]).mean((0, 1)) * 100, rtol=1e-5)
+            np.abs(from_gripper[0].mean(0) - from_gripper[1][m]).mean((0, 1)) * 100, rtol=1e-5)
     assert "positions" not in encoder_probe.errors(
         train, test, test.offsets, test.closes.astype(float))["bands"]["within 6 cm"]
 
