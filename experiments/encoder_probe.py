@@ -199,7 +199,8 @@ def errors(train_states: States, test: States, pred_offsets: np.ndarray,
     """
     distance = np.linalg.norm(test.offsets, axis=-1)
     constant = train_states.offsets.mean(axis=0)
-    truth, position_constant = test.positions(), train_states.positions().mean(axis=0)
+    if pred_positions is not None:
+        truth, position_constant = test.positions(), train_states.positions().mean(axis=0)
     out = {"bands": {}}
     for name, low, high in BANDS:
         m = (distance >= low) & (distance < high)
