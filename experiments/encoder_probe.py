@@ -42,10 +42,12 @@ from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout, scripted
 # the same near/far split and distance bands as the diagnosis
 from parrot_jax.flows.diagnostics import NEAR
 from parrot_jax.flows.diagnostics import OFFSET_BANDS as BANDS
+from parrot_jax.networks import saved_encoder
 from parrot_jax.networks.augment import random_crop
 from parrot_jax.networks.encoder import ConvEncoder
 
 CM = 100.0
+ENCODER_DIR = "encoder"  # WORKDIR/encoder: the trained encoder (networks.saved_encoder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +74,12 @@ class States:
 
 
 def collect_states(episodes: int, seed: int = 0,
-                   env_ids: tuple[str, ...] = TRAIN_ENV_IDS) -> States:
+                   env_ids: tuple[str, ...] = TRAIN_ENV_IDS, perturb: float = 0.0) -> States:
     """``episodes`` scripted episodes per env (env seeds ``seed``, ``seed + 1``, ...;
-    ``rollout.scripted_episode``, so the same episodes as the diagnosis's)."""
+    ``rollout.scripted_episode``, so the same episodes as the diagnosis's); ``perturb``:
+    that share of the steps executes a random translation instead (DART-style, as
+    ``experiments.collect_data --config.perturb``), so the states include those off the
+    scripted path."""
     eps, envs, index, ee, objects = [], [], [], [], []
 
     def record(info):
@@ -86,7 +91,8 @@ def collect_states(episodes: int, seed: int = 0,
         env = make(env_id).unwrapped
         try:
             for i in range(episodes):
-                eps.append(rollout.scripted_episode(env, seed + i, on_step=record))
+                eps.append(rollout.scripted_episode(env, seed + i, perturb=perturb,
+                                                    on_step=record))
                 envs.append(np.full(len(eps[-1].actions), k))
                 index.append(np.full(len(eps[-1].actions), k * episodes + i))
         finally:
@@ -118,8 +124,9 @@ def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
           learning_rate: float = 1e-3, augment_pad: int = 4, seed: int = 0,
           positions: bool = False):
     """Fits the probe on ``states``; returns ``predict(images) -> (offsets m, P(close),
-    positions m (N, 1 + K, 3) or None)`` and the last training losses. ``positions``: the
-    third head is trained too (Huber in cm beside the offset's, equal weight per axis)."""
+    positions m (N, 1 + K, 3) or None)``, the last training losses and the encoder's
+    trained parameters. ``positions``: the third head is trained too (Huber in cm beside
+    the offset's, equal weight per axis)."""
     targets = states.positions() if positions else np.zeros((len(states.frames), 0, 3))
     mean = targets.mean(axis=0) * CM  # the positions head predicts about the mean
     model = Probe(encoder, targets.shape[1])
@@ -164,7 +171,7 @@ def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
             if positions else None
         return offsets, 1.0 / (1.0 + np.exp(-logits)), where
 
-    return predict, [float(x) for x in losses[-100:]]
+    return predict, [float(x) for x in losses[-100:]], params["params"]["ConvEncoder_0"]
 
 
 def split(states: States, held_out: float) -> tuple[States, States]:
@@ -272,10 +279,13 @@ def _tables(scores: dict) -> list[str]:
 
 def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
         held_out: float = 0.15, batch_size: int = 64, seed: int = 0,
-        positions: bool = False, augment_pad: int = 4) -> dict:
-    """Collects, trains, evaluates; writes ``probe.json`` and ``probe.md``; returns the JSON.
+        positions: bool = False, augment_pad: int = 4, perturb: float = 0.0) -> dict:
+    """Collects, trains, evaluates; writes ``probe.json``, ``probe.md`` and the trained
+    encoder (``WORKDIR/encoder``, ``parrot_jax.networks.saved_encoder``: a prior can start
+    from it, ``experiments.train_prior --config.encoder_init``); returns the JSON.
     ``positions``: also train and score the positions head (module docstring);
-    ``augment_pad``: the random shifts' range in pixels (0: none)."""
+    ``augment_pad``: the random shifts' range in pixels (0: none); ``perturb``: the share
+    of DART-style perturbed steps in the collected episodes (:func:`collect_states`)."""
     encoder = dict(encoder if encoder is not None else {"strides": (2, 2, 1), "pooled": 0})
     unknown = set(encoder) - {f.name for f in dataclasses.fields(ConvEncoder)}
     if unknown:
@@ -284,10 +294,12 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
         raise ValueError(f"episodes={episodes}, steps={steps}; expected >= 2 and >= 1")
     if augment_pad < 0:
         raise ValueError(f"augment_pad={augment_pad}; expected >= 0 pixels")
+    if not 0.0 <= perturb < 1.0:
+        raise ValueError(f"perturb={perturb}; expected a share of the steps in [0, 1)")
     start = time.perf_counter()
-    states = collect_states(episodes, seed)
+    states = collect_states(episodes, seed, perturb=perturb)
     train_states, test = split(states, held_out)
-    predict, losses = train(train_states, encoder, steps, batch_size, augment_pad=augment_pad,
+    predict, losses, encoder_params = train(train_states, encoder, steps, batch_size, augment_pad=augment_pad,
                             seed=seed, positions=positions)
     pred, p_close, where = predict(test.frames)
     # as many training states as held-out ones, scored the same way: fit against
@@ -295,7 +307,7 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     fit = _take(train_states, np.random.default_rng(seed).permutation(
         len(train_states.frames))[:len(test.frames)])
     result = {"encoder": encoder, "steps": steps, "episodes": episodes, "positions": positions,
-              "augment_pad": augment_pad,
+              "augment_pad": augment_pad, "perturb": perturb,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
               "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
               **errors(train_states, test, pred, p_close, where),
@@ -303,6 +315,12 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
                                      **errors(train_states, fit, *predict(fit.frames))},
               "seconds": time.perf_counter() - start}
     os.makedirs(workdir, exist_ok=True)
+    saved_encoder.save_encoder(
+        os.path.join(workdir, ENCODER_DIR), encoder, encoder_params,
+        extra={"trained_by": "experiments.probe_encoder",
+               **{k: result[k] for k in ("steps", "episodes", "positions", "augment_pad",
+                                          "perturb", "train_states")}},
+        image_shape=states.frames.shape[1:])
     io.write_json(os.path.join(workdir, "probe.json"), result)
     io.write_text(os.path.join(workdir, "probe.md"), markdown(result))
     return result

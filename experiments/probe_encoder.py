@@ -6,7 +6,9 @@ the scripted gripper decision, from one frame? (``experiments/encoder_probe.py``
         --episodes=500 --steps=24000 --workdir=runs/probe_wide
     python -m experiments.probe_encoder --positions --workdir=runs/probe_positions
 
-Writes ``probe.json`` and ``probe.md`` (also printed) to the workdir.
+Writes ``probe.json`` and ``probe.md`` (also printed) to the workdir, and the trained
+encoder to ``WORKDIR/encoder`` (a prior can start from it:
+``experiments.train_prior --config.encoder_init=WORKDIR/encoder``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ _POSITIONS = flags.DEFINE_bool(
 _AUGMENT_PAD = flags.DEFINE_integer(
     "augment_pad", 4, "Random shifts of up to this many pixels (0: none; the prior's: 4).",
     lower_bound=0)
+_PERTURB = flags.DEFINE_float(
+    "perturb", 0.0, "Share of the collected steps that execute a random translation "
+    "(DART-style, as experiments.collect_data --config.perturb).", lower_bound=0.0,
+    upper_bound=0.99)
 
 
 def main(argv):
@@ -43,10 +49,11 @@ def main(argv):
         raise app.UsageError(f"--encoder={_ENCODER.value!r} is not JSON: {e}") from e
     result = run(_WORKDIR.value, _EPISODES.value, _STEPS.value, encoder, _HELD_OUT.value,
                  _BATCH.value, _SEED.value, _POSITIONS.value,
-                 _AUGMENT_PAD.value)
+                 _AUGMENT_PAD.value, _PERTURB.value)
     with open(os.path.join(_WORKDIR.value, "probe.md")) as f:
         print(f.read())
-    print(f"wrote {_WORKDIR.value}/probe.json, probe.md ({result['seconds']:.0f} s)")
+    print(f"wrote {_WORKDIR.value}/probe.json, probe.md, encoder/ "
+          f"({result['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

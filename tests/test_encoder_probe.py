@@ -121,3 +121,21 @@ def test_run_with_positions_reports_the_parts(tmp_path):
     assert f"## {fit['states']} of the training states" in md
     with pytest.raises(ValueError, match="augment_pad=-1; expected >= 0 pixels"):
         encoder_probe.run(str(tmp_path), augment_pad=-1)
+
+
+def test_run_saves_its_trained_encoder_for_a_prior_to_start_from(tmp_path, states):
+    from parrot_jax.networks import saved_encoder
+
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
+                               batch_size=4, positions=True, perturb=0.3)
+    fields, params = saved_encoder.load_encoder(str(tmp_path / encoder_probe.ENCODER_DIR))
+    assert fields == saved_encoder.encoder_fields(**TINY)
+    config = saved_encoder.read_config(str(tmp_path / "encoder"))
+    assert config["perturb"] == 0.3 and config["positions"] is True and config["steps"] == 3
+    assert result["perturb"] == 0.3
+    assert params["fc0"]["kernel"].shape == (12 * 12 * 4, 16)
+    # perturbed episodes leave the scripted path: other end-effector positions
+    perturbed = encoder_probe.collect_states(episodes=2, seed=0, perturb=0.3)
+    assert not np.allclose(perturbed.ee[:20], states.ee[:20])
+    with pytest.raises(ValueError, match=r"perturb=1.0; expected a share of the steps in"):
+        encoder_probe.run(str(tmp_path), perturb=1.0)

@@ -59,6 +59,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.max_abs_action = 0.999999  # actions are clipped to this before atanh
     config.augment_pad = 0  # >0: random shifts of up to this many pixels (0: none, paper)
     config.offset_loss_weight = 1.0  # of the offset head's loss (with model.offset_head)
+    # A saved encoder (parrot_jax.networks.saved_encoder: experiments.probe_encoder writes
+    # one to WORKDIR/encoder, trained on the simulator's positions) to start the flow's
+    # encoder from; "" : a fresh one. Its architecture must be config.model's encoder.
+    config.encoder_init = ""
+    # True: the encoder is not trained (with encoder_init: the pretrained features as they
+    # are; without: fixed random features, a control). Not in the paper.
+    config.freeze_encoder = False
     config.steps_per_dispatch = 1  # >1 fuses that many updates into one lax.scan dispatch
 
     add_loop_fields(config, eval_batches=16)

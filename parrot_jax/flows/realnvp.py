@@ -28,6 +28,7 @@ method call, which is free under jit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Sequence
 
@@ -64,6 +65,13 @@ def flow_encoder(flow: "ConditionalRealNVP", name: str | None = None) -> ConvEnc
                        features=flow.embedding, pooled=flow.encoder_pooled,
                        strides=flow.encoder_strides, head=flow.encoder_head,
                        activation=flow.encoder_activation, name=name)
+
+
+def flow_encoder_fields(flow: "ConditionalRealNVP") -> dict:
+    """The ``ConvEncoder`` fields of :func:`flow_encoder` (to compare with a saved encoder)."""
+    encoder = flow_encoder(flow)
+    return {f.name: getattr(encoder, f.name) for f in dataclasses.fields(ConvEncoder)
+            if f.name not in ("parent", "name")}
 
 
 class ConditionalRealNVP(nn.Module):

@@ -14,13 +14,16 @@ from typing import Any
 import ml_collections
 
 from parrot_jax import run_config as shared
-from parrot_jax.flows.prior import LEGACY_MODEL_FIELDS
+from parrot_jax.flows.prior import LEGACY_MODEL_FIELDS, make_flow
+from parrot_jax.flows.realnvp import flow_encoder_fields
+from parrot_jax.networks import saved_encoder
 from parrot_jax.pretrained.loop import check_loop_config, first_episodes  # noqa: F401 (this module's API)
 from parrot_jax.run_config import dataset_paths, to_json  # noqa: F401 (this module's API)
 
-RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule")
+RUN_DEFINING = ("model", "data", "validation_fraction", "seed", "lr_schedule", "encoder_init",
+                "freeze_encoder")
 # The value a run written before a defining field existed had.
-LEGACY_DEFAULTS = {"lr_schedule": "constant"}
+LEGACY_DEFAULTS = {"lr_schedule": "constant", "encoder_init": "", "freeze_encoder": False}
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -58,10 +61,15 @@ def check_model(model) -> None:
 
 
 def check_inputs(config: ml_collections.ConfigDict) -> None:
-    """``check_config``, and that every ``config.dataset`` directory holds a dataset (a
-    ``metadata.json``): what a user can get wrong before training starts."""
+    """``check_config``, that every ``config.dataset`` directory holds a dataset (a
+    ``metadata.json``) and that ``config.encoder_init`` holds a saved encoder of the
+    model's architecture: what a user can get wrong before training starts."""
     check_config(config)
     shared.check_datasets(config.dataset)
+    if config.encoder_init:
+        saved = saved_encoder.read_config(config.encoder_init)["encoder"]
+        saved_encoder.check_same_encoder(
+            saved, flow_encoder_fields(make_flow(config.model.to_dict())), config.encoder_init)
 
 
 def describe_run(config: ml_collections.ConfigDict, dataset) -> dict[str, Any]:

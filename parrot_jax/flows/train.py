@@ -37,7 +37,8 @@ class FlowPrior:
             config.learning_rate, config.grad_clip_norm, config.steps_per_dispatch,
             config.max_abs_action, config.fast_compile, config.augment_pad,
             config.num_steps if config.lr_schedule == "cosine" else 0,
-            config.final_lr_fraction, config.offset_loss_weight)
+            config.final_lr_fraction, config.offset_loss_weight, config.encoder_init,
+            config.freeze_encoder)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

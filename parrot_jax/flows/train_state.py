@@ -72,10 +72,14 @@ def make_optimizer(learning_rate: float, grad_clip_norm: float | None = None,
 
 
 def create_train_state(flow: ConditionalRealNVP, optimizer: optax.GradientTransformation,
-                       rng: jax.Array, image_shape) -> TrainState:
-    """Step 0: identity-initialised flow, fresh optimizer state."""
+                       rng: jax.Array, image_shape, encoder_params=None) -> TrainState:
+    """Step 0: identity-initialised flow, fresh optimizer state. ``encoder_params`` (a
+    ``ConvEncoder``'s tree of the flow's encoder shapes, e.g. a saved encoder's) replace the
+    fresh encoder's: the flow still starts as the identity, on pretrained features."""
     init_rng, rng = jax.random.split(rng)
     params = init_params(flow, init_rng, image_shape)
+    if encoder_params is not None:
+        params = {**params, "encoder": jax.tree.map(jnp.asarray, encoder_params)}
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=optimizer.init(params), rng=rng)
 
@@ -105,9 +109,14 @@ def nll_terms(params, flow: ConditionalRealNVP, batch: Batch, max_abs_action: fl
 
 
 def loss_fn(params, flow: ConditionalRealNVP, batch: Batch, max_abs_action: float,
-            offset_weight: float = 1.0) -> tuple[jax.Array, Metrics]:
+            offset_weight: float = 1.0, freeze_encoder: bool = False
+            ) -> tuple[jax.Array, Metrics]:
     """``-mean log p(a | s)`` over the batch (plus ``offset_weight`` times the offset
-    head's Huber loss, with the head), and the same NLL in atanh space."""
+    head's Huber loss, with the head), and the same NLL in atanh space.
+    ``freeze_encoder``: no gradient reaches the image encoder (its gradients are zeros, so
+    Adam leaves it unchanged, and XLA skips the convolutions' backward pass)."""
+    if freeze_encoder:
+        params = {**params, "encoder": jax.lax.stop_gradient(params["encoder"])}
     nll, nll_atanh, errors = nll_terms(params, flow, batch, max_abs_action)
     loss = jnp.mean(nll)
     metrics = {"nll_atanh": jnp.mean(nll_atanh)}
@@ -121,7 +130,8 @@ def loss_fn(params, flow: ConditionalRealNVP, batch: Batch, max_abs_action: floa
 
 def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
                optimizer: optax.GradientTransformation, max_abs_action: float,
-               augment_pad: int = 0, offset_weight: float = 1.0) -> tuple[TrainState, Metrics]:
+               augment_pad: int = 0, offset_weight: float = 1.0,
+               freeze_encoder: bool = False) -> tuple[TrainState, Metrics]:
     """One Adam step on ``loss_fn``; metrics are those of the parameters before the step.
 
     ``augment_pad > 0`` shifts every image by a random offset in ``[-pad, pad]^2`` first
@@ -132,7 +142,7 @@ def train_step(state: TrainState, batch: Batch, *, flow: ConditionalRealNVP,
         key = jax.random.fold_in(state.rng, state.step)
         batch = {**batch, "observations": random_crop(key, batch["observations"], augment_pad)}
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, flow, batch, max_abs_action,
-                                                     offset_weight)
+                                                     offset_weight, freeze_encoder)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["grad_norm"] = optax.tree.norm(grads)

@@ -117,7 +117,8 @@ def test_a_run_written_before_new_model_fields_resumes(dataset, straight, tmp_pa
     for field in ("encoder_pooled", "encoder_strides", "encoder_head", "encoder_activation",
                   "log_scale_bound", "offset_head"):
         del saved["model"][field]
-    del saved["lr_schedule"]
+    for field in ("lr_schedule", "encoder_init", "freeze_encoder"):
+        del saved[field]
     io.write_json(path, saved)
     state = train.train_and_evaluate(_config(dataset, num_steps=30), workdir)
     assert int(state.step) == 30
@@ -383,3 +384,84 @@ def test_cpu_recipe_trains_and_its_prior_loads(dataset, tmp_path):
     z = jnp.zeros((2, 7))
     images = jnp.zeros((2, 48, 48, 3), jnp.uint8)
     assert prior.sample(z, images).shape == (2, 7)
+
+
+TINY_ENCODER = {"channels": [4, 4, 4], "hidden": [32], "features": 16, "pooled": 2}
+
+
+def _saved_encoder(directory, seed=7, **fields):
+    from parrot_jax.networks import saved_encoder
+    from parrot_jax.networks.encoder import ConvEncoder
+
+    fields = {**TINY_ENCODER, **fields}
+    module = ConvEncoder(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    params = module.init(jax.random.key(seed), jnp.zeros((1, 48, 48, 3), jnp.uint8))["params"]
+    return saved_encoder.save_encoder(str(directory), fields, params), params
+
+
+def test_a_prior_starts_from_a_saved_encoder_and_a_frozen_one_stays(dataset, tmp_path):
+    directory, saved = _saved_encoder(tmp_path / "encoder")
+    states = {}
+    for freeze in (False, True):
+        workdir = str(tmp_path / f"freeze_{freeze}")
+        config = _config(dataset, encoder_init=directory, freeze_encoder=freeze, num_steps=10,
+                         checkpoint_every=10)
+        states[freeze] = train.train_and_evaluate(config, workdir)
+    frozen, tuned = _params(states[True]), _params(states[False])
+    jax.tree.map(np.testing.assert_array_equal, frozen["encoder"], saved)
+    assert not np.allclose(tuned["encoder"]["fc0"]["kernel"], saved["fc0"]["kernel"])
+    # the couplings learn in both
+    rows = _rows(str(tmp_path / "freeze_True"))
+    assert rows[10]["eval/nll"] < rows[0]["eval/nll"]
+    with open(tmp_path / "freeze_True" / "config.json") as f:
+        assert json.load(f)["encoder_init"] == directory
+    # a finished run, rerun with another init, is refused (the init defines the run)
+    with pytest.raises(ValueError, match=r"holds a different training run \(freeze_encoder"):
+        train.train_and_evaluate(_config(dataset, encoder_init=directory, num_steps=10,
+                                         checkpoint_every=10), str(tmp_path / "freeze_True"))
+
+
+def test_the_saved_encoders_init_is_exactly_the_first_state(dataset, tmp_path):
+    from parrot_jax.flows.programs import pretrained_encoder
+
+    directory, saved = _saved_encoder(tmp_path / "encoder")
+    config = _config(dataset)
+    flow = make_flow({**config.model.to_dict(), "action_dim": 7})
+    optimizer = train_state.make_optimizer(1e-3)
+    state = train_state.create_train_state(
+        flow, optimizer, jax.random.key(0), (48, 48, 3),
+        pretrained_encoder(flow, directory, (48, 48, 3)))
+    fresh = train_state.create_train_state(flow, optimizer, jax.random.key(0), (48, 48, 3))
+    jax.tree.map(np.testing.assert_array_equal, _params(state)["encoder"], saved)
+    for name in fresh.params:
+        if name != "encoder":  # everything else as a fresh run's, the flow the identity
+            jax.tree.map(np.testing.assert_array_equal, _params(state)[name],
+                         _params(fresh)[name])
+
+
+def test_frozen_random_encoder_is_a_control_that_keeps_its_init(dataset, tmp_path):
+    config = _config(dataset, freeze_encoder=True, num_steps=10, checkpoint_every=10)
+    state = train.train_and_evaluate(config, str(tmp_path / "run"))
+    flow = make_flow({**config.model.to_dict(), "action_dim": 7})
+    fresh = train_state.create_train_state(flow, train_state.make_optimizer(1e-3),
+                                           jax.random.key(config.seed), (48, 48, 3))
+    # the jitted init rounds a few values differently from this eager one
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+                 _params(state)["encoder"], _params(fresh)["encoder"])
+    config.unlock().num_steps = 20
+    later = train.train_and_evaluate(config, str(tmp_path / "run"))  # resumed at 10
+    jax.tree.map(np.testing.assert_array_equal, _params(later)["encoder"],
+                 _params(state)["encoder"])
+    assert not np.allclose(_params(later)["conditioners_0"]["out"]["kernel"],
+                           _params(state)["conditioners_0"]["out"]["kernel"])  # still learning
+
+
+def test_a_saved_encoder_of_another_architecture_is_refused_before_training(dataset, tmp_path):
+    directory, _ = _saved_encoder(tmp_path / "encoder", channels=[8, 8, 8])
+    with pytest.raises(ValueError, match=r"is not the one this model builds: channels is "
+                                         r"\[8, 8, 8\] there, \[4, 4, 4\] here"):
+        train.train_and_evaluate(_config(dataset, encoder_init=directory), str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match=r"no saved encoder here"):
+        train.train_and_evaluate(_config(dataset, encoder_init=str(tmp_path / "nowhere")),
+                                 str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
