@@ -299,8 +299,9 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     start = time.perf_counter()
     states = collect_states(episodes, seed, perturb=perturb)
     train_states, test = split(states, held_out)
-    predict, losses, encoder_params = train(train_states, encoder, steps, batch_size, augment_pad=augment_pad,
-                            seed=seed, positions=positions)
+    predict, losses, encoder_params = train(train_states, encoder, steps, batch_size,
+                                            augment_pad=augment_pad, seed=seed,
+                                            positions=positions)
     pred, p_close, where = predict(test.frames)
     # as many training states as held-out ones, scored the same way: fit against
     # generalisation (an encoder that memorises its scenes reads these far better)
