@@ -15,18 +15,18 @@ starts the flow's encoder from it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 
-from parrot_jax import io
 from parrot_jax.networks.encoder import ConvEncoder
+from parrot_jax.pretrained import saved
 from parrot_jax.run_config import CONFIG_FILE
 
 KIND = "encoder"
+WRITTEN_BY = "experiments.probe_encoder (its WORKDIR/encoder)"
 IMAGE_SHAPE = (48, 48, 3)
 
 
@@ -38,7 +38,7 @@ def encoder_fields(**fields) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown encoder fields {sorted(unknown)}; expected ConvEncoder's "
                          f"{names}")
-    module = ConvEncoder(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    module = _module(fields)
     values = {name: getattr(module, name) for name in names}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
@@ -52,40 +52,24 @@ def save_encoder(directory: str, fields: Mapping[str, Any], params: Any,
     """Writes ``params`` (a ``ConvEncoder``'s on ``image_shape`` images, without the
     ``"params"`` wrapper), its fields and ``extra`` (how it was trained) to ``directory``;
     returns it."""
-    from parrot_jax import checkpoint  # Orbax is only needed when saving or loading
-
     fields = encoder_fields(**fields)
     expected = jax.eval_shape(lambda: _init(fields, image_shape))
     got = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), params)
     if jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), expected) != got:
         raise ValueError(f"the parameters given are not those of ConvEncoder({fields})")
-    os.makedirs(directory, exist_ok=True)
-    manager = checkpoint.Checkpoints(os.path.join(directory, checkpoint.DIRECTORY))
-    try:
-        manager.save(0, {"params": params}, params)
-    finally:
-        manager.close()
-    # written last: a directory with a config.json holds a complete checkpoint
-    io.write_json(os.path.join(directory, CONFIG_FILE),
-                  {"kind": KIND, "encoder": fields, "image_shape": list(image_shape),
-                   **dict(extra or {})})
-    return directory
+    return saved.write_initial(directory, {"kind": KIND, "encoder": fields,
+                                           "image_shape": list(image_shape),
+                                           **dict(extra or {})}, params)
 
 
 def read_config(directory: str) -> dict[str, Any]:
     """The saved encoder's ``config.json`` (its fields completed: ``encoder_fields``);
     FileNotFoundError or ValueError saying what ``directory`` holds instead."""
-    path = os.path.join(directory, CONFIG_FILE)
-    if not os.path.exists(path):
-        hint = (f"; the encoder is in its encoder/ subdirectory ({directory}/encoder)"
-                if os.path.exists(os.path.join(directory, "encoder", CONFIG_FILE)) else "")
-        raise FileNotFoundError(f"{directory}: no saved encoder here ({CONFIG_FILE} missing); "
-                                f"experiments.probe_encoder writes one to WORKDIR/encoder{hint}")
-    with open(path) as f:
-        config = json.load(f)
-    if config.get("kind") != KIND:
-        raise ValueError(f"{directory} holds a {config.get('kind', 'flow prior')!r} run, not a "
-                         f"saved encoder (kind {KIND!r}, written by experiments.probe_encoder)")
+    if (not os.path.exists(os.path.join(directory, CONFIG_FILE))
+            and os.path.exists(os.path.join(directory, "encoder", CONFIG_FILE))):
+        raise FileNotFoundError(f"{directory}: the encoder is in its encoder/ subdirectory; "
+                                f"pass {directory}/encoder")
+    config = saved.read_config(directory, KIND, "ConvEncoder", WRITTEN_BY)
     return {**config, "encoder": encoder_fields(**config["encoder"])}
 
 

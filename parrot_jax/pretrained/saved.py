@@ -14,19 +14,22 @@ from parrot_jax.run_config import CONFIG_FILE
 PRETRAIN_COMMAND = "experiments.pretrain --config=experiments/configs/pretrain.py:{kind}"
 
 
-def read_config(workdir: str, kind: str, what: str) -> dict[str, Any]:
-    """``WORKDIR/config.json`` of a ``kind`` run (``what``: the model's name in messages);
-    FileNotFoundError / ValueError naming what is wrong if ``workdir`` holds another."""
+def read_config(workdir: str, kind: str, what: str,
+                written_by: str | None = None) -> dict[str, Any]:
+    """``WORKDIR/config.json`` of a ``kind`` run (``what``: the model's name in messages;
+    ``written_by``: the command that writes such runs, ``experiments.pretrain``'s by
+    default); FileNotFoundError / ValueError naming what is wrong if ``workdir`` holds
+    another."""
+    written_by = written_by or PRETRAIN_COMMAND.format(kind=kind)
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{workdir}: no pretrained {what} here ({CONFIG_FILE} "
-                                f"missing); pass the workdir of "
-                                f"{PRETRAIN_COMMAND.format(kind=kind)}")
+                                f"missing); pass the workdir of {written_by}")
     with open(path) as f:
         config = json.load(f)
     if config.get("kind") != kind:
         raise ValueError(f"{workdir} holds a {config.get('kind', 'flow prior')!r} run, not a "
-                         f"{what} (config.kind={kind!r}, written by experiments.pretrain)")
+                         f"{what} (config.kind={kind!r}, written by {written_by.split()[0]})")
     return config
 
 
@@ -50,12 +53,13 @@ def write_initial(workdir: str, description: dict[str, Any], params) -> str:
     from parrot_jax import checkpoint, io
 
     os.makedirs(workdir, exist_ok=True)
-    io.write_json(os.path.join(workdir, CONFIG_FILE), description)
     manager = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY))
     try:
         manager.save(0, {"params": params}, params)
     finally:
         manager.close()
+    # written last: a directory with a config.json holds a complete checkpoint
+    io.write_json(os.path.join(workdir, CONFIG_FILE), description)
     return workdir
 
 

@@ -461,7 +461,7 @@ def test_a_saved_encoder_of_another_architecture_is_refused_before_training(data
     with pytest.raises(ValueError, match=r"is not the one this model builds: channels is "
                                          r"\[8, 8, 8\] there, \[4, 4, 4\] here"):
         train.train_and_evaluate(_config(dataset, encoder_init=directory), str(tmp_path / "run"))
-    with pytest.raises(FileNotFoundError, match=r"no saved encoder here"):
+    with pytest.raises(FileNotFoundError, match=r"no pretrained ConvEncoder here"):
         train.train_and_evaluate(_config(dataset, encoder_init=str(tmp_path / "nowhere")),
                                  str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()

@@ -39,14 +39,16 @@ def test_fields_that_differ_are_all_named():
 
 
 def test_wrong_directories_and_shapes_are_refused_with_what_they_hold(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no saved encoder here \(config.json missing\)"
-                                                r"; experiments.probe_encoder writes one"):
+    with pytest.raises(FileNotFoundError, match=r"no pretrained ConvEncoder here \(config.json "
+                                                r"missing\); pass the workdir of "
+                                                r"experiments.probe_encoder"):
         saved_encoder.load_encoder(str(tmp_path / "nowhere"))
     saved_encoder.save_encoder(str(tmp_path / "probe" / "encoder"), FIELDS, _params())
     with pytest.raises(FileNotFoundError, match=r"the encoder is in its encoder/ subdirectory"):
         saved_encoder.load_encoder(str(tmp_path / "probe"))
     prior = write_initial_prior(str(tmp_path / "prior"), {"action_dim": 2, "hidden": [4]})
-    with pytest.raises(ValueError, match=r"holds a 'flow prior' run, not a saved encoder"):
+    with pytest.raises(ValueError, match=r"holds a 'flow prior' run, not a ConvEncoder \(config.kind='encoder', "
+                                         r"written by experiments.probe_encoder\)"):
         saved_encoder.load_encoder(prior)
     with pytest.raises(ValueError, match=r"reads \(48, 48, 3\) images; this model's are "
                                          r"\(64, 64, 3\)"):
