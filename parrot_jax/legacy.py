@@ -15,7 +15,7 @@ from typing import Any, Mapping
 # the section ``TOP`` holds fields added at the top level of the config.
 TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
-    TOP: {"pretrained": ""},
+    TOP: {"pretrained": "", "learner": ""},
     "network": {"trunk": "conv", "freeze_trunk": False},
     # sections added whole (a run written before them held these values)
     "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},

@@ -40,6 +40,10 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.agent = "parrot"  # agents.AGENTS: parrot | sac | bc_sac | prior_explore | ...
+    # How the agent learns (agents.LEARNER_NAMES): "" the agent's own (SAC; IQL and AWAC
+    # for those agents), or "sac" | "iql" | "awac" for any agent but spirl; the learner's
+    # settings are its section below (parrot with "awac": docs/rl_diagnosis.md Round 5).
+    config.learner = ""
     config.env = "parrot/PickUpCan-v0"
     config.prior = ""  # workdir of experiments.train_prior (parrot, prior_explore)
     config.dataset = ""  # prior dataset DIR[,DIR] for bc_sac's behaviour cloning

@@ -51,6 +51,12 @@
   (``parrot_jax.agents.iql`` / ``awac``), offline from reward-labelled data first when
   the run has some (``config.offline``).
 
+``config.learner`` ("": the agent's own) makes any agent but ``spirl`` (whose KL to the
+skill prior is SAC's) learn by ``sac``, ``iql`` or ``awac``: ``parrot`` with
+``learner="awac"`` or ``"iql"`` is PARROT whose policy over ``z`` is pulled only toward
+the ``z`` it has tried, weighted by their advantage, instead of along the critic's
+gradient (``docs/rl_diagnosis.md``, Round 5).
+
 What differs between agents is data, not branches in the training loop: how the agent
 learns is a module of pure updates (``LEARNERS``: ``init_state``, ``update_step``,
 ``update_steps``) with its hyperparameters (``Agent.hp``), and what the policy chooses
@@ -101,6 +107,7 @@ PRETRAINED_KIND = {**FEATURE_AGENTS, **DECODER_AGENTS}  # agent -> what config.p
 # config section (besides the shared ``sac`` section).
 LEARNERS = {"iql": (iql, iql.Hyperparams, "iql"), "awac": (awac, awac.Hyperparams, "awac")}
 SAC_LEARNER = (sac, sac.Hyperparams, None)
+LEARNER_NAMES = ("sac", *LEARNERS)  # config.learner's values ("": the agent's own)
 # Agents whose policy acts in the env's action space: reward-labelled data of that space
 # can train them offline and seed their batches (``config.offline``).
 ACTION_SPACE_AGENTS = ("sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features")
@@ -127,11 +134,12 @@ class Agent:
                      | spirl_model.SkillModel | None) = None
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
     latent_scale: float = 1.0  # the decoder reads latent_scale * the policy's choice
+    learner_name: str = "sac"  # LEARNER_NAMES (``learner_name``)
 
     @property
     def learner(self):
         """The module of pure updates this agent learns by (``sac``, ``iql``, ``awac``)."""
-        return LEARNERS.get(self.name, SAC_LEARNER)[0]
+        return LEARNERS.get(self.learner_name, SAC_LEARNER)[0]
 
     @property
     def policy_dim(self) -> int:
@@ -188,6 +196,25 @@ class Agent:
 def check_agent_name(name: str) -> None:
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
+
+
+def learner_name(config: Mapping[str, Any]) -> str:
+    """How the run's agent learns: ``config.learner``, or the agent's own (``iql`` and
+    ``awac`` by their names, ``sac`` otherwise); ValueError naming a bad combination."""
+    name, chosen = config["agent"], config.get("learner", "")
+    own = name if name in LEARNERS else "sac"
+    if not chosen:
+        return own
+    if chosen not in LEARNER_NAMES:
+        raise ValueError(f"config.learner={chosen!r}; expected one of {LEARNER_NAMES} or '' "
+                         "(the agent's own)")
+    if name in LEARNERS and chosen != name:
+        raise ValueError(f"agent {name!r} learns by {name}; config.learner={chosen!r} "
+                         "contradicts it (leave config.learner empty)")
+    if name == "spirl" and chosen != "sac":
+        raise ValueError(f"agent 'spirl' learns by SAC with KL to its skill prior; "
+                         f"config.learner={chosen!r} has no such term (use 'sac' or '')")
+    return chosen
 
 
 def box_bounds(action_space) -> tuple[float, float]:
@@ -257,7 +284,8 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
                   mean_bound=None if mean_bound is None else float(mean_bound))
-    learner, hp_class, section = LEARNERS.get(name, SAC_LEARNER)
+    learns_by = learner_name(config)
+    learner, hp_class, section = LEARNERS.get(learns_by, SAC_LEARNER)
     if section is None:
         hp = hp_class(**dict(config["sac"]))
     else:  # a run written before the section existed holds its old values
@@ -266,7 +294,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     value = None
     if learner is iql:
         value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"])
-    if name in LATENT_AGENTS and not squash:
+    if name in LATENT_AGENTS and not squash and learner is sac:
         regularizer = config["parrot"]["regularizer"]
         if regularizer != "entropy":
             hp = dataclasses.replace(hp, regularizer=regularizer,
@@ -278,7 +306,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     return Agent(name, sac.Networks(actor, critic, value, reference), hp, env_action_dim,
                  float(low), float(high), prior_flow, prior_image_shape, action_decoder,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
-                 latent_scale)
+                 latent_scale, learns_by)
 
 
 def _skill_prior_parts(config, skills, hp):

@@ -8,9 +8,10 @@ replay) actions,
 
 so the policy is pulled toward actions the critic finds better than the policy's own,
 and never toward actions the data does not hold (no maximisation of Q over actions
-outside it). The actor is SAC's tanh-squashed Gaussian; batch actions are clipped to
-``[-max_abs_action, max_abs_action]`` where ``atanh`` is finite (as in behaviour cloning,
-``parrot_jax.agents.bc``). With zero rewards everywhere the critic stays at 0, every
+outside it). The actor is SAC's tanh-squashed Gaussian, whose batch actions are clipped
+to ``[-max_abs_action, max_abs_action]`` where ``atanh`` is finite (as in behaviour
+cloning, ``parrot_jax.agents.bc``), or an unsquashed Gaussian (PARROT's over ``z``,
+``config.learner``), whose batch actions are taken as they are. With zero rewards everywhere the critic stays at 0, every
 advantage is 0 and the weights are all equal: the extraction is behaviour cloning.
 """
 
@@ -93,9 +94,12 @@ def init_state(networks: sac.Networks, hp: Hyperparams, rng: jax.Array, observat
 
 def weighted_log_likelihood_loss(actor_params, critic_params, obs, actions, weights,
                                  networks: sac.Networks) -> tuple[jax.Array, dict]:
-    """L_pi = -mean_i w_i log pi(clip(a_i) | s_i) (module docstring)."""
+    """L_pi = -mean_i w_i log pi(clip(a_i) | s_i) (module docstring; no clip without a
+    tanh)."""
     dist = networks.policy(actor_params, critic_params, obs)
-    log_prob = dist.log_prob(jnp.clip(actions, -MAX_ABS_ACTION, MAX_ABS_ACTION))
+    if networks.actor.squash:
+        actions = jnp.clip(actions, -MAX_ABS_ACTION, MAX_ABS_ACTION)
+    log_prob = dist.log_prob(actions)
     weights = jax.lax.stop_gradient(weights)
     return -jnp.mean(weights * log_prob), {"log_prob": jnp.mean(log_prob)}
 

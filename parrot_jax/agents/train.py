@@ -58,9 +58,9 @@ import tqdm
 from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
 from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, CHUNK_AGENTS, DECODER_AGENTS, \
-    FEATURE_AGENTS, \
-    LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, acting_params, box_bounds, \
-    check_agent_name, make_agent, missing_pretrained, with_pretrained_trunk, with_reference
+    FEATURE_AGENTS, LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, \
+    acting_params, box_bounds, check_agent_name, learner_name, make_agent, \
+    missing_pretrained, with_pretrained_trunk, with_reference
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -77,8 +77,9 @@ from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
 # (and on the agent's own section of the config, AGENT_SECTIONS).
-RUN_DEFINING = ("agent", "env", "seed", "network", "sac", "num_envs", "batch_size",
-                "updates_per_env_step", "prior_model", "offline", "pretrained_model")
+RUN_DEFINING = ("agent", "learner", "env", "seed", "network", "sac", "num_envs",
+                "batch_size", "updates_per_env_step", "prior_model", "offline",
+                "pretrained_model")
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
 AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
                   "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": (),
@@ -183,13 +184,22 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         sac.Hyperparams(**config.sac.to_dict())
     except (TypeError, ValueError) as error:
         raise ValueError(f"config.sac: {error}") from None
-    if config.agent in LEARNERS:
-        _, hp_class, section = LEARNERS[config.agent]
+    learns_by = learner_name(config)
+    if learns_by in LEARNERS:
+        _, hp_class, section = LEARNERS[learns_by]
         try:
             hp_class.from_config(config.sac, config[section])
         except (TypeError, ValueError) as error:
             raise ValueError(f"config.{section}: {error}") from None
     check_offline(config)
+
+
+def run_defining(config) -> tuple[str, ...]:
+    """The config's fields a rerun in the same workdir must agree on: ``RUN_DEFINING``, the
+    agent's own sections and its learner's."""
+    learner_section = (learner_name(config),) if learner_name(config) in LEARNERS else ()
+    return tuple(dict.fromkeys(RUN_DEFINING + AGENT_SECTIONS[config.agent]
+                               + learner_section))
 
 
 def check_offline(config: ml_collections.ConfigDict) -> None:
@@ -374,9 +384,8 @@ def open_run(config, workdir: str, mesh, stack: contextlib.ExitStack,
     lead = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     if lead:
-        run_config.check_and_write(workdir, description,
-                                   RUN_DEFINING + AGENT_SECTIONS[config.agent],
-                                   added=legacy.RL_FIELDS)
+        run_config.check_and_write(workdir, description, run_defining(config),
+                                   added=legacy.RL_FIELDS, missing=legacy.RL_FIELDS[legacy.TOP])
     obs_space = pool.single_observation_space
     programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                 fused, config.fast_compile)

@@ -335,6 +335,37 @@ def test_bad_agents_and_spaces_are_named():
         make_agent(config, OBS, "uint8", (2, 3))
 
 
+def test_learner_setting_chooses_how_an_agent_learns():
+    from parrot_jax.agents import awac, iql
+
+    parrot = _agent("parrot")
+    assert parrot.learner_name == "sac" and parrot.learner is sac
+    assert _agent("iql").learner is iql and _agent("parrot", learner="sac").learner is sac
+    by_awac = _agent("parrot", learner="awac", **{"awac.temperature": 0.5})
+    assert by_awac.learner is awac and by_awac.hp == awac.Hyperparams(
+        **{f: by_awac.hp.__dict__[f] for f in ("discount", "actor_lr", "critic_lr", "tau",
+                                                "target_update", "target_update_period",
+                                                "augment_pad", "n_step", "reward_scale")},
+        temperature=0.5)
+    # PARROT's z-space policy stays unsquashed and N(0, I) at init; no KL term to carry
+    assert not by_awac.networks.actor.squash and by_awac.networks.actor.mean_bound == 3.0
+    by_iql = _agent("parrot", learner="iql")
+    assert by_iql.learner is iql and by_iql.networks.value is not None
+    assert _agent("hirl", learner="awac").learner is awac
+    z, _ = act(by_iql, _params(by_iql), _images(2000), jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(z).std(0), 1.0, atol=0.06)
+
+
+@pytest.mark.parametrize("name, learner, message", [
+    ("parrot", "ppo", r"config.learner='ppo'; expected one of \('sac', 'iql', 'awac'\)"),
+    ("iql", "sac", "agent 'iql' learns by iql; config.learner='sac' contradicts it"),
+    ("spirl", "awac", "agent 'spirl' learns by SAC with KL to its skill prior"),
+])
+def test_bad_learners_are_named(name, learner, message):
+    with pytest.raises(ValueError, match=message):
+        _agent(name, learner=learner)
+
+
 def test_box_bounds():
     import gymnasium as gym
     from parrot_jax.agents.agent import box_bounds

@@ -54,6 +54,20 @@ def _policy_mean(networks, state, obs):
     return np.asarray(jnp.tanh(dist.distribution.mean()))
 
 
+def test_an_unsquashed_policy_weighs_the_batch_actions_unclipped():
+    # PARROT's policy over z (no tanh): z = 2.5 is scored where it is, not at 0.999
+    networks = sac.Networks(Actor(1, (8,), False, (), squash=False, mean_bound=3.0),
+                            Critic((8,), False, ()))
+    obs = np.zeros((2, 3), np.float32)
+    actor, critic = sac.init_params(networks, jax.random.key(0), obs[0])
+    actions = np.array([[2.5], [-0.3]], np.float32)
+    loss, aux = awr.weighted_log_likelihood_loss(actor, critic, obs, actions,
+                                                 jnp.array([1.0, 3.0]), networks)
+    log_n01 = -0.5 * (actions[:, 0] ** 2 + np.log(2 * np.pi))  # pi = N(0, 1) at init
+    assert float(loss) == pytest.approx(-np.mean([1.0, 3.0] * log_n01), rel=1e-5)
+    assert float(aux["log_prob"]) == pytest.approx(log_n01.mean(), rel=1e-5)
+
+
 @pytest.mark.parametrize("tau", [0.1, 0.5, 0.7, 0.9])
 def test_the_expectile_loss_is_minimised_by_the_expectile(tau):
     q = jnp.asarray([0.0, 1.0, 2.0, 10.0])

@@ -348,6 +348,27 @@ def test_a_run_written_before_a_config_field_existed_resumes(tmp_path):
                                          shared_trunk=True)), workdir)
 
 
+@pytest.mark.parametrize("learner", ["awac", "iql"])
+def test_parrot_with_an_advantage_weighted_learner(prior_dir, learner, tmp_path):
+    workdir = str(tmp_path / "run")
+    result = train.train(_config("parrot", prior_dir, learner=learner), workdir)
+    assert int(result.state.step) == 80
+    assert (result.state.value_params is not None) == (learner == "iql")
+    trained = [r for r in _rows(workdir) if "train/actor_loss" in r]
+    assert trained and all(np.isfinite(r["train/weight_max"]) for r in trained)
+    restored, params, _ = load_agent(workdir)
+    assert restored.learner_name == learner and not restored.networks.actor.squash
+    jax.tree.map(np.testing.assert_array_equal, params, result.params)
+    # how the run learns defines it: the same workdir refuses another learner
+    with pytest.raises(ValueError, match="holds a different training run.*learner"):
+        train.train(_config("parrot", prior_dir, learner="sac", total_env_steps=160), workdir)
+    with pytest.raises(ValueError, match=f"holds a different training run.*{learner}"):
+        config = _config("parrot", prior_dir, learner=learner, total_env_steps=160)
+        field = {"awac": "temperature", "iql": "expectile"}[learner]
+        config[learner][field] = 0.5 * config[learner][field]
+        train.train(config, workdir)
+
+
 def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
     workdir = str(tmp_path / "run")
     network = dict(rl.get_config("tiny").network, shared_trunk=True, trunk="prior_encoder",
