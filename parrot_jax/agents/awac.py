@@ -89,7 +89,7 @@ def update_step(state: awr.State, batch: sac.Batch, *, networks: sac.Networks,
         next_q = jnp.minimum(next_q, hp.q_max)
     targets = awr.bootstrap(batch, next_q, hp)
     grads, metrics = jax.grad(awr.td_loss, has_aux=True)(state.critic_params, obs, actions,
-                                                         targets, networks)
+                                                         targets, batch["rewards"], networks)
     critic_params, critic_opt_state = awr.apply(optax.adam(hp.critic_lr), grads,
                                                 state.critic_opt_state, state.critic_params)
     metrics["critic_grad_norm"] = optax.tree.norm(grads)

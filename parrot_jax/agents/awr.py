@@ -101,17 +101,20 @@ def weighted_log_likelihood_loss(actor_params, critic_params, obs, actions, weig
         actions = jnp.clip(actions, -MAX_ABS_ACTION, MAX_ABS_ACTION)
     log_prob = dist.log_prob(actions)
     weights = jax.lax.stop_gradient(weights)
-    return -jnp.mean(weights * log_prob), {"log_prob": jnp.mean(log_prob)}
+    return -jnp.mean(weights * log_prob), {"log_prob": jnp.mean(log_prob),
+                                           **sac.policy_movement(dist)}
 
 
-def td_loss(critic_params, obs, actions, targets, networks: sac.Networks) -> tuple[jax.Array,
-                                                                                    dict]:
-    """sum_i mean (Q_i(s, a) - y)^2 over the critic's heads, with its diagnostics."""
+def td_loss(critic_params, obs, actions, targets, rewards,
+            networks: sac.Networks) -> tuple[jax.Array, dict]:
+    """sum_i mean (Q_i(s, a) - y)^2 over the critic's heads, with its diagnostics (Q of
+    the rewarded transitions and of the rest, as SAC's)."""
     q = networks.q_values(critic_params, obs, actions)
     targets = jax.lax.stop_gradient(targets)
     loss = jnp.mean(jnp.square(q - targets), axis=-1).sum()
     return loss, {"critic_loss": loss, "q": q.mean(), "target_q": targets.mean(),
-                  "td_error": jnp.mean(jnp.abs(q - targets))}
+                  "td_error": jnp.mean(jnp.abs(q - targets)),
+                  **sac.rewarded_q(q.min(0), rewards)}
 
 
 def bootstrap(batch, next_value, hp: Hyperparams) -> jax.Array:

@@ -98,7 +98,7 @@ def update_step(state: awr.State, batch: sac.Batch, *, networks: sac.Networks,
     next_v = networks.values(value_params, state.critic_params, next_obs)
     targets = awr.bootstrap(batch, next_v, hp)
     grads, metrics = jax.grad(awr.td_loss, has_aux=True)(state.critic_params, obs, actions,
-                                                         targets, networks)
+                                                         targets, batch["rewards"], networks)
     critic_params, critic_opt_state = awr.apply(optax.adam(hp.critic_lr), grads,
                                                 state.critic_opt_state, state.critic_params)
     step = state.step + 1

@@ -239,12 +239,14 @@ def critic_loss(critic_params, state: SACState, batch: Batch, obs, next_obs, key
     loss = jnp.mean(jnp.square(q - target), axis=-1).sum()
     metrics = {"critic_loss": loss, "q": q.mean(), "target_q": target.mean(),
                "td_error": jnp.mean(jnp.abs(q - target))}
-    # Does the critic tell rewarded transitions from the rest? NaN when the batch holds none
-    # (the training loop averages with nanmean).
-    rewarded = batch["rewards"] > 0
-    metrics["q_rewarded"] = _masked_mean(q.min(0), rewarded)
-    metrics["q_unrewarded"] = _masked_mean(q.min(0), ~rewarded)
-    return loss, metrics
+    return loss, {**metrics, **rewarded_q(q.min(0), batch["rewards"])}
+
+
+def rewarded_q(q, rewards) -> Metrics:
+    """Does the critic tell rewarded transitions from the rest? Mean Q of each; NaN when
+    the batch holds none (the training loop averages with nanmean)."""
+    rewarded = rewards > 0
+    return {"q_rewarded": _masked_mean(q, rewarded), "q_unrewarded": _masked_mean(q, ~rewarded)}
 
 
 def _masked_mean(x, mask) -> jax.Array:
@@ -262,10 +264,18 @@ def actor_loss(actor_params, critic_params, log_alpha, obs, key, networks: Netwo
     regularized = regularizer(dist, actions, log_prob, obs, reference_params, networks, hp)
     q = networks.q_values(critic_params, obs, actions).min(0)
     loss = jnp.mean(jnp.exp(log_alpha) * regularized - q)
+    return loss, (regularized, log_prob, policy_movement(dist))
+
+
+def policy_movement(dist) -> Metrics:
+    """How far the policy's Gaussian has moved from N(0, I) (PARROT's init): mean |mu| and
+    mean sigma over dimensions, and KL(N(mu, sigma^2) || N(0, I)) = 1/2 sum (mu^2 + sigma^2
+    - 1 - 2 log sigma), averaged over the batch (gradient stopped)."""
     base = gaussian(dist)
-    moved = {"policy_abs_mean": jnp.mean(jnp.abs(base.mean())),
-             "policy_std": jnp.mean(base.stddev())}
-    return loss, (regularized, log_prob, jax.lax.stop_gradient(moved))
+    mean, std = base.mean(), base.stddev()
+    kl = 0.5 * jnp.sum(jnp.square(mean) + jnp.square(std) - 1.0 - 2.0 * jnp.log(std), -1)
+    return jax.lax.stop_gradient({"policy_abs_mean": jnp.mean(jnp.abs(mean)),
+                                  "policy_std": jnp.mean(std), "policy_kl": jnp.mean(kl)})
 
 
 def update_step(state: SACState, batch: Batch, *, networks: Networks,

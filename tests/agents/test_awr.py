@@ -137,6 +137,9 @@ def test_offline_updates_fit_the_critic_and_prefer_the_rewarded_action(module, h
     good = batch["rewards"] > 0
     assert float(q[good].mean()) == pytest.approx(1.0, abs=0.15)
     assert float(q[~good].mean()) == pytest.approx(0.0, abs=0.15)
+    # the diagnostics split Q by reward, as SAC's do
+    assert history[-1]["q_rewarded"] == pytest.approx(1.0, abs=0.15)
+    assert history[-1]["q_unrewarded"] == pytest.approx(0.0, abs=0.15)
     # the data is 50/50; the weighted likelihood moves the policy toward a = +0.5
     assert _policy_mean(networks, state, batch["observations"]).mean() > 0.25
     assert int(state.step) == 300

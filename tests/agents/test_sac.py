@@ -247,6 +247,18 @@ def test_diagnostics_split_q_by_reward_and_measure_the_policy():
                                           jax.random.key(1), networks, hp)
         np.testing.assert_allclose(moved["policy_abs_mean"], 2.0, rtol=1e-6)
         np.testing.assert_allclose(moved["policy_std"], 1.0, rtol=1e-6)
+        np.testing.assert_allclose(moved["policy_kl"], 0.5 * (1.0 + 9.0), rtol=1e-6)
+
+
+def test_policy_kl_to_the_base_distribution_is_the_closed_form():
+    mean, std = jnp.array([[1.0, 0.0], [0.0, 0.0]]), jnp.array([[2.0, 0.5], [1.0, 1.0]])
+    moved = sac.policy_movement(distrax.MultivariateNormalDiag(mean, std))
+    by_hand = 0.5 * ((1 + 4 - 1 - 2 * np.log(2)) + (0.25 - 1 - 2 * np.log(0.5)))
+    np.testing.assert_allclose(moved["policy_kl"], by_hand / 2, rtol=1e-6)  # batch mean
+    expected = distrax.MultivariateNormalDiag(mean, std).kl_divergence(
+        distrax.MultivariateNormalDiag(jnp.zeros(2), jnp.ones(2))).mean()
+    np.testing.assert_allclose(moved["policy_kl"], expected, rtol=1e-6)
+    np.testing.assert_allclose(moved["policy_std"], 1.125, rtol=1e-6)
 
 
 def test_kl_of_the_base_distribution_is_zero():
