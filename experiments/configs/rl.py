@@ -12,7 +12,10 @@ each of its pool steps is ``num_envs * 25`` env steps), ``spirl`` (needs SPiRL's
 model as ``--config.pretrained``; one skill of ``H`` = 5 env steps per decision), ``iql`` and ``awac`` (offline first with
 ``--config.offline.dataset=DIR|minari:ID --config.offline.steps=N``; any agent acting in the
 env's action space can also draw ``offline.mix`` of its batches from that data). ``env`` is any gymnasium id with Box spaces (images (H, W, C)
-uint8 or vectors); the suite's ids are ``parrot/...``.
+uint8 or vectors); the suite's ids are ``parrot/...``. ``--config.learner=sac|iql|awac``
+changes how an agent learns, not what it acts in: ``--config.agent=parrot
+--config.learner=awac`` is PARROT with an advantage-weighted actor over ``z``
+(``docs/rl_diagnosis.md``, Round 5).
 
 Variants (``--config=experiments/configs/rl.py:VARIANT``):
 - default: the paper (Table 1 and the original scripts): batch 256, separate conv
