@@ -5,7 +5,8 @@
     python -m experiments.evaluate_prior --prior=runs/prior --env=all --workdir=...
 
 Episode i of both policies starts from env seed seed + i. ``--env=all`` runs the eight
-test tasks. Writes to the workdir:
+test tasks; ``--env`` also takes a task outside the suite by ``module:id``, e.g.
+``experiments.diagnostic_envs:parrot/PickUpAnyNovel-v0``. Writes to the workdir:
 - ``prior_rollouts.json``: per task the prior's and random actions' successes, episodes,
   success rate and 95% Wilson interval (and per-episode outcomes), and the same for
   "object lifted" (the gripper held any object off the table at some step: useful
@@ -27,7 +28,9 @@ from experiments.prior_rollouts import run
 from parrot_jax.flows.prior import check_prior_dir
 
 _PRIOR = flags.DEFINE_string("prior", None, "Workdir of experiments.train_prior.", required=True)
-_ENV = flags.DEFINE_string("env", "parrot/PickUpCan-v0", "Env id, or 'all' (the test tasks).")
+_ENV = flags.DEFINE_string("env", "parrot/PickUpCan-v0",
+                           "Env id(s), comma-separated ('module:id' imports its module), or "
+                           "'all' (the test tasks).")
 _EPISODES = flags.DEFINE_integer("episodes", 100, "Episodes per task and policy.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds z and the random actions.",
                              lower_bound=0)

@@ -55,7 +55,7 @@ def agent_episodes(workdir: str, episodes: int, stochastic: bool, seed: int,
 
     from parrot_jax.agents.evaluate import load_agent, read_description
     from parrot_jax.agents.programs import act
-    from parrot_jax.agents.train import check_env_id
+    from parrot_jax.envs import check_env_id
     from parrot_jax.data import transitions
 
     description = read_description(workdir)

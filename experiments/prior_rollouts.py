@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from parrot_jax import io
-from parrot_jax.envs import ENV_IDS, TEST_ENV_IDS
+from parrot_jax.envs import ENV_IDS, TEST_ENV_IDS, check_env_id
 from parrot_jax.flows import evaluate
 from parrot_jax.flows.prior import CONFIG_FILE, load_prior
 
@@ -18,15 +18,22 @@ PATHS_FILE = "paths.npz"  # end-effector paths and target starts (Figure 4's plo
 
 
 def env_ids(env: str) -> tuple[str, ...]:
-    """The tasks named by ``--env`` ('all': the test tasks; or ids joined by commas);
-    ValueError listing the choices for an unknown one."""
+    """The tasks named by ``--env`` ('all': the test tasks; or ids joined by commas: the
+    suite's, or any gymnasium id of the same spaces, e.g. ``module:id`` of a diagnostic
+    task); ValueError listing the choices for an unknown one."""
     if env == "all":
         return TEST_ENV_IDS
     ids = tuple(e.strip() for e in env.split(","))
     for env_id in ids:
-        if env_id not in ENV_IDS:
-            raise ValueError(f"unknown env id {env_id!r}; valid: 'all' (the test tasks) or "
-                             f"one or more (comma-separated) of {', '.join(ENV_IDS)}")
+        if env_id in ENV_IDS:
+            continue
+        try:
+            check_env_id(env_id)
+        except (ValueError, ImportError):
+            raise ValueError(f"unknown env id {env_id!r}; valid: 'all' (the test tasks), "
+                             f"one or more (comma-separated) of {', '.join(ENV_IDS)}, or "
+                             "another registered gymnasium id ('module:id' imports its "
+                             "module)") from None
     return ids
 
 
@@ -114,7 +121,7 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
         result = evaluate.evaluate_prior(prior, env_id, episodes, seed, num_envs,
                                          workers or None, keep_frames=gif_episodes)
         results.append(result)
-        name = env_id.split("/")[1].removesuffix("-v0")
+        name = env_id.rpartition("/")[2].removesuffix("-v0")
         for policy, rollouts in (("prior", result.prior), ("random", result.random)):
             if rollouts.frames:
                 path = os.path.join(workdir, "gifs", f"{name}_{policy}.gif")

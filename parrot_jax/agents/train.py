@@ -66,7 +66,7 @@ from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
 from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
-from parrot_jax.envs import ENV_IDS
+from parrot_jax.envs import check_env_id
 from parrot_jax.envs.chunks import env_source
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows.evaluate import check_compatible, rollout_success
@@ -89,17 +89,6 @@ PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cV
                       "trajvae": (trajvae.load_trajvae, "TrajVAE"),
                       "spirl": (spirl.load_skills, "SPiRL skill model")}
 OFFLINE_METRICS = "offline_metrics.json"  # the offline phase's losses, every log_every updates
-
-
-def check_env_id(env_id: str) -> None:
-    """ValueError unless gymnasium knows ``env_id``; the message lists the suite's ids."""
-    name = env_id.rpartition(":")[2]
-    if ":" in env_id:
-        __import__(env_id.rpartition(":")[0])
-    if name not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}: gymnasium does not know it. The "
-                         f"suite's ids are {', '.join(ENV_IDS)}; any registered gymnasium "
-                         "id with Box spaces (e.g. Pendulum-v1) also works")
 
 
 def pool_schedule(num_envs: int, ratio: float, horizon: int = 1) -> tuple[int, int]:

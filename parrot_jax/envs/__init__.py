@@ -19,6 +19,18 @@ def register() -> None:
                          kwargs={"task": task.env_id})
 
 
+def check_env_id(env_id: str) -> None:
+    """ValueError unless gymnasium knows ``env_id`` (a ``"module:id"`` imports its module
+    first, as ``gymnasium.make`` does); the message lists the suite's ids."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        __import__(module)
+    if name not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}: gymnasium does not know it. The "
+                         f"suite's ids are {', '.join(ENV_IDS)}; any registered gymnasium "
+                         "id with Box spaces (e.g. Pendulum-v1) also works")
+
+
 def make(env_id: str, **kwargs) -> gym.Env:
     """``gymnasium.make`` with an error that lists the valid ids for an unknown one."""
     if env_id not in TASKS:
@@ -28,4 +40,5 @@ def make(env_id: str, **kwargs) -> gym.Env:
 
 register()
 
-__all__ = ["ENV_IDS", "TEST_ENV_IDS", "TRAIN_ENV_IDS", "TaskSpec", "make", "register"]
+__all__ = ["ENV_IDS", "TEST_ENV_IDS", "TRAIN_ENV_IDS", "TaskSpec", "check_env_id", "make",
+           "register"]

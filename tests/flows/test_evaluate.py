@@ -240,6 +240,13 @@ def test_env_ids():
         "parrot/PickUpCan-v0", "parrot/PickUpCup-v0")
     with pytest.raises(ValueError, match="unknown env id 'parrot/Nope-v0'"):
         binary.env_ids("parrot/PickUpCan-v0,parrot/Nope-v0")
+    # a task outside the suite, by its module (the diagnostic tasks), as train_rl takes it
+    any_novel = "experiments.diagnostic_envs:parrot/PickUpAnyNovel-v0"
+    assert binary.env_ids(f"parrot/PickUpCan-v0,{any_novel}") == ("parrot/PickUpCan-v0",
+                                                                   any_novel)
+    with pytest.raises(ValueError, match="unknown env id 'nomodule:parrot/PickUpCan-v0'.*"
+                                         "module:id"):
+        binary.env_ids("nomodule:parrot/PickUpCan-v0")
 
 
 def test_binary_errors(tmp_path):
