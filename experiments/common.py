@@ -26,12 +26,12 @@ def warnings_only_unless_asked() -> None:
         logging.set_verbosity(logging.WARNING)
 
 
-def check_or_exit(check, *args) -> None:
-    """``check(*args)``, a validation of the user's flags and config: the ValueError or
-    FileNotFoundError it raises is printed as ``error: MESSAGE`` (no traceback) and the
-    binary exits with status 2, before anything is computed or written."""
+def check_or_exit(check, *args):
+    """``check(*args)``, a validation of the user's flags and config, and what it returns:
+    the ValueError or FileNotFoundError it raises is printed as ``error: MESSAGE`` (no
+    traceback) and the binary exits with status 2, before anything is computed or written."""
     try:
-        check(*args)
+        return check(*args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -222,8 +222,13 @@ class _HeldLatent:
                                "(rollout_success calls it at every wave)")
         else:  # the same z at every step of the wave (the per-step key is not used)
             z = jax.random.normal(self.key, shape, jnp.float32)
-        return np.asarray(_prior_actions_given(self.prior.flow, self.image_shape,
-                                               self.prior.params, obs, z))
+        return prior_actions(self.prior, obs, z)
+
+
+def prior_actions(prior: BehavioralPrior, obs, z) -> np.ndarray:
+    """``a = prior.sample(z, obs)`` for a batch, jitted once per flow."""
+    return np.asarray(_prior_actions_given(prior.flow, tuple(prior.image_shape), prior.params,
+                                           obs, z))
 
 
 def random_act_fn(action_dim: int, low: float = -1.0, high: float = 1.0) -> ActFn:
