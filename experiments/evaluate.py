@@ -1,10 +1,11 @@
 """Evaluates a trained agent from its run directory alone (``experiments.train_rl``'s).
 
     python -m experiments.evaluate --workdir=runs/rl/parrot [--step=N] --episodes=50 \
-        [--stochastic] [--video]
+        [--stochastic [--critic_samples=N]] [--video]
 
 Restores the agent from the Orbax checkpoint (latest, or ``--step`` in env steps), rolls
-it out deterministically (the policy's mode; ``--stochastic`` samples) for
+it out deterministically (the policy's mode; ``--stochastic`` samples; with
+``--critic_samples=N`` every action is the best of N samples by the critic) for
 ``--episodes`` episodes from env seeds ``seed .. seed + episodes - 1``, prints the
 success rate with its 95% Wilson interval and the critic's Q at each episode's first step
 (its mean beside the discounted return, and how well it ranks successes above failures)
@@ -27,6 +28,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of experiments.tr
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint (env steps); default: the latest.")
 _EPISODES = flags.DEFINE_integer("episodes", 50, "Evaluation episodes.", lower_bound=1)
 _STOCHASTIC = flags.DEFINE_boolean("stochastic", False, "Sample actions instead of the mode.")
+_CRITIC_SAMPLES = flags.DEFINE_integer(
+    "critic_samples", 1, "With --stochastic: act by the best of this many policy samples by "
+    "the critic (QT-Opt-style selection); 1: one sample.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 1_000_000, "Env seed of the first episode.",
                              lower_bound=0)
 _NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together.", lower_bound=1)
@@ -36,19 +40,29 @@ _VIDEO_EPISODES = flags.DEFINE_integer("video_episodes", 4, "Episodes in the GIF
 _OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N.json).")
 
 
+def _check_flags():
+    if _CRITIC_SAMPLES.value > 1 and not _STOCHASTIC.value:
+        raise ValueError(f"--critic_samples={_CRITIC_SAMPLES.value} chooses among sampled "
+                         "actions; add --stochastic")
+    read_description(_WORKDIR.value)
+
+
 def main(argv):
     del argv
     warnings_only_unless_asked()
-    check_or_exit(read_description, _WORKDIR.value)
+    check_or_exit(_check_flags)
     keep = _VIDEO_EPISODES.value if _VIDEO.value else 0
     summary, rollouts = evaluate_agent(_WORKDIR.value, _STEP.value, _EPISODES.value,
                                        not _STOCHASTIC.value, _SEED.value, _NUM_ENVS.value,
-                                       keep_frames=keep)
+                                       keep_frames=keep,
+                                       critic_samples=_CRITIC_SAMPLES.value)
     step = summary["step"]
     out = _OUT.value or os.path.join(_WORKDIR.value, "eval", f"step_{step}.json")
     io.write_json(out, summary)
     low, high = summary["success_ci95"]
     mode = "stochastic" if _STOCHASTIC.value else "deterministic"
+    if _CRITIC_SAMPLES.value > 1:
+        mode += f", the best of {_CRITIC_SAMPLES.value} samples by the critic"
     print(f"{summary['agent']} on {summary['env']} at env step {step} ({mode}, "
           f"{_EPISODES.value} episodes): success {summary['success_rate']:.3f} "
           f"[{low:.3f}, {high:.3f}], mean return {summary['mean_return']:.3f}")

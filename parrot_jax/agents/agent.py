@@ -167,19 +167,36 @@ class Agent:
         policy_key, prior_key, coin_key = jax.random.split(key, 3)
         dist = self.policy_distribution(params, obs)
         chosen = mode(dist) if deterministic else dist.sample(seed=policy_key)
-        if self.name == "parrot":
-            return chosen, self.prior(params).sample(chosen, obs)
-        if self.action_decoder is not None:
-            return chosen, self.action_decoder.apply({"params": params["prior"]},
-                                                     self.latent_scale * chosen, obs,
-                                                     method="env_action")
-        env_actions = self._rescale(chosen)
+        env_actions = self.env_actions(params, obs, chosen)
         if self.name == "prior_explore" and not deterministic:
             z = jax.random.normal(prior_key, (obs.shape[0], self.prior_flow.action_dim))
             explore = jax.random.bernoulli(coin_key, self.epsilon, (obs.shape[0], 1))
             env_actions = jnp.where(explore, self.prior(params).sample(z, obs), env_actions)
             chosen = self._unscale(env_actions)
         return chosen, env_actions
+
+    def act_by_critic(self, params, obs, key, samples: int):
+        """The best of ``samples`` draws from the policy by the critic (the min over its
+        heads), chosen per observation: ``argmax_i Q(s, u_i)``, ``u_i ~ pi(. | s)``
+        (QT-Opt-style selection at acting time; ``params`` must hold the critic).
+        (policy_actions, env_actions) as ``act``'s."""
+        dist = self.policy_distribution(params, obs)
+        draws = dist.sample(seed=key, sample_shape=samples)  # (samples, B, policy_dim)
+        q = jax.vmap(lambda u: self.networks.q_values(params["critic"], obs, u).min(0))(draws)
+        best = jnp.argmax(q, axis=0)
+        chosen = jnp.take_along_axis(draws, best[None, :, None], axis=0)[0]
+        return chosen, self.env_actions(params, obs, chosen)
+
+    def env_actions(self, params, obs, chosen):
+        """What the env executes for the policy's ``chosen`` (B, policy_dim): the prior's
+        action for ``z`` (parrot), a decoder's, or the policy's action rescaled."""
+        if self.name == "parrot":
+            return self.prior(params).sample(chosen, obs)
+        if self.action_decoder is not None:
+            return self.action_decoder.apply({"params": params["prior"]},
+                                             self.latent_scale * chosen, obs,
+                                             method="env_action")
+        return self._rescale(chosen)
 
     def _rescale(self, actions):
         """(-1, 1) -> [low, high] (identity for the suite's Box(-1, 1))."""

@@ -62,16 +62,18 @@ def load_agent(workdir: str, step: int | None = None) -> tuple[Agent, Any, int]:
 
 def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
                    deterministic: bool = True, seed: int = 1_000_000, num_envs: int = 8,
-                   num_workers: int | None = None, keep_frames: int = 0
-                   ) -> tuple[dict[str, Any], Rollouts]:
+                   num_workers: int | None = None, keep_frames: int = 0,
+                   critic_samples: int = 1) -> tuple[dict[str, Any], Rollouts]:
     """Rolls the restored agent out in its run's env: (summary dict, rollouts).
+    ``critic_samples > 1`` (with ``deterministic=False``): every action is the best of that
+    many policy samples by the critic (``Agent.act_by_critic``).
 
     Beside the outcomes, the critic's ``Q(s_0, a_0)`` of every episode's first step and
     ``q_start_auc``: how well it ranks the episodes that succeeded above those that failed
     (``stats.rank_auc``; 0.5 is no better than chance, None without both kinds)."""
     description = read_description(workdir)
     agent, params, step = load_agent(workdir, step)
-    policy = StartRecorder(agent, params, deterministic)
+    policy = StartRecorder(agent, params, deterministic, critic_samples)
     rollouts = rollout_success(run_env(description, params.get("prior")), policy, episodes, seed,
                                num_envs=min(num_envs, episodes), num_workers=num_workers,
                                keep_frames=keep_frames, discount=agent.hp.discount)
@@ -80,7 +82,8 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
     low, high = wilson_interval(successes, episodes)
     summary = {"workdir": os.path.abspath(workdir), "agent": agent.name,
                "env": description["env"], "step": step, "episodes": episodes,
-               "deterministic": deterministic, "seed": seed,
+               "deterministic": deterministic, "critic_samples": critic_samples,
+               "seed": seed,
                "success_rate": successes / episodes, "successes": successes,
                "success_ci95": [low, high], "mean_return": float(rollouts.returns.mean()),
                "lifted_rate": float(rollouts.lifted.mean()),

@@ -63,6 +63,12 @@ def act(agent: Agent, params, obs, key, deterministic: bool = False):
     return agent.act(params, obs, key, deterministic)
 
 
+@functools.partial(jax.jit, static_argnames=("agent", "samples"))
+def act_by_critic(agent: Agent, params, obs, key, samples: int):
+    """``agent.act_by_critic`` compiled once per agent and sample count."""
+    return agent.act_by_critic(params, obs, key, samples)
+
+
 def act_fn(agent: Agent, params, deterministic: bool):
     """``(obs, key) -> env actions`` as NumPy, for ``flows.evaluate.rollout_success``."""
     return lambda obs, key: np.asarray(act(agent, params, obs, key, deterministic)[1])
@@ -70,10 +76,16 @@ def act_fn(agent: Agent, params, deterministic: bool):
 
 class StartRecorder:
     """``act_fn`` for ``rollout_success`` that keeps each episode's first observation and
-    policy action, so the critic's ``Q(s_0, a_0)`` can be read against the return."""
+    policy action, so the critic's ``Q(s_0, a_0)`` can be read against the return.
+    ``critic_samples > 1``: acts by ``Agent.act_by_critic`` (the best of that many policy
+    samples by the critic) instead of the mode or one sample."""
 
-    def __init__(self, agent: Agent, params, deterministic: bool):
+    def __init__(self, agent: Agent, params, deterministic: bool, critic_samples: int = 1):
+        if critic_samples < 1 or (critic_samples > 1 and deterministic):
+            raise ValueError(f"critic_samples={critic_samples} with deterministic="
+                             f"{deterministic}; expected 1, or more with sampled actions")
         self.agent, self.params, self.deterministic = agent, params, deterministic
+        self.critic_samples = critic_samples
         self._first, self._starts = False, []
 
     def reset(self, key):
@@ -81,7 +93,12 @@ class StartRecorder:
         self._first = True
 
     def __call__(self, obs, key):
-        policy_actions, env_actions = act(self.agent, self.params, obs, key, self.deterministic)
+        if self.critic_samples > 1:
+            policy_actions, env_actions = act_by_critic(self.agent, self.params, obs, key,
+                                                        self.critic_samples)
+        else:
+            policy_actions, env_actions = act(self.agent, self.params, obs, key,
+                                              self.deterministic)
         if self._first:
             self._starts.append((obs, policy_actions))
             self._first = False

@@ -10,7 +10,7 @@ from experiments.configs import rl
 from parrot_jax.agents import sac
 from parrot_jax.agents.agent import (AGENTS, acting_params, make_agent, with_pretrained_trunk,
                                      with_reference)
-from parrot_jax.agents.programs import act, compile_programs
+from parrot_jax.agents.programs import StartRecorder, act, act_by_critic, compile_programs
 from parrot_jax import parallel
 from parrot_jax.flows.prior import BehavioralPrior
 from parrot_jax.pretrained.cvae import init_params as init_cvae
@@ -74,6 +74,27 @@ def test_parrot_policy_at_init_is_the_base_distribution():
     _, mode_actions = act(agent, params, images[:3], jax.random.key(0), True)
     np.testing.assert_allclose(mode_actions, prior.sample(jnp.zeros((3, 7)), images[:3]),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["parrot", "sac"])
+def test_act_by_critic_takes_the_best_of_the_policy_samples(name):
+    agent = _agent(name)
+    params = _params(agent)
+    images, key = _images(6), jax.random.key(4)
+    chosen, env = act_by_critic(agent, params, images, key, 5)
+    # the same draws by hand: each observation's draw of highest min-over-heads Q
+    draws = agent.policy_distribution(params, images).sample(seed=key, sample_shape=5)
+    q = np.stack([np.asarray(agent.networks.q_values(params["critic"], images, d).min(0))
+                  for d in draws])
+    best = np.asarray(draws)[q.argmax(0), np.arange(6)]
+    np.testing.assert_allclose(chosen, best, atol=1e-6)
+    assert len(set(q.argmax(0).tolist())) > 1  # not always the same draw index
+    np.testing.assert_allclose(env, agent.env_actions(params, images, chosen), atol=1e-6)
+    if name == "parrot":  # the env gets the prior's action for the chosen z
+        prior = BehavioralPrior(agent.prior_flow, params["prior"], OBS)
+        np.testing.assert_allclose(env, prior.sample(chosen, images), atol=1e-5)
+    with pytest.raises(ValueError, match="critic_samples=4 with deterministic=True"):
+        StartRecorder(agent, params, True, critic_samples=4)
 
 
 def test_parrot_regularizer_settings():

@@ -569,6 +569,16 @@ def test_binaries(prior_dir, tmp_path):
                           f"--workdir={tmp_path / 'none'}"], env=env, capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "no RL run here" in bad.stderr
+    out = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+                          "--episodes=2", "--stochastic", "--critic_samples=3",
+                          f"--out={tmp_path / 'critic3.json'}"], check=True, env=env,
+                         capture_output=True, text=True).stdout
+    assert "(stochastic, the best of 3 samples by the critic, 2 episodes)" in out
+    assert json.load(open(tmp_path / "critic3.json"))["critic_samples"] == 3
+    bad = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+                          "--critic_samples=3"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--critic_samples=3 chooses among sampled actions; add " \
+        "--stochastic" in bad.stderr
 
 
 def test_evaluate_agent_repeats_with_its_seed(prior_dir, tmp_path):
