@@ -193,13 +193,15 @@ def summarize(records: list[dict]) -> list[dict]:
                      "rejected": int(sum(r["p_value"] < 0.05 for r in group))})
         labels = dict.fromkeys(label for r in group for label in r.get("critics", {}))
         if labels:
-            rows[-1]["critics"] = {label: _critic_summary(
+            rows[-1]["critics"] = {label: critic_summary(
                 [r["critics"][label] for r in group if label in r.get("critics", {})])
                 for label in labels}
     return rows
 
 
-def _critic_summary(scores: list[dict]) -> dict:
+def critic_summary(scores: list[dict]) -> dict:
+    """The mean over states of one critic's ``critic_score``s: ``choice_rate``,
+    ``rank_corr`` (over the states where it is defined) and how many those are."""
     corrs = [s["rank_corr"] for s in scores if s["rank_corr"] is not None]
     return {"choice_rate": float(np.mean([s["choice_rate"] for s in scores])),
             "rank_corr": float(np.mean(corrs)) if corrs else None, "ranked_states": len(corrs)}
