@@ -3,7 +3,8 @@
 PARROT's critic must learn, from sparse successes, which ``z`` at which state leads to a
 success. This measures how much there is to learn, with the simulator instead of a
 critic: from a state ``s_t`` reached by the prior (env seed ``seed``, the prior with
-``z ~ N(0, I)`` for steps ``0 .. t-1``, the same actions replayed in every branch), ``M``
+``z ~ N(0, I)`` for steps ``0 .. t-1``, a path of its own for every ``(seed, t)``, the
+same actions replayed in every branch), ``M``
 candidate ``z_j ~ N(0, I)`` are each taken at step ``t`` and followed by ``K``
 continuations of the prior with fresh ``z``. With ``p_j`` the success rate of candidate
 ``j`` (``K`` outcomes) and ``p = mean_j p_j``:
@@ -43,6 +44,7 @@ from typing import Callable
 
 import jax
 import numpy as np
+from scipy import stats
 
 from parrot_jax.envs.pool import EnvPool
 from parrot_jax.flows import evaluate
@@ -92,8 +94,8 @@ def chosen_rate(successes) -> float:
     docstring); ties go to the first candidate (candidates are i.i.d., so a tie is a
     random choice)."""
     outcomes = np.asarray(successes, float)
-    half = outcomes.shape[1] // 2
-    if outcomes.ndim != 2 or half < 1:
+    half = outcomes.shape[1] // 2 if outcomes.ndim == 2 else 0
+    if half < 1:
         raise ValueError(f"outcomes of shape {outcomes.shape}; expected (candidates, "
                          "continuations >= 2)")
     first, second = outcomes[:, :half].mean(axis=1), outcomes[:, half:2 * half].mean(axis=1)
@@ -137,7 +139,7 @@ def branch(prior: BehavioralPrior, pool: EnvPool, seed: int, step: int, candidat
             prefix = []
             for t in range(step):
                 z_t = jax.random.normal(jax.random.fold_in(key, 1 + t), (1, prior.action_dim))
-                action = _actions(prior, obs[:1], np.asarray(z_t))[0]
+                action = evaluate.prior_actions(prior, obs[:1], np.asarray(z_t))[0]
                 prefix.append(action)
                 obs, _, terminated, truncated, _ = pool.step(np.tile(action, (n, 1)))
                 if terminated[0] or truncated[0]:
@@ -155,7 +157,7 @@ def branch(prior: BehavioralPrior, pool: EnvPool, seed: int, step: int, candidat
         mine = owner[wave * n:(wave + 1) * n]
         done, outcome = np.zeros(n, bool), np.zeros(n, bool)
         wave_key = jax.random.fold_in(jax.random.fold_in(key, 10_000), wave)
-        actions = _actions(prior, obs, z[mine])
+        actions = evaluate.prior_actions(prior, obs, z[mine])
         for t in range(max_steps):
             obs, _, terminated, truncated, infos = pool.step(actions)
             ended = ~done & (terminated | truncated)
@@ -165,15 +167,11 @@ def branch(prior: BehavioralPrior, pool: EnvPool, seed: int, step: int, candidat
             if done.all():
                 break
             fresh = jax.random.normal(jax.random.fold_in(wave_key, t), (n, prior.action_dim))
-            actions = _actions(prior, obs, np.asarray(fresh))
+            actions = evaluate.prior_actions(prior, obs, np.asarray(fresh))
         else:
             raise RuntimeError(f"env seed {seed}: branches did not end within {max_steps} steps")
         successes[wave * n:(wave + 1) * n] = outcome
     return Branches(seed, step, z, successes.reshape(candidates, continuations), branch_obs)
-
-
-def _actions(prior: BehavioralPrior, obs, z) -> np.ndarray:
-    return evaluate.prior_actions(prior, obs, z)
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -212,8 +210,6 @@ def critic_score(label: str, q_fn) -> Callable[[Branches], dict]:
     critic's values of the candidates; records them, their Spearman correlation with the
     candidates' success rates (None where the rates or the values are all equal) and the
     success rate of the candidate of highest value, under ``critics[label]``."""
-    from scipy import stats
-
     def score(branches: Branches) -> dict:
         m = len(branches.candidates)
         q = np.asarray(q_fn(np.repeat(branches.observation[None], m, axis=0),
@@ -229,6 +225,7 @@ def critic_score(label: str, q_fn) -> Callable[[Branches], dict]:
 
 
 def markdown(rows: list[dict], candidates: int, continuations: int) -> str:
+    """``summarize``'s rows as a table per step (and one per step and critic)."""
     lines = [f"| step t | states | P(success) from s_t | Var over z_t of P(success \\| s_t, z_t) "
              f"| outcome variance p(1 - p) | share explained by z_t | P(success) with the "
              f"best of {candidates} z_t (chosen on half the continuations, scored on the "
