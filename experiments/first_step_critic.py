@@ -72,6 +72,11 @@ def _check_flags() -> list[int]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"--branches={_BRANCHES.value}: no z_influence.json; pass the "
                                 "workdir of experiments.z_influence")
+    with open(path) as f:
+        branched = json.load(f)["config"]["env"]
+    if branched != _ENV.value:
+        raise ValueError(f"--branches={_BRANCHES.value} branched {branched!r}, not --env="
+                         f"{_ENV.value!r}")
     try:
         sizes = sorted({int(n) for n in _EPISODES.value})
     except ValueError:

@@ -59,6 +59,8 @@ def test_critics_per_size_scored_on_the_branches(prior_and_branches, tmp_path):
     (["--episodes=a"], "--episodes='a'; expected integers >= 2"),
     (["--branches=/no/such/dir"], "no z_influence.json; pass the workdir of "
                                   "experiments.z_influence"),
+    (["--env=parrot/PlaceCanInPan-v0"], "branched 'parrot/PickUpCan-v0', not "
+                                        "--env='parrot/PlaceCanInPan-v0'"),
 ])
 def test_bad_flags(prior_and_branches, tmp_path, flags, message):
     prior, branches = prior_and_branches
