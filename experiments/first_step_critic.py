@@ -23,7 +23,6 @@ Writes ``first_step_critic.json`` and ``.md`` (a row per N, also printed).
 
 from __future__ import annotations
 
-import io as io_module
 import json
 import os
 import time
@@ -40,6 +39,7 @@ from experiments.configs import rl
 from parrot_jax import io
 from parrot_jax.agents import sac
 from parrot_jax.agents.agent import make_agent
+from parrot_jax.agents.programs import q_min
 from parrot_jax.envs import check_env_id
 from parrot_jax.flows import evaluate, z_influence
 from parrot_jax.flows.prior import CONFIG_FILE, check_prior_dir, load_prior
@@ -117,9 +117,7 @@ def collect(prior, env_id: str, episodes: int, seed: int, num_envs: int, path: s
     data = {"images": np.concatenate([o for o, _ in policy.starts])[:episodes],
             "z": np.concatenate([z for _, z in policy.starts])[:episodes].astype(np.float32),
             "successes": rollouts.successes}
-    buffer = io_module.BytesIO()
-    np.savez_compressed(buffer, seed=seed, **data)
-    io.atomic_write_bytes(path, buffer.getvalue())
+    io.write_npz(path, seed=seed, **data)
     return data
 
 
@@ -166,7 +164,6 @@ def main(argv):
     config = rl.get_config("cpu")
     agent = make_agent(config, prior.image_shape, "uint8", (prior.action_dim,), (-1.0, 1.0),
                        prior_model, prior.image_shape)
-    q_min = jax.jit(lambda p, obs, z: agent.networks.q_values(p, obs, z).min(0))
     with open(os.path.join(_BRANCHES.value, "z_influence.json")) as f:
         branches = [s for s in json.load(f)["states"] if s["step"] == 0]
     env = gym.make(_ENV.value)
@@ -179,10 +176,11 @@ def main(argv):
         params = train_critic(agent.networks, data["images"][:n], data["z"][:n],
                               data["successes"][:n], _STEPS.value, _BATCH.value, _LR.value,
                               config.sac.augment_pad, jax.random.key(_SEED.value + n))
-        q_held = np.asarray(q_min(params, data["images"][held], data["z"][held]))
+        q_held = np.asarray(q_min(agent.networks, params, data["images"][held],
+                                  data["z"][held]))
         ok = data["successes"][held]
         score = z_influence.critic_score(
-            str(n), lambda obs, z: q_min(params, obs, z))
+            str(n), lambda obs, z: q_min(agent.networks, params, obs, z))
         scored = []
         for s in branches:
             result = z_influence.Branches(s["seed"], 0, np.asarray(s["candidates"], np.float32),

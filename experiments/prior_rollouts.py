@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io as io_module
 import json
 import os
 
@@ -141,9 +140,7 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
                                   ("target_starts", rollouts.target_starts))
              if value is not None}
     if paths:
-        buffer = io_module.BytesIO()
-        np.savez_compressed(buffer, **paths)
-        io.atomic_write_bytes(os.path.join(workdir, PATHS_FILE), buffer.getvalue())
+        io.write_npz(os.path.join(workdir, PATHS_FILE), **paths)
     summary = {"prior": {"workdir": os.path.abspath(prior_dir), "step": prior.step,
                          "model": model},
                "config": {"env": env, "episodes": episodes, "seed": seed, "num_envs": num_envs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -46,6 +47,13 @@ def write_json(path: str, obj: Any) -> None:
 
 def write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def write_npz(path: str, **arrays) -> None:
+    """``np.savez_compressed`` of ``arrays``, written atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def upscale(frame: np.ndarray, factor: int) -> np.ndarray:

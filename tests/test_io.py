@@ -48,3 +48,11 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
         assert (path.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(old)
+
+
+def test_write_npz_round_trips(tmp_path):
+    path = str(tmp_path / "sub" / "a.npz")
+    io.write_npz(path, x=np.arange(3), y=np.ones((2, 2), np.uint8))
+    with np.load(path) as data:
+        np.testing.assert_array_equal(data["x"], np.arange(3))
+        assert data["y"].dtype == np.uint8 and data["y"].shape == (2, 2)
