@@ -5,21 +5,23 @@ markdown summary.
     python -m benchmarks.device_check --tiny --out_dir=/tmp/dc   # CPU, about a minute
 
 Parts, in order (each timed; a part that fails is recorded with its error and the rest
-still run, so one short lease always returns something):
+still run, and the files are rewritten after every part and every throughput section, so a
+lease cut short still returns what finished; ``--deadline_seconds`` skips, and records as
+skipped, what would start after it):
 1. ``machine``: devices, platform, library versions;
 2. ``correctness``: on the default device, the paper flow's inverse (``f^-1(f(z)) = z``)
    and log-determinant (``log p(a) = log N(z) - log|det df/dz|``); then the device
    against the CPU with float32 matmuls at full precision: the flow's log-likelihood of
    one batch, and one SAC update (its losses and parameters) from the same state and
    batch; every difference next to its tolerance;
-3. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
+3. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
+   dataset through the real sampler and device prefetcher: NLL against wall clock;
+4. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
    paper's flow and SAC at batch 256 and larger batches, fused dispatches, acting, S
    vmapped SAC agents at once (S = 1, 4, 16), the matmul peak the
    ``achieved_flops_per_s`` are read against; ``env`` and ``e2e`` only
-   where pybullet imports); PyTorch references where torch is installed (on the GPU when
-   it sees one);
-4. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
-   dataset through the real sampler and device prefetcher: NLL against wall clock.
+   where pybullet imports), one section at a time; PyTorch references where torch is
+   installed (on the GPU when it sees one).
 
 Writes ``OUT_DIR/device_check_{platform}.json`` and ``.md``.
 """
@@ -39,7 +41,9 @@ from benchmarks import common, run, suites
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where the JSON and .md go.")
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (the quick suite): a CPU smoke run.")
 _CURVE_SECONDS = flags.DEFINE_float("curve_seconds", 120.0, "Prior training time.")
-PARTS = ("correctness", "throughput", "prior_curve")
+_DEADLINE = flags.DEFINE_float("deadline_seconds", 0.0,
+                                "Start no part or section after this many seconds (0: none).")
+PARTS = ("correctness", "prior_curve", "throughput")
 _PARTS = flags.DEFINE_list("parts", list(PARTS), f"Any of {', '.join(PARTS)}.")
 # --torch (measure the PyTorch references, if installed) is benchmarks.run's flag.
 
@@ -158,15 +162,20 @@ def prior_curve(model: dict, batch: int, seconds: float, episodes: int) -> dict:
             "steps_per_s": points[-1]["steps"] / max(points[-1]["seconds"], 1e-9)}
 
 
-def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS) -> dict:
-    """Runs the machine description and ``parts``; returns the result (JSON-ready)."""
+def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=None,
+          deadline: float = 0.0) -> dict:
+    """Runs the machine description and ``parts``; returns the result (JSON-ready).
+
+    ``save(result)`` is called after every part and every throughput section, so what
+    finished survives a run cut short; with ``deadline`` > 0 nothing starts once that many
+    seconds have passed, and what did not start is listed under ``skipped``.
+    """
     import jax
 
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; expected some of {PARTS}")
     suite = "quick" if tiny else "device"
-    settings = suites.get(suite)
     model = suites.TINY_FLOW if tiny else suites.PAPER_FLOW
     network = suites.TINY_SAC if tiny else suites.PAPER_SAC
     devices = jax.devices()
@@ -175,25 +184,57 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS) -> dic
                           "kind": devices[0].device_kind},
               "versions": common.versions("jax", "jaxlib", "flax", "optax", "distrax",
                                           "orbax-checkpoint", "numpy", "pybullet", "torch"),
-              "part_seconds": {}, "errors": {}}
+              "part_seconds": {}, "errors": {}, "skipped": []}
     sections = ["peak", "flow", "sac", "acting", "seeds"]
     if importlib.util.find_spec("pybullet") is not None:
         sections += ["env", "e2e"]
-    runners = {
-        "correctness": lambda: correctness(model, network, 8 if tiny else 64),
-        "throughput": lambda: run.run_suite(suite, sections, use_torch),
-        "prior_curve": lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
-                                           20 if tiny else 400),
-    }
-    for name in (p for p in PARTS if p in parts):
-        part = runners[name]
+    began = time.perf_counter()
+    save = save or (lambda _: None)
+
+    def late(name: str) -> bool:
+        if deadline > 0 and time.perf_counter() - began > deadline:
+            result["skipped"].append(name)
+            return True
+        return False
+
+    def attempt(name: str, part) -> None:
         start = time.perf_counter()
         try:
-            result[name] = part()
+            part()
         except Exception as error:  # noqa: BLE001 (a lease must return the other parts)
             result["errors"][name] = f"{type(error).__name__}: {error}"
             traceback.print_exc()
         result["part_seconds"][name] = time.perf_counter() - start
+        save(result)
+
+    def throughput_section(section: str) -> None:
+        measured = run.run_suite(suite, [section], use_torch)
+        if "throughput" not in result:
+            result["throughput"] = dict(measured, sections=[], section_seconds={},
+                                        records=[])
+        merged = result["throughput"]
+        merged["sections"].append(section)
+        merged["section_seconds"].update(measured["section_seconds"])
+        merged["records"] += measured["records"]
+
+    def set_part(name, compute):
+        return lambda: result.__setitem__(name, compute())
+
+    runners = {
+        "correctness": set_part("correctness",
+                                lambda: correctness(model, network, 8 if tiny else 64)),
+        "prior_curve": set_part("prior_curve",
+                                lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
+                                                    20 if tiny else 400)),
+    }
+    for name in (p for p in PARTS if p in parts):
+        if name != "throughput":
+            if not late(name):
+                attempt(name, runners[name])
+            continue
+        for section in sections:  # one at a time: a failure or a timeout loses one
+            if not late(f"throughput/{section}"):
+                attempt(f"throughput/{section}", lambda s=section: throughput_section(s))
     return result
 
 
@@ -222,6 +263,8 @@ def markdown(result: dict) -> str:
         lines.append("")
     for name, error in result["errors"].items():
         lines.append(f"**{name} failed**: {error}")
+    if result.get("skipped"):
+        lines.append("Skipped (past the deadline): " + ", ".join(result["skipped"]))
     lines.append("Seconds per part: " + ", ".join(
         f"{k} {v:.0f}" for k, v in result["part_seconds"].items()))
     return "\n".join(lines) + "\n"
@@ -234,15 +277,21 @@ def main(argv):
 
     quiet_orbax()
     use_torch = flags.FLAGS.torch and run.torch_available()
-    result = check(_TINY.value, _CURVE_SECONDS.value, use_torch, _PARTS.value)
-    base = os.path.join(_OUT_DIR.value, f"device_check_{result['devices']['platform']}")
-    if _TINY.value:
-        base += "_tiny"
     os.makedirs(_OUT_DIR.value, exist_ok=True)
-    common.write_result(base + ".json", result)
-    text = markdown(result)
-    io.write_text(base + ".md", text)
-    print(text)
+    paths = []
+
+    def save(result: dict) -> None:  # atomic rewrites: a cut-short run leaves the last one
+        if not paths:
+            base = os.path.join(_OUT_DIR.value,
+                                f"device_check_{result['devices']['platform']}")
+            paths.append(base + ("_tiny" if _TINY.value else ""))
+        io.write_json(paths[0] + ".json", result)
+        io.write_text(paths[0] + ".md", markdown(result))
+
+    result = check(_TINY.value, _CURVE_SECONDS.value, use_torch, _PARTS.value, save,
+                   _DEADLINE.value)
+    save(result)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # The device check as one command on a lent GPU machine (/work/.library/device): installs
 # the wheels `make device-wheels` put in .whl/ (what the machine's image lacks), then runs
 # benchmarks.device_check, writing into $OUT (or benchmarks/results without one).
-#   device run: command "bash benchmarks/device_check.sh", carry [".whl"], timeout_s 600
+#   device run: command "bash benchmarks/device_check.sh", carry [".whl"], timeout_s 560
+# (nothing new starts after 420 s; the files are rewritten as each part ends).
 set -euo pipefail
 out="${OUT:-benchmarks/results}"
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -12,4 +13,5 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
-python3 -m benchmarks.device_check --out_dir="$out" --curve_seconds=90 2>&1 | tee "$out/device_check.log"
+python3 -m benchmarks.device_check --out_dir="$out" --curve_seconds=60 \
+  --deadline_seconds=420 "$@" 2>&1 | tee "$out/device_check.log"

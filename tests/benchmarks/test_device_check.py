@@ -45,3 +45,20 @@ def test_a_failing_part_is_recorded_and_the_others_run(monkeypatch):
         device_check.markdown(result)
     with pytest.raises(ValueError, match="unknown parts \\['speed'\\]"):
         device_check.check(True, 0.5, False, parts=("speed",))
+
+
+def test_every_part_is_saved_as_it_ends_and_the_deadline_skips_the_rest():
+    saved = []
+    result = device_check.check(True, 0.5, False, parts=("correctness", "prior_curve"),
+                                save=lambda r: saved.append(sorted(r["part_seconds"])))
+    assert saved == [["correctness"], ["correctness", "prior_curve"]]
+    assert result["skipped"] == []
+    # a deadline already passed after the first part: the second is listed, not run
+    result = device_check.check(True, 0.5, False, parts=("correctness", "throughput"),
+                                deadline=1e-9)
+    assert "correctness" in result["skipped"] and "throughput" not in result
+    assert result["skipped"][1:6] == ["throughput/peak", "throughput/flow", "throughput/sac",
+                                      "throughput/acting", "throughput/seeds"]
+    assert result["part_seconds"] == {}
+    assert "Skipped (past the deadline): correctness, throughput/peak" in \
+        device_check.markdown(result)

@@ -1,0 +1,133 @@
+"""Where a SAC update's time goes: its parts timed one by one on the default device.
+
+    python -m benchmarks.sac_breakdown [--network=paper|cpu] [--batch=256] [--out=FILE]
+
+Each part is one jitted function on the paper's (or the ``:cpu``) networks at ``--batch``:
+the random-shift augmentation of both image batches, the conv trunk forward and forward +
+backward (parameters' gradient), the critic's and the actor's forward + backward, and the
+whole update (critic, actor, temperature, target). Per part: the median seconds per call
+(after a compile and a warm-up, each repeat ended by ``block_until_ready``), XLA's FLOP
+and byte counts, and the rates they imply, so a part far below the device's matmul rate
+and its memory bandwidth shows where the update is bound (launches, layout, algorithm).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from benchmarks import common, learner, suites
+from parrot_jax.agents import sac
+from parrot_jax.agents.networks import ConvTrunk
+from parrot_jax.networks.augment import random_crop
+
+NETWORKS = {"paper": suites.PAPER_SAC, "cpu": suites.CPU_SAC, "tiny": suites.TINY_SAC}
+
+
+def time_jitted(fn, args, repeats: int) -> dict:
+    """Median seconds per call of the jitted ``fn(*args)`` and XLA's cost counts."""
+    jitted = jax.jit(fn)
+    compiled = jitted.lower(*args).compile()
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    cost = cost or {}
+    jax.block_until_ready(compiled(*args))  # warm-up
+
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        out = None
+        for _ in range(n):
+            out = compiled(*args)
+        jax.block_until_ready(out)
+        return time.perf_counter() - start
+
+    steps = common.calibrate(run, 1)
+    seconds = [run(steps) / steps for _ in range(repeats)]
+    median = statistics.median(seconds)
+    flops, moved = float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+    return {"seconds": median, "repeats": seconds, "flops": flops, "bytes": moved,
+            "flops_per_s": flops / median, "bytes_per_s": moved / median}
+
+
+def parts(network: dict, batch: int) -> dict:
+    """{part: (fn, args)}: the update's pieces on one batch of random data."""
+    config = learner.rl_config_for("sac", network)
+    agent = learner.make_agent(config)
+    networks, hp = agent.networks, agent.hp
+    data = jax.device_put(learner.sac_batch(batch, agent.policy_dim))
+    state = sac.init_state(networks, hp, jax.random.key(0), data["observations"][0])
+    key = jax.random.key(1)
+    obs, next_obs, actions = data["observations"], data["next_observations"], data["actions"]
+    trunk = ConvTrunk(tuple(config.network.channels))
+    trunk_params = trunk.init(jax.random.key(2), obs[:1])["params"]
+
+    def trunk_loss(params, images):
+        return jnp.sum(jnp.square(trunk.apply({"params": params}, images)))
+
+    def critic_loss(params, obs, actions):
+        return networks.q_values(params, obs, actions).sum()
+
+    def actor_loss(params, critic_params, obs, key):
+        _, log_prob = networks.policy(params, critic_params, obs).sample_and_log_prob(seed=key)
+        return log_prob.sum()
+
+    return {
+        "augment_both": (lambda k, o, n: (random_crop(k, o, 4),
+                                          random_crop(jax.random.fold_in(k, 1), n, 4)),
+                         (key, obs, next_obs)),
+        "trunk_forward": (lambda p, o: trunk.apply({"params": p}, o), (trunk_params, obs)),
+        "trunk_forward_backward": (jax.grad(trunk_loss), (trunk_params, obs)),
+        "critic_forward_backward": (jax.grad(critic_loss),
+                                    (state.critic_params, obs, actions)),
+        "actor_forward_backward": (jax.grad(actor_loss),
+                                   (state.actor_params, state.critic_params, obs, key)),
+        "update": (lambda s, b: sac.update_step(s, b, networks=networks, hp=hp),
+                   (state, data)),
+    }
+
+
+def breakdown(network_name: str, batch: int, repeats: int) -> dict:
+    devices = jax.devices()
+    result = {"network": network_name, "batch": batch, "machine": common.machine(),
+              "devices": {"platform": devices[0].platform, "kind": devices[0].device_kind},
+              "versions": common.versions("jax", "jaxlib", "flax"), "parts": {}}
+    for name, (fn, args) in parts(NETWORKS[network_name], batch).items():
+        result["parts"][name] = time_jitted(fn, args, repeats)
+    return result
+
+
+def format_table(result: dict) -> str:
+    lines = [f"SAC update parts, {result['network']} networks, batch {result['batch']}, "
+             f"{result['devices']['kind']}",
+             f"{'part':<26}{'ms':>9}{'GFLOP':>9}{'TFLOP/s':>9}{'MB':>9}{'GB/s':>9}"]
+    for name, p in result["parts"].items():
+        lines.append(f"{name:<26}{p['seconds'] * 1e3:>9.3f}{p['flops'] / 1e9:>9.2f}"
+                     f"{p['flops_per_s'] / 1e12:>9.2f}{p['bytes'] / 1e6:>9.1f}"
+                     f"{p['bytes_per_s'] / 1e9:>9.0f}")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if f.batch < 1:
+        raise app.UsageError(f"--batch={f.batch}; expected a positive integer")
+    result = breakdown(f.network, f.batch, f.repeats)
+    print(format_table(result))
+    if f.out:
+        common.write_result(f.out, result)
+
+
+if __name__ == "__main__":
+    # defined here, not at import: benchmarks.run (imported beside this module by the
+    # tests) defines --out too
+    flags.DEFINE_enum("network", "paper", list(NETWORKS), "The SAC networks.")
+    flags.DEFINE_integer("batch", 256, "Batch size.")
+    flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
+    flags.DEFINE_string("out", None, "JSON file to write (atomically).")
+    app.run(main)
