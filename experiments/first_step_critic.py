@@ -18,7 +18,13 @@ of the first N (``Q -> 1[success]``, each head, Adam) and scored on:
   env, seeds and candidates from its JSON): ``P(success)`` with the candidate of highest
   ``Q`` and the rank correlation, as ``z_influence --critics`` reports them.
 
-Writes ``first_step_critic.json`` and ``.md`` (a row per N, also printed).
+``--inputs`` chooses what the critic's action input is: ``z`` (what PARROT's critic reads:
+``Q(s, z)``, so it must learn the flow's state-dependent map from ``z`` to the arm's
+motion) and/or ``action``, the env action the frozen prior makes of it,
+``a_0 = f(z_0; s_0)``: ``Q(s, f(z; s))`` is the same function of ``(s, z)`` with the map
+given. Each input gets its own critics, rows and candidates' scores.
+
+Writes ``first_step_critic.json`` and ``.md`` (a row per input and N, also printed).
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ _HELD_OUT = flags.DEFINE_integer("held_out", 1000, "Episodes held out (collected
                                  "largest N).", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "First env seed of the collected episodes; also "
                              "seeds z and the critics.", lower_bound=0)
+INPUTS = ("z", "action")
+_INPUTS = flags.DEFINE_list("inputs", ["z"], "The critic's action input: any of "
+                            f"{', '.join(INPUTS)} (module docstring).")
 _STEPS = flags.DEFINE_integer("steps", 4000, "Updates per critic.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Episodes per update.", lower_bound=1)
 _LR = flags.DEFINE_float("learning_rate", 3e-4, "Adam's learning rate.", lower_bound=0)
@@ -66,6 +75,10 @@ EPISODES_FILE = "episodes.npz"
 
 
 def _check_flags() -> list[int]:
+    unknown = [i for i in _INPUTS.value if i not in INPUTS]
+    if unknown or not _INPUTS.value:
+        raise ValueError(f"--inputs={','.join(_INPUTS.value)!r}; expected some of "
+                         f"{', '.join(INPUTS)} separated by commas")
     check_prior_dir(_PRIOR.value)
     check_env_id(_ENV.value)
     path = os.path.join(_BRANCHES.value, "z_influence.json")
@@ -121,6 +134,19 @@ def collect(prior, env_id: str, episodes: int, seed: int, num_envs: int, path: s
     return data
 
 
+def critic_input(prior, name: str):
+    """``(images, z) -> what the critic reads as its action``: ``z`` itself, or the env
+    action ``f(z; s)`` the frozen prior makes of it (in chunks, to bound memory)."""
+    if name == "z":
+        return lambda images, z: np.asarray(z, np.float32)
+
+    def actions(images, z):
+        images, z = np.asarray(images), np.asarray(z, np.float32)
+        return np.concatenate([evaluate.prior_actions(prior, images[i:i + 1024], z[i:i + 1024])
+                               for i in range(0, len(z), 1024)]).astype(np.float32)
+    return actions
+
+
 def train_critic(networks, images, z, successes, steps: int, batch_size: int,
                  learning_rate: float, augment_pad: int, key):
     """Critic parameters regressed on ``1[success]`` from ``(s_0, z_0)`` (every head)."""
@@ -171,23 +197,26 @@ def main(argv):
     env.close()
     held = slice(sizes[-1], total)
     rows = []
-    for n in sizes:
+    for n, name in ((n, name) for name in _INPUTS.value for n in sizes):
         t0 = time.time()
-        params = train_critic(agent.networks, data["images"][:n], data["z"][:n],
+        to_input = critic_input(prior, name)
+        params = train_critic(agent.networks, data["images"][:n],
+                              to_input(data["images"][:n], data["z"][:n]),
                               data["successes"][:n], _STEPS.value, _BATCH.value, _LR.value,
                               config.sac.augment_pad, jax.random.key(_SEED.value + n))
         q_held = np.asarray(q_min(agent.networks, params, data["images"][held],
-                                  data["z"][held]))
+                                  to_input(data["images"][held], data["z"][held])))
         ok = data["successes"][held]
         score = z_influence.critic_score(
-            str(n), lambda obs, z: q_min(agent.networks, params, obs, z))
+            str(n), lambda obs, z: q_min(agent.networks, params, obs, to_input(obs, z)))
         scored = []
         for s in branches:
             result = z_influence.Branches(s["seed"], 0, np.asarray(s["candidates"], np.float32),
                                           np.asarray(s["successes"], bool), scenes[s["seed"]])
             scored.append(score(result)["critics"][str(n)])
         summary = z_influence.critic_summary(scored)
-        rows.append({"episodes": n, "successes": int(data["successes"][:n].sum()),
+        rows.append({"input": name, "episodes": n,
+                     "successes": int(data["successes"][:n].sum()),
                      "held_out_auc": rank_auc(q_held[ok], q_held[~ok]),
                      "choice_rate": summary["choice_rate"], "rank_corr": summary["rank_corr"],
                      "scenes": len(branches),
@@ -195,19 +224,20 @@ def main(argv):
                      "held_out_best": float(np.mean([s["chosen_rate"] for s in branches])),
                      "seconds": round(time.time() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
-    lines = ["| episodes N (successes) | held-out AUC of Q(s_0, z_0) | P(success) with the "
+    lines = ["| critic input | episodes N (successes) | held-out AUC of Q(s_0, z_0) | P(success) with the "
              "highest-Q of the branched z_0 (scene mean; best held out) | rank correlation "
-             "with their success rates |", "|---|---|---|---|"]
+             "with their success rates |", "|---|---|---|---|---|"]
     for r in rows:
         corr = "-" if r["rank_corr"] is None else f"{r['rank_corr']:.2f}"
         auc = "-" if r["held_out_auc"] is None else f"{r['held_out_auc']:.2f}"
-        lines.append(f"| {r['episodes']} ({r['successes']}) | {auc} | {r['choice_rate']:.3f} "
+        lines.append(f"| {r['input']} | {r['episodes']} ({r['successes']}) | {auc} | {r['choice_rate']:.3f} "
                      f"({r['scene_mean']:.3f}; {r['held_out_best']:.3f}) | {corr} |")
     table = "\n".join(lines) + "\n"
     io.write_json(os.path.join(_WORKDIR.value, "first_step_critic.json"),
                   {"rows": rows, "config": {"prior": os.path.abspath(_PRIOR.value),
                                             "branches": os.path.abspath(_BRANCHES.value),
                                             "env": _ENV.value, "episodes": sizes,
+                                            "inputs": _INPUTS.value,
                                             "held_out": _HELD_OUT.value, "seed": _SEED.value,
                                             "steps": _STEPS.value,
                                             "batch_size": _BATCH.value,
