@@ -17,6 +17,7 @@ TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
     TOP: {"pretrained": "", "learner": ""},
     "network": {"trunk": "conv", "freeze_trunk": False},
+    "parrot": {"critic_input": "z"},
     # sections added whole (a run written before them held these values)
     "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},
     "iql": {"value_lr": 3e-4, "expectile": 0.7, "inverse_temperature": 3.0,

@@ -295,8 +295,13 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         net = {**net, "shared_trunk": True, "freeze_trunk": True}
     else:
         encoder = _trunk_encoder(name, net, prior_flow)
+    critic_input = legacy.with_added_fields("parrot", config["parrot"])["critic_input"]
+    if critic_input != "z" and name != "parrot":
+        raise ValueError(f"parrot.critic_input={critic_input!r} reads the behavioral prior's "
+                         f"action; agent {name!r} is not parrot (leave it 'z')")
     critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
-                    encoder, bool(net["freeze_trunk"]))
+                    encoder, bool(net["freeze_trunk"]),
+                    prior_flow if critic_input != "z" else None, critic_input)
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
@@ -417,17 +422,23 @@ def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
 def with_pretrained_trunk(agent: Agent, state: sac.SACState, params: Any) -> sac.SACState:
     """``state`` with the critic's encoder trunk, and its target's, set to the trained
     encoder ``params["encoder"]`` of a pretrained model: the prior's
-    (``network.trunk="prior_encoder"``) or a ``FEATURE_AGENTS`` agent's VAE; ``state``
-    itself when the trunk is the conv trunk.
+    (``network.trunk="prior_encoder"``) or a ``FEATURE_AGENTS`` agent's VAE; and with
+    ``parrot.critic_input`` other than "z" the critic's frozen copy of the prior's flow
+    (``action_map``) set to the prior's ``params``; ``state`` itself when neither applies.
 
     The critic's optimizer state needs no change: Adam's moments start at zero whatever the
     parameters are."""
-    if agent.networks.critic.encoder is None:
+    critic = agent.networks.critic
+    parts = {}
+    if critic.encoder is not None:
+        parts["encoder"] = params["encoder"]
+    if critic.action_map is not None:
+        parts["action_map"] = params
+    if not parts:
         return state
     # Copies: the update donates the state's buffers, which must be neither the prior's
     # (acting still reads them) nor shared between the critic and its target.
-    critic = {**state.critic_params,
-              "encoder": jax.tree.map(lambda x: x.copy(), params["encoder"])}
+    critic = {**state.critic_params, **jax.tree.map(lambda x: x.copy(), parts)}
     target = jax.tree.map(lambda x: x.copy(), critic)
     return state.replace(critic_params=critic, target_critic_params=target)
 

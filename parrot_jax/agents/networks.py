@@ -70,6 +70,21 @@ class QNetwork(nn.Module):
         return MLP(tuple(self.hidden), 1, name="head")(x)[..., 0]
 
 
+class FrozenSample(nn.Module):
+    """``a = flow.sample(z, s)`` of a frozen flow: its parameters (under this module's
+    ``flow``) are read through ``stop_gradient``, so a loss's gradient reaches ``z`` but
+    never the flow (Adam leaves parameters with zero gradients where they are)."""
+
+    flow: nn.Module
+
+    @nn.compact
+    def __call__(self, z: jax.Array, images: jax.Array) -> jax.Array:
+        return self.flow.sample(z, images)
+
+
+CRITIC_INPUTS = ("z", "action", "both")
+
+
 class Critic(nn.Module):
     """``num_qs`` independent Q-networks: (B, ...), (B, A) -> (num_qs, B).
 
@@ -89,8 +104,25 @@ class Critic(nn.Module):
     encoder: ConvEncoder | None = None  # the shared trunk, if not the conv trunk (params
     # under "encoder")
     freeze_trunk: bool = False  # the shared trunk's features under stop_gradient
+    # PARROT's critic input (``parrot.critic_input``): with ``action_map`` (the frozen
+    # prior's flow, its parameters under ``action_map``, copied in from the prior by
+    # ``agent.with_pretrained_trunk``) the heads read the env action ``a = f(z; s)``
+    # ("action") or ``[z, a]`` ("both") instead of ``z``: ``Q(s, f(z; s))`` is a function
+    # of ``(s, z)`` with the flow's state-dependent map given rather than learnt.
+    action_map: nn.Module | None = None
+    action_input: str = "z"
 
     def setup(self):
+        if self.action_input not in CRITIC_INPUTS:
+            raise ValueError(f"critic input {self.action_input!r}; expected one of "
+                             f"{CRITIC_INPUTS}")
+        if (self.action_input != "z") != (self.action_map is not None):
+            raise ValueError(f"critic input {self.action_input!r} needs an action map (the "
+                             "prior's flow) exactly when it is not 'z'")
+        if self.action_map is not None:
+            self.frozen_map = nn.map_variables(
+                FrozenSample, "params", trans_in_fn=jax.lax.stop_gradient, init=True)(
+                    self.action_map)
         per_q_features = 0 if not self.shared_trunk else None
         self.qs = nn.vmap(QNetwork, variable_axes={"params": 0}, split_rngs={"params": True},
                           in_axes=(per_q_features, None), out_axes=0,
@@ -109,6 +141,10 @@ class Critic(nn.Module):
         return jax.lax.stop_gradient(features) if self.freeze_trunk else features
 
     def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
+        if self.action_map is not None:
+            env_actions = self.frozen_map(actions, obs)
+            actions = (env_actions if self.action_input == "action"
+                       else jnp.concatenate([actions, env_actions], axis=-1))
         if self.shared_trunk:
             return self.qs(self.encode(obs), actions)
         return self.qs(jnp.stack([trunk(obs) for trunk in self.trunks]), actions)

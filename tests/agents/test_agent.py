@@ -1,5 +1,7 @@
 """The agents on the suite's real spaces: shapes, what reaches the env, PARROT at init."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -188,6 +190,53 @@ def test_prior_encoder_trunk_starts_from_the_prior_and_freezes(freeze):
     # acting still reads the prior's (undonated) parameters
     z, actions = act(agent, acting_params(state, prior_params), images, jax.random.key(2))
     np.testing.assert_allclose(actions, prior.sample(z, images), atol=1e-5)
+
+
+@pytest.mark.parametrize("critic_input", ["action", "both"])
+@pytest.mark.parametrize("learner", ["sac", "awac"])
+def test_parrot_critic_reads_the_frozen_prior_action(critic_input, learner):
+    agent = _agent("parrot", learner=learner, **{"parrot.critic_input": critic_input})
+    programs = compile_programs(agent, parallel.make_mesh(1), OBS, "uint8", 1, True)
+    prior_params = _params(agent)["prior"]
+    state = with_pretrained_trunk(agent, programs.init(jax.random.key(0)), prior_params)
+    np.testing.assert_array_equal(
+        jax.tree.leaves(state.target_critic_params["action_map"])[0],
+        jax.tree.leaves(prior_params)[0])
+    images, z = _images(6), jax.random.normal(jax.random.key(3), (6, 7))
+    prior = BehavioralPrior(agent.prior_flow, prior_params, OBS)
+    # Q(s, z) of the parrot critic = the same heads on the prior's action (and z)
+    heads_input = prior.sample(z, images)
+    if critic_input == "both":
+        heads_input = jnp.concatenate([z, heads_input], axis=-1)
+    plain = dataclasses.replace(agent.networks.critic, action_map=None, action_input="z")
+    without_map = {k: v for k, v in state.critic_params.items() if k != "action_map"}
+    np.testing.assert_allclose(agent.networks.q_values(state.critic_params, images, z),
+                               plain.apply({"params": without_map}, images, heads_input),
+                               rtol=1e-5, atol=1e-6)
+    batch = {"observations": images, "next_observations": _images(6, 1),
+             "actions": np.asarray(z), "rewards": np.ones(6, np.float32),
+             "terminated": np.zeros(6, bool)}
+    before = jax.tree.map(np.asarray, state.critic_params)
+    for _ in range(3):
+        state, _ = programs.update(state, batch)
+    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
+                         state.critic_params, before)
+    assert max(jax.tree.leaves(moved["qs"])) > 0
+    assert max(jax.tree.leaves(moved["action_map"])) == 0.0  # the flow stays the prior's
+    if learner == "sac":  # the actor's gradient reaches z through the frozen flow
+        assert max(jax.tree.leaves(jax.tree.map(
+            lambda a, b: float(np.abs(np.asarray(a) - b).max()), state.actor_params,
+            jax.tree.map(np.asarray, programs.init(jax.random.key(0)).actor_params)))) > 0
+
+
+def test_critic_input_errors_are_named():
+    with pytest.raises(ValueError, match="parrot.critic_input='action' reads the behavioral "
+                                         "prior's action; agent 'sac' is not parrot"):
+        _agent("sac", **{"parrot.critic_input": "action"})
+    agent = _agent("parrot", **{"parrot.critic_input": "actions"})
+    with pytest.raises(ValueError, match="critic input 'actions'; expected one of "
+                                         "\\('z', 'action', 'both'\\)"):
+        sac.init_state(agent.networks, agent.hp, jax.random.key(0), jnp.zeros(OBS, jnp.uint8))
 
 
 def test_conv_trunk_is_left_alone_by_with_pretrained_trunk():
