@@ -197,10 +197,13 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=N
             return True
         return False
 
-    def attempt(name: str, part) -> None:
+    def attempt(name: str, part, keep: bool = True) -> None:
+        """Runs ``part()``, its value kept as ``result[name]`` (with ``keep``)."""
         start = time.perf_counter()
         try:
-            part()
+            value = part()
+            if keep:
+                result[name] = value
         except Exception as error:  # noqa: BLE001 (a lease must return the other parts)
             result["errors"][name] = f"{type(error).__name__}: {error}"
             traceback.print_exc()
@@ -217,15 +220,10 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=N
         merged["section_seconds"].update(measured["section_seconds"])
         merged["records"] += measured["records"]
 
-    def set_part(name, compute):
-        return lambda: result.__setitem__(name, compute())
-
     runners = {
-        "correctness": set_part("correctness",
-                                lambda: correctness(model, network, 8 if tiny else 64)),
-        "prior_curve": set_part("prior_curve",
-                                lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
-                                                    20 if tiny else 400)),
+        "correctness": lambda: correctness(model, network, 8 if tiny else 64),
+        "prior_curve": lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
+                                           20 if tiny else 400),
     }
     for name in (p for p in PARTS if p in parts):
         if name != "throughput":
@@ -234,7 +232,8 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=N
             continue
         for section in sections:  # one at a time: a failure or a timeout loses one
             if not late(f"throughput/{section}"):
-                attempt(f"throughput/{section}", lambda s=section: throughput_section(s))
+                attempt(f"throughput/{section}", lambda s=section: throughput_section(s),
+                        keep=False)
     return result
 
 

@@ -57,12 +57,18 @@ def time_calls(call: Callable[[Any], Any], carry: Any, steps: int, repeats: int)
     return Timing(statistics.median(per_call), per_call, None)
 
 
-def compiled_flops(jitted, *args) -> float | None:
-    """FLOPs of one call of ``jitted(*args)`` by XLA's cost analysis (None if absent)."""
-    cost = jitted.lower(*args).compile().cost_analysis()
+def cost_analysis(compiled) -> dict:
+    """XLA's cost analysis of a compiled program as one dict (empty if absent): "flops",
+    "bytes accessed", ..."""
+    cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):
         cost = cost[0] if cost else None
-    flops = (cost or {}).get("flops")
+    return dict(cost or {})
+
+
+def compiled_flops(jitted, *args) -> float | None:
+    """FLOPs of one call of ``jitted(*args)`` by XLA's cost analysis (None if absent)."""
+    flops = cost_analysis(jitted.lower(*args).compile()).get("flops")
     return float(flops) if flops and flops > 0 else None
 
 

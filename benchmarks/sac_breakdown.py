@@ -32,10 +32,7 @@ def time_jitted(fn, args, repeats: int) -> dict:
     """Median seconds per call of the jitted ``fn(*args)`` and XLA's cost counts."""
     jitted = jax.jit(fn)
     compiled = jitted.lower(*args).compile()
-    cost = compiled.cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
-    cost = cost or {}
+    cost = learner.cost_analysis(compiled)
     jax.block_until_ready(compiled(*args))  # warm-up
 
     def run(n: int) -> float:

@@ -295,13 +295,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         net = {**net, "shared_trunk": True, "freeze_trunk": True}
     else:
         encoder = _trunk_encoder(name, net, prior_flow)
-    critic_input = legacy.with_added_fields("parrot", config["parrot"])["critic_input"]
-    if critic_input != "z" and name != "parrot":
-        raise ValueError(f"parrot.critic_input={critic_input!r} reads the behavioral prior's "
-                         f"action; agent {name!r} is not parrot (leave it 'z')")
-    critic = Critic(hidden, image_obs, channels, int(net["num_qs"]), bool(net["shared_trunk"]),
-                    encoder, bool(net["freeze_trunk"]),
-                    prior_flow if critic_input != "z" else None, critic_input)
+    critic = _critic(config, net, name, image_obs, encoder, prior_flow)
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
@@ -329,6 +323,19 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                  float(low), float(high), prior_flow, prior_image_shape, action_decoder,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
                  latent_scale, learns_by)
+
+
+def _critic(config, net: Mapping[str, Any], name: str, image_obs: bool, encoder,
+            prior_flow) -> Critic:
+    """The critic: ``net``'s heads and trunk (or ``encoder``), reading ``z`` or, with
+    ``parrot.critic_input``, the frozen prior's action for it (``parrot`` only)."""
+    critic_input = legacy.with_added_fields("parrot", config["parrot"])["critic_input"]
+    if critic_input != "z" and name != "parrot":
+        raise ValueError(f"parrot.critic_input={critic_input!r} reads the behavioral prior's "
+                         f"action; agent {name!r} is not parrot (leave it 'z')")
+    return Critic(tuple(net["hidden"]), image_obs, tuple(net["channels"]), int(net["num_qs"]),
+                  bool(net["shared_trunk"]), encoder, bool(net["freeze_trunk"]),
+                  prior_flow if critic_input != "z" else None, critic_input)
 
 
 def _skill_prior_parts(config, skills, hp):
