@@ -47,39 +47,6 @@ def check_flags(dataset, run) -> None:
         read_description(run)
 
 
-def agent_episodes(workdir: str, episodes: int, stochastic: bool, seed: int,
-                   step: int | None = None):
-    """``Transitions`` of the run's latest agent in its env (env-space actions)."""
-    import gymnasium as gym
-    import jax
-
-    from parrot_jax.agents.evaluate import load_agent, read_description
-    from parrot_jax.agents.programs import act
-    from parrot_jax.envs import check_env_id
-    from parrot_jax.data import transitions
-
-    description = read_description(workdir)
-    env_id, horizon = description["env"], description.get("action_horizon", 1)
-    if horizon > 1:  # its one action is a plan: no per-step action to record
-        raise ValueError(f"{workdir}: agent {description['agent']!r} acts in {horizon}-step "
-                         "open-loop plans; only agents acting once per env step export "
-                         "their episodes")
-    check_env_id(env_id)  # imports the module of a "module:id"
-    agent, params, step = load_agent(workdir, step)
-    key = jax.random.key(seed)
-
-    def policy(obs, episode, t):
-        k = jax.random.fold_in(jax.random.fold_in(key, episode), t)
-        return np.asarray(act(agent, params, np.asarray(obs)[None], k, not stochastic)[1][0])
-
-    env = gym.make(env_id.rpartition(":")[2])
-    try:
-        data = transitions.record(env, policy, episodes, seed, env_id.rpartition(":")[2])
-    finally:
-        env.close()
-    return data, env.observation_space, env.action_space, step
-
-
 def main(argv):
     del argv
     warnings_only_unless_asked()
@@ -93,6 +60,8 @@ def main(argv):
         data = load_dataset(run_config.dataset_paths(_DATASET.value))
         spaces, what = {}, f"{data.num_episodes} episodes of {_DATASET.value}"
     else:
+        from parrot_jax.agents.evaluate import agent_episodes
+
         data, obs_space, act_space, step = agent_episodes(
             _RUN.value, _EPISODES.value, _STOCHASTIC.value, _SEED.value, _STEP.value)
         spaces = {"observation_space": obs_space, "action_space": act_space}

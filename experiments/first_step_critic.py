@@ -35,21 +35,18 @@ import time
 
 import gymnasium as gym
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import app, flags
 
+from experiments import first_step
 from experiments.common import check_or_exit, warnings_only_unless_asked
 from experiments.configs import rl
 from parrot_jax import io
-from parrot_jax.agents import sac
 from parrot_jax.agents.agent import make_agent
 from parrot_jax.agents.programs import q_min
 from parrot_jax.envs import check_env_id
-from parrot_jax.flows import evaluate, z_influence
+from parrot_jax.flows import z_influence
 from parrot_jax.flows.prior import CONFIG_FILE, check_prior_dir, load_prior
-from parrot_jax.networks.augment import random_crop
 from parrot_jax.stats import rank_auc
 
 _PRIOR = flags.DEFINE_string("prior", None, "Workdir of experiments.train_prior.", required=True)
@@ -100,80 +97,6 @@ def _check_flags() -> list[int]:
     return sizes
 
 
-class _FirstStep:
-    """``act_fn`` of the prior with fresh ``z`` that keeps each wave's first images and z."""
-
-    def __init__(self, prior):
-        self.prior, self.first, self.starts = prior, False, []
-
-    def reset(self, key):
-        del key
-        self.first = True
-
-    def __call__(self, obs, key):
-        z = np.asarray(jax.random.normal(key, (len(obs), self.prior.action_dim)))
-        if self.first:
-            self.starts.append((obs.copy(), z))
-            self.first = False
-        return evaluate.prior_actions(self.prior, obs, z)
-
-
-def collect(prior, env_id: str, episodes: int, seed: int, num_envs: int, path: str) -> dict:
-    """``(images, z, successes)`` of the first step of ``episodes`` prior episodes from env
-    seeds ``seed + i``; read from ``path`` when it holds at least as many from that seed."""
-    if os.path.exists(path):
-        with np.load(path) as data:
-            if int(data["seed"]) == seed and len(data["successes"]) >= episodes:
-                return {k: data[k][:episodes] for k in ("images", "z", "successes")}
-    policy = _FirstStep(prior)
-    rollouts = evaluate.rollout_success(env_id, policy, episodes, seed, num_envs=num_envs)
-    data = {"images": np.concatenate([o for o, _ in policy.starts])[:episodes],
-            "z": np.concatenate([z for _, z in policy.starts])[:episodes].astype(np.float32),
-            "successes": rollouts.successes}
-    io.write_npz(path, seed=seed, **data)
-    return data
-
-
-def critic_input(prior, name: str):
-    """``(images, z) -> what the critic reads as its action``: ``z`` itself, or the env
-    action ``f(z; s)`` the frozen prior makes of it (in chunks, to bound memory)."""
-    if name == "z":
-        return lambda images, z: np.asarray(z, np.float32)
-
-    def actions(images, z):
-        images, z = np.asarray(images), np.asarray(z, np.float32)
-        return np.concatenate([evaluate.prior_actions(prior, images[i:i + 1024], z[i:i + 1024])
-                               for i in range(0, len(z), 1024)]).astype(np.float32)
-    return actions
-
-
-def train_critic(networks, images, z, successes, steps: int, batch_size: int,
-                 learning_rate: float, augment_pad: int, key):
-    """Critic parameters regressed on ``1[success]`` from ``(s_0, z_0)`` (every head)."""
-    init_key, key = jax.random.split(key)
-    _, params = sac.init_params(networks, init_key, jnp.asarray(images[0]))
-    optimizer = optax.adam(learning_rate)
-    targets = successes.astype(np.float32)
-
-    @jax.jit
-    def update(params, opt_state, obs, actions, y, key):
-        def loss(p):
-            q = networks.q_values(p, random_crop(key, obs, augment_pad) if augment_pad else obs,
-                                  actions)
-            return jnp.mean((q - y[None]) ** 2)
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    opt_state = optimizer.init(params)
-    rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-    for i in range(steps):
-        idx = rng.integers(0, len(targets), batch_size)
-        params, opt_state, _ = update(params, opt_state, images[idx], z[idx], targets[idx],
-                                      jax.random.fold_in(key, i))
-    return params
-
-
 def main(argv):
     del argv
     warnings_only_unless_asked()
@@ -183,8 +106,8 @@ def main(argv):
     with open(os.path.join(_PRIOR.value, CONFIG_FILE)) as f:
         prior_model = json.load(f)["model"]
     total = sizes[-1] + _HELD_OUT.value
-    data = collect(prior, _ENV.value, total, _SEED.value, _NUM_ENVS.value,
-                   os.path.join(_WORKDIR.value, EPISODES_FILE))
+    data = first_step.collect(prior, _ENV.value, total, _SEED.value, _NUM_ENVS.value,
+                              os.path.join(_WORKDIR.value, EPISODES_FILE))
     print(f"{total} episodes of the prior: {data['successes'].mean():.3f} succeeded "
           f"({time.time() - start:.0f} s)", flush=True)
     config = rl.get_config("cpu")
@@ -199,11 +122,11 @@ def main(argv):
     rows = []
     for n, name in ((n, name) for name in _INPUTS.value for n in sizes):
         t0 = time.time()
-        to_input = critic_input(prior, name)
-        params = train_critic(agent.networks, data["images"][:n],
-                              to_input(data["images"][:n], data["z"][:n]),
-                              data["successes"][:n], _STEPS.value, _BATCH.value, _LR.value,
-                              config.sac.augment_pad, jax.random.key(_SEED.value + n))
+        to_input = first_step.critic_input(prior, name)
+        params = first_step.train_critic(
+            agent.networks, data["images"][:n], to_input(data["images"][:n], data["z"][:n]),
+            data["successes"][:n], _STEPS.value, _BATCH.value, _LR.value,
+            config.sac.augment_pad, jax.random.key(_SEED.value + n))
         q_held = np.asarray(q_min(agent.networks, params, data["images"][held],
                                   to_input(data["images"][held], data["z"][held])))
         ok = data["successes"][held]

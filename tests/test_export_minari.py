@@ -72,7 +72,7 @@ def test_a_collected_dataset_and_bad_flags(tmp_path):
 
 
 def test_a_run_acting_in_plans_is_refused(tmp_path):
-    from experiments.export_minari import agent_episodes
+    from parrot_jax.agents.evaluate import agent_episodes
 
     with open(tmp_path / "config.json", "w") as f:
         json.dump({"agent": "trajrl", "env": "parrot/PickUpCan-v0", "spaces": {},

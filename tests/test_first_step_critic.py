@@ -57,7 +57,7 @@ def test_critics_per_size_scored_on_the_branches(prior_and_branches, tmp_path):
 
 
 def test_the_action_input_is_what_the_prior_makes_of_z(prior_and_branches):
-    from experiments import first_step_critic
+    from experiments import first_step
     from parrot_jax.flows import evaluate
     from parrot_jax.flows.prior import load_prior
 
@@ -65,8 +65,8 @@ def test_the_action_input_is_what_the_prior_makes_of_z(prior_and_branches):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
     z = rng.normal(size=(3, 7)).astype(np.float32)
-    np.testing.assert_array_equal(first_step_critic.critic_input(prior, "z")(images, z), z)
-    actions = first_step_critic.critic_input(prior, "action")(images, z)
+    np.testing.assert_array_equal(first_step.critic_input(prior, "z")(images, z), z)
+    actions = first_step.critic_input(prior, "action")(images, z)
     np.testing.assert_allclose(actions, evaluate.prior_actions(prior, images, z), atol=1e-6)
     assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
     assert not np.allclose(actions, z)

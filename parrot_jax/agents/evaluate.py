@@ -15,13 +15,17 @@ import json
 import os
 from typing import Any
 
+import gymnasium as gym
 import jax
+import numpy as np
 
 from parrot_jax import checkpoint
 from parrot_jax.agents.agent import Agent
-from parrot_jax.agents.programs import StartRecorder
+from parrot_jax.agents.programs import StartRecorder, act
 from parrot_jax.agents.sac import init_params
 from parrot_jax.agents.train import agent_from_description, run_env
+from parrot_jax.data import transitions
+from parrot_jax.envs import check_env_id
 from parrot_jax.flows.evaluate import Rollouts, rollout_success
 from parrot_jax.run_config import CONFIG_FILE
 from parrot_jax.stats import rank_auc, wilson_interval
@@ -94,3 +98,30 @@ def evaluate_agent(workdir: str, step: int | None = None, episodes: int = 50,
                "per_episode_discounted_return": rollouts.discounted_returns.tolist(),
                "per_episode_q_start": q_start.tolist()}
     return summary, rollouts
+
+
+def agent_episodes(workdir: str, episodes: int, stochastic: bool, seed: int,
+                   step: int | None = None):
+    """``Transitions`` of the run's agent at ``step`` (default: latest) in its env
+    (env-space actions; episode ``i`` from env seed ``seed + i``), with the env's spaces
+    and the step restored."""
+    description = read_description(workdir)
+    env_id, horizon = description["env"], description.get("action_horizon", 1)
+    if horizon > 1:  # its one action is a plan: no per-step action to record
+        raise ValueError(f"{workdir}: agent {description['agent']!r} acts in {horizon}-step "
+                         "open-loop plans; only agents acting once per env step export "
+                         "their episodes")
+    check_env_id(env_id)  # imports the module of a "module:id"
+    agent, params, step = load_agent(workdir, step)
+    key = jax.random.key(seed)
+
+    def policy(obs, episode, t):
+        k = jax.random.fold_in(jax.random.fold_in(key, episode), t)
+        return np.asarray(act(agent, params, np.asarray(obs)[None], k, not stochastic)[1][0])
+
+    env = gym.make(env_id.rpartition(":")[2])
+    try:
+        data = transitions.record(env, policy, episodes, seed, env_id.rpartition(":")[2])
+    finally:
+        env.close()
+    return data, env.observation_space, env.action_space, step
