@@ -14,9 +14,12 @@ skipped, what would start after it):
    against the CPU with float32 matmuls at full precision: the flow's log-likelihood of
    one batch, and one SAC update (its losses and parameters) from the same state and
    batch; every difference next to its tolerance;
-3. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
+3. ``breakdown``: ``benchmarks.sac_breakdown`` with its variants on the paper's networks at
+   batch 256: each part of a SAC update timed, and the same work in fewer or cheaper
+   kernels (one trunk pass over 2B images, vmapped trunks, bfloat16 precision);
+4. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
    dataset through the real sampler and device prefetcher: NLL against wall clock;
-4. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
+5. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
    paper's flow and SAC at batch 256 and larger batches, fused dispatches, acting, S
    vmapped SAC agents at once (S = 1, 4, 16), the matmul peak the
    ``achieved_flops_per_s`` are read against; ``env`` and ``e2e`` only
@@ -36,14 +39,14 @@ import traceback
 
 from absl import app, flags
 
-from benchmarks import common, run, suites
+from benchmarks import common, run, sac_breakdown, suites
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where the JSON and .md go.")
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (the quick suite): a CPU smoke run.")
 _CURVE_SECONDS = flags.DEFINE_float("curve_seconds", 120.0, "Prior training time.")
 _DEADLINE = flags.DEFINE_float("deadline_seconds", 0.0,
                                 "Start no part or section after this many seconds (0: none).")
-PARTS = ("correctness", "prior_curve", "throughput")
+PARTS = ("correctness", "breakdown", "prior_curve", "throughput")
 _PARTS = flags.DEFINE_list("parts", list(PARTS), f"Any of {', '.join(PARTS)}.")
 # --torch (measure the PyTorch references, if installed) is benchmarks.run's flag.
 
@@ -222,6 +225,9 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=N
 
     runners = {
         "correctness": lambda: correctness(model, network, 8 if tiny else 64),
+        "breakdown": lambda: sac_breakdown.breakdown("tiny" if tiny else "paper",
+                                                     4 if tiny else 256, 1 if tiny else 5,
+                                                     variants=True),
         "prior_curve": lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
                                            20 if tiny else 400),
     }
@@ -249,6 +255,8 @@ def markdown(result: dict) -> str:
         lines += [f"| {k} | {v['value']:.3g} | {v['tolerance']:.0e} | {'yes' if v['ok'] else 'NO'} |"
                   for k, v in result["correctness"].items()]
         lines.append("")
+    if "breakdown" in result:
+        lines += ["```", sac_breakdown.format_table(result["breakdown"]), "```", ""]
     if "throughput" in result:
         lines += ["```", run.summary(result["throughput"]),
                   run.format_table(result["throughput"]["records"]), "```", ""]

@@ -1,6 +1,7 @@
 """Where a SAC update's time goes: its parts timed one by one on the default device.
 
-    python -m benchmarks.sac_breakdown [--network=paper|cpu] [--batch=256] [--out=FILE]
+    python -m benchmarks.sac_breakdown [--network=paper|cpu] [--batch=256] [--variants] \
+        [--out=FILE]
 
 Each part is one jitted function on the paper's (or the ``:cpu``) networks at ``--batch``:
 the random-shift augmentation of both image batches, the conv trunk forward and forward +
@@ -9,6 +10,19 @@ whole update (critic, actor, temperature, target). Per part: the median seconds 
 (after a compile and a warm-up, each repeat ended by ``block_until_ready``), XLA's FLOP
 and byte counts, and the rates they imply, so a part far below the device's matmul rate
 and its memory bandwidth shows where the update is bound (launches, layout, algorithm).
+
+``--variants`` adds the same work laid out in fewer or cheaper kernels, to say what a
+change to the update would gain before making it:
+
+- ``trunk_fwd_bwd_twice`` against ``trunk_fwd_bwd_2B``: the trunk over ``obs`` and
+  ``next_obs`` as two passes of B, or as one pass over the 2B stacked images;
+- ``trunks_sequential_fwd_bwd`` against ``trunks_vmapped_fwd_bwd``: the paper critic's two
+  trunks one after the other (the layout it uses) or as one ``vmap`` (a grouped
+  convolution);
+- ``trunk_fwd_bwd_precision_bf16`` and ``update_precision_bf16``: the trunk's forward +
+  backward and the whole update traced under ``jax.default_matmul_precision("bfloat16")``
+  (convolutions and matmuls asked for bfloat16 inputs; parameters and accumulation stay
+  float32; whether a backend honours it for convolutions is what the time says).
 """
 
 from __future__ import annotations
@@ -51,8 +65,9 @@ def time_jitted(fn, args, repeats: int) -> dict:
             "flops_per_s": flops / median, "bytes_per_s": moved / median}
 
 
-def parts(network: dict, batch: int) -> dict:
-    """{part: (fn, args)}: the update's pieces on one batch of random data."""
+def parts(network: dict, batch: int, variants: bool = False) -> dict:
+    """{part: (fn, args)}: the update's pieces on one batch of random data (with
+    ``variants``, also the layouts of the module docstring)."""
     config = learner.rl_config_for("sac", network)
     agent = learner.make_agent(config)
     networks, hp = agent.networks, agent.hp
@@ -73,7 +88,7 @@ def parts(network: dict, batch: int) -> dict:
         _, log_prob = networks.policy(params, critic_params, obs).sample_and_log_prob(seed=key)
         return log_prob.sum()
 
-    return {
+    found = {
         "augment_both": (lambda k, o, n: (random_crop(k, o, 4),
                                           random_crop(jax.random.fold_in(k, 1), n, 4)),
                          (key, obs, next_obs)),
@@ -86,14 +101,45 @@ def parts(network: dict, batch: int) -> dict:
         "update": (lambda s, b: sac.update_step(s, b, networks=networks, hp=hp),
                    (state, data)),
     }
+    if not variants:
+        return found
+    two = jax.tree.map(lambda *p: jnp.stack(p), trunk_params,
+                       trunk.init(jax.random.key(3), obs[:1])["params"])
+
+    def sequential_loss(stacked, images):
+        return sum(trunk_loss(jax.tree.map(lambda p, i=i: p[i], stacked), images)
+                   for i in range(2))
+
+    def vmapped_loss(stacked, images):
+        return jax.vmap(trunk_loss, in_axes=(0, None))(stacked, images).sum()
+
+    def in_bf16(fn):
+        def traced(*args):
+            with jax.default_matmul_precision("bfloat16"):
+                return fn(*args)
+        return traced
+
+    found.update({
+        "trunk_fwd_bwd_twice": (lambda p, o, n: (jax.grad(trunk_loss)(p, o),
+                                                 jax.grad(trunk_loss)(p, n)),
+                                (trunk_params, obs, next_obs)),
+        "trunk_fwd_bwd_2B": (lambda p, o, n: jax.grad(trunk_loss)(p, jnp.concatenate([o, n])),
+                             (trunk_params, obs, next_obs)),
+        "trunks_sequential_fwd_bwd": (jax.grad(sequential_loss), (two, obs)),
+        "trunks_vmapped_fwd_bwd": (jax.grad(vmapped_loss), (two, obs)),
+        "trunk_fwd_bwd_precision_bf16": (in_bf16(jax.grad(trunk_loss)), (trunk_params, obs)),
+        "update_precision_bf16": (in_bf16(found["update"][0]), (state, data)),
+    })
+    return found
 
 
-def breakdown(network_name: str, batch: int, repeats: int) -> dict:
+def breakdown(network_name: str, batch: int, repeats: int, variants: bool = False) -> dict:
     devices = jax.devices()
-    result = {"network": network_name, "batch": batch, "machine": common.machine(),
+    result = {"network": network_name, "batch": batch, "variants": variants,
+              "machine": common.machine(),
               "devices": {"platform": devices[0].platform, "kind": devices[0].device_kind},
               "versions": common.versions("jax", "jaxlib", "flax"), "parts": {}}
-    for name, (fn, args) in parts(NETWORKS[network_name], batch).items():
+    for name, (fn, args) in parts(NETWORKS[network_name], batch, variants).items():
         result["parts"][name] = time_jitted(fn, args, repeats)
     return result
 
@@ -101,9 +147,9 @@ def breakdown(network_name: str, batch: int, repeats: int) -> dict:
 def format_table(result: dict) -> str:
     lines = [f"SAC update parts, {result['network']} networks, batch {result['batch']}, "
              f"{result['devices']['kind']}",
-             f"{'part':<26}{'ms':>9}{'GFLOP':>9}{'TFLOP/s':>9}{'MB':>9}{'GB/s':>9}"]
+             f"{'part':<28}{'ms':>9}{'GFLOP':>9}{'TFLOP/s':>9}{'MB':>9}{'GB/s':>9}"]
     for name, p in result["parts"].items():
-        lines.append(f"{name:<26}{p['seconds'] * 1e3:>9.3f}{p['flops'] / 1e9:>9.2f}"
+        lines.append(f"{name:<28}{p['seconds'] * 1e3:>9.3f}{p['flops'] / 1e9:>9.2f}"
                      f"{p['flops_per_s'] / 1e12:>9.2f}{p['bytes'] / 1e6:>9.1f}"
                      f"{p['bytes_per_s'] / 1e9:>9.0f}")
     return "\n".join(lines)
@@ -114,7 +160,7 @@ def main(argv):
     f = flags.FLAGS
     if f.batch < 1:
         raise app.UsageError(f"--batch={f.batch}; expected a positive integer")
-    result = breakdown(f.network, f.batch, f.repeats)
+    result = breakdown(f.network, f.batch, f.repeats, f.variants)
     print(format_table(result))
     if f.out:
         common.write_result(f.out, result)
@@ -126,5 +172,6 @@ if __name__ == "__main__":
     flags.DEFINE_enum("network", "paper", list(NETWORKS), "The SAC networks.")
     flags.DEFINE_integer("batch", 256, "Batch size.")
     flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
+    flags.DEFINE_bool("variants", False, "Also time the layouts of the module docstring.")
     flags.DEFINE_string("out", None, "JSON file to write (atomically).")
     app.run(main)

@@ -62,3 +62,19 @@ def test_every_part_is_saved_as_it_ends_and_the_deadline_skips_the_rest():
     assert result["part_seconds"] == {}
     assert "Skipped (past the deadline): correctness, throughput/peak" in \
         device_check.markdown(result)
+
+
+def test_the_breakdown_part_times_the_paper_update_and_its_variants(monkeypatch):
+    calls = []
+
+    def breakdown(network, batch, repeats, variants=False):
+        calls.append((network, batch, repeats, variants))
+        return {"network": network, "batch": batch, "devices": {"kind": "cpu"},
+                "parts": {"update": {"seconds": 3e-3, "flops": 2.4e10, "bytes": 1.7e9,
+                                     "flops_per_s": 8e12, "bytes_per_s": 5e11}}}
+
+    monkeypatch.setattr(device_check.sac_breakdown, "breakdown", breakdown)
+    result = device_check.check(True, 0.5, False, parts=("breakdown",))
+    assert calls == [("tiny", 4, 1, True)] and result["errors"] == {}
+    text = device_check.markdown(result)
+    assert "tiny networks, batch 4" in text and "update" in text

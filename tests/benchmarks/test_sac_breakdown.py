@@ -4,6 +4,9 @@ import json
 import subprocess
 import sys
 
+import jax
+import numpy as np
+
 from benchmarks import sac_breakdown
 
 from tests.benchmarks.test_device_check import ROOT
@@ -23,13 +26,33 @@ def test_every_part_is_timed_and_counted():
     assert "tiny networks, batch 4" in text and text.count("\n") == 7
 
 
+def test_the_variants_do_the_same_work_in_other_layouts():
+    found = sac_breakdown.parts(sac_breakdown.NETWORKS["tiny"], 4, variants=True)
+    twice, stacked = (fn(*args) for fn, args in (found["trunk_fwd_bwd_twice"],
+                                                  found["trunk_fwd_bwd_2B"]))
+    # one pass over the 2B images: the sum of the two passes' parameter gradients
+    np.testing.assert_allclose(jax.tree.leaves(stacked)[0],
+                               jax.tree.leaves(twice[0])[0] + jax.tree.leaves(twice[1])[0],
+                               rtol=1e-4, atol=1e-4)
+    sequential, vmapped = (fn(*args) for fn, args in (found["trunks_sequential_fwd_bwd"],
+                                                      found["trunks_vmapped_fwd_bwd"]))
+    for a, b in zip(jax.tree.leaves(sequential), jax.tree.leaves(vmapped)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    plain = found["update"][0](*found["update"][1])[0]
+    bf16 = found["update_precision_bf16"][0](*found["update_precision_bf16"][1])[0]
+    assert int(bf16.step) == int(plain.step) == 1
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(bf16.critic_params))
+
+
 def test_the_binary_writes_its_json_and_refuses_a_bad_batch(tmp_path):
     out = tmp_path / "b.json"
     cmd = [sys.executable, "-m", "benchmarks.sac_breakdown", "--network=tiny", "--batch=2",
-           "--repeats=1", f"--out={out}"]
+           "--repeats=1", "--variants", f"--out={out}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(out.read_text())["batch"] == 2
+    result = json.loads(out.read_text())
+    assert result["batch"] == 2 and result["variants"]
+    assert {"trunk_fwd_bwd_2B", "update_precision_bf16"} <= set(result["parts"])
     done = subprocess.run(cmd[:3] + ["--batch=0"], capture_output=True, text=True,
                           timeout=600, cwd=ROOT)
     assert done.returncode != 0 and "--batch=0; expected a positive integer" in done.stderr
