@@ -17,7 +17,6 @@ agent reads the result with ``--config.offline.dataset=minari:ID``.
 import os
 import sys
 
-import numpy as np
 from absl import app, flags
 
 from experiments.common import check_or_exit, warnings_only_unless_asked
