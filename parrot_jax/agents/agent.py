@@ -295,7 +295,10 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
         net = {**net, "shared_trunk": True, "freeze_trunk": True}
     else:
         encoder = _trunk_encoder(name, net, prior_flow)
-    critic = _critic(config, net, name, image_obs, encoder, prior_flow)
+    # the frozen map from the policy's choice to the env action, when it is the prior's
+    # flow (a latent agent with a prior: parrot); what parrot.critic_input can read
+    flow_map = prior_flow if name in LATENT_AGENTS else None
+    critic = _critic(config, net, name, image_obs, encoder, flow_map)
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
@@ -326,16 +329,18 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
 
 
 def _critic(config, net: Mapping[str, Any], name: str, image_obs: bool, encoder,
-            prior_flow) -> Critic:
-    """The critic: ``net``'s heads and trunk (or ``encoder``), reading ``z`` or, with
-    ``parrot.critic_input``, the frozen prior's action for it (``parrot`` only)."""
+            flow_map) -> Critic:
+    """The critic: ``net``'s heads and trunk (or ``encoder``), reading the policy's choice
+    ``z`` or, with ``parrot.critic_input``, the action ``flow_map`` (the frozen prior's
+    flow the policy acts through; None for agents that do not) makes of it."""
     critic_input = legacy.with_added_fields("parrot", config["parrot"])["critic_input"]
-    if critic_input != "z" and name != "parrot":
+    if critic_input != "z" and flow_map is None:
         raise ValueError(f"parrot.critic_input={critic_input!r} reads the behavioral prior's "
-                         f"action; agent {name!r} is not parrot (leave it 'z')")
+                         f"action; agent {name!r} is not parrot (it does not act through the "
+                         "prior's flow; leave it 'z')")
     return Critic(tuple(net["hidden"]), image_obs, tuple(net["channels"]), int(net["num_qs"]),
                   bool(net["shared_trunk"]), encoder, bool(net["freeze_trunk"]),
-                  prior_flow if critic_input != "z" else None, critic_input)
+                  flow_map if critic_input != "z" else None, critic_input)
 
 
 def _skill_prior_parts(config, skills, hp):
