@@ -16,10 +16,12 @@ skipped, what would start after it):
    batch; every difference next to its tolerance;
 3. ``breakdown``: ``benchmarks.sac_breakdown`` with its variants on the paper's networks at
    batch 256: each part of a SAC update timed, and the same work in fewer or cheaper
-   kernels (one trunk pass over 2B images, vmapped trunks, bfloat16 precision);
-4. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
+   kernels (one trunk pass over 2B images, vmapped trunks, bfloat16 precision and trunks);
+4. ``kernels``: ``benchmarks.kernel_profile`` of the paper update at batch 256: the device's
+   busy time against the wall time, its kernels by time;
+5. ``prior_curve``: the paper-config prior trained for ``--curve_seconds`` on a synthetic
    dataset through the real sampler and device prefetcher: NLL against wall clock;
-5. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
+6. ``throughput``: ``benchmarks.run``'s sections at the suite's sizes (``device``: the
    paper's flow and SAC at batch 256 and larger batches, fused dispatches, acting, S
    vmapped SAC agents at once (S = 1, 4, 16), the matmul peak the
    ``achieved_flops_per_s`` are read against; ``env`` and ``e2e`` only
@@ -39,14 +41,14 @@ import traceback
 
 from absl import app, flags
 
-from benchmarks import common, run, sac_breakdown, suites
+from benchmarks import common, kernel_profile, run, sac_breakdown, suites
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "benchmarks/results", "Where the JSON and .md go.")
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (the quick suite): a CPU smoke run.")
 _CURVE_SECONDS = flags.DEFINE_float("curve_seconds", 120.0, "Prior training time.")
 _DEADLINE = flags.DEFINE_float("deadline_seconds", 0.0,
                                 "Start no part or section after this many seconds (0: none).")
-PARTS = ("correctness", "breakdown", "prior_curve", "throughput")
+PARTS = ("correctness", "breakdown", "kernels", "prior_curve", "throughput")
 _PARTS = flags.DEFINE_list("parts", list(PARTS), f"Any of {', '.join(PARTS)}.")
 # --torch (measure the PyTorch references, if installed) is benchmarks.run's flag.
 
@@ -228,6 +230,9 @@ def check(tiny: bool, curve_seconds: float, use_torch: bool, parts=PARTS, save=N
         "breakdown": lambda: sac_breakdown.breakdown("tiny" if tiny else "paper",
                                                      4 if tiny else 256, 1 if tiny else 5,
                                                      variants=True),
+        "kernels": lambda: kernel_profile.profile("tiny" if tiny else "paper",
+                                                  4 if tiny else 256, "update",
+                                                  2 if tiny else 20, 10 if tiny else 40),
         "prior_curve": lambda: prior_curve(model, 16 if tiny else 256, curve_seconds,
                                            20 if tiny else 400),
     }
@@ -257,6 +262,8 @@ def markdown(result: dict) -> str:
         lines.append("")
     if "breakdown" in result:
         lines += ["```", sac_breakdown.format_table(result["breakdown"]), "```", ""]
+    if "kernels" in result:
+        lines += ["```", kernel_profile.format_summary(result["kernels"]), "```", ""]
     if "throughput" in result:
         lines += ["```", run.summary(result["throughput"]),
                   run.format_table(result["throughput"]["records"]), "```", ""]

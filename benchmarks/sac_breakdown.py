@@ -22,7 +22,10 @@ change to the update would gain before making it:
 - ``trunk_fwd_bwd_precision_bf16`` and ``update_precision_bf16``: the trunk's forward +
   backward and the whole update traced under ``jax.default_matmul_precision("bfloat16")``
   (convolutions and matmuls asked for bfloat16 inputs; parameters and accumulation stay
-  float32; whether a backend honours it for convolutions is what the time says).
+  float32; whether a backend honours it for convolutions is what the time says);
+- ``trunk_fwd_bwd_bf16_compute`` and ``update_bf16_trunks``: the trunk, and the whole
+  update with every trunk, at ``network.trunk_dtype="bfloat16"`` (convolutions, pools and
+  ReLUs computed in bfloat16 from float32 parameters; features back in float32).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from absl import app, flags
 
 from benchmarks import common, learner, suites
 from parrot_jax.agents import sac
-from parrot_jax.agents.networks import ConvTrunk
+from parrot_jax.agents.networks import ConvTrunk, make_trunk
 from parrot_jax.networks.augment import random_crop
 
 NETWORKS = {"paper": suites.PAPER_SAC, "cpu": suites.CPU_SAC, "tiny": suites.TINY_SAC}
@@ -65,14 +68,22 @@ def time_jitted(fn, args, repeats: int) -> dict:
             "flops_per_s": flops / median, "bytes_per_s": moved / median}
 
 
+def _update(network: dict, batch: int):
+    """(update function, (state, batch)) of a SAC agent with ``network``'s networks."""
+    agent = learner.make_agent(learner.rl_config_for("sac", network))
+    networks, hp = agent.networks, agent.hp
+    data = jax.device_put(learner.sac_batch(batch, agent.policy_dim))
+    state = sac.init_state(networks, hp, jax.random.key(0), data["observations"][0])
+    return (lambda s, b: sac.update_step(s, b, networks=networks, hp=hp)), (state, data)
+
+
 def parts(network: dict, batch: int, variants: bool = False) -> dict:
     """{part: (fn, args)}: the update's pieces on one batch of random data (with
     ``variants``, also the layouts of the module docstring)."""
     config = learner.rl_config_for("sac", network)
     agent = learner.make_agent(config)
     networks, hp = agent.networks, agent.hp
-    data = jax.device_put(learner.sac_batch(batch, agent.policy_dim))
-    state = sac.init_state(networks, hp, jax.random.key(0), data["observations"][0])
+    update, (state, data) = _update(network, batch)
     key = jax.random.key(1)
     obs, next_obs, actions = data["observations"], data["next_observations"], data["actions"]
     trunk = ConvTrunk(tuple(config.network.channels))
@@ -98,8 +109,7 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
                                     (state.critic_params, obs, actions)),
         "actor_forward_backward": (jax.grad(actor_loss),
                                    (state.actor_params, state.critic_params, obs, key)),
-        "update": (lambda s, b: sac.update_step(s, b, networks=networks, hp=hp),
-                   (state, data)),
+        "update": (update, (state, data)),
     }
     if not variants:
         return found
@@ -112,6 +122,11 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
 
     def vmapped_loss(stacked, images):
         return jax.vmap(trunk_loss, in_axes=(0, None))(stacked, images).sum()
+
+    bf16_trunk = make_trunk(True, config.network.channels, dtype="bfloat16")
+
+    def bf16_loss(params, images):
+        return jnp.sum(jnp.square(bf16_trunk.apply({"params": params}, images)))
 
     def in_bf16(fn):
         def traced(*args):
@@ -129,6 +144,8 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
         "trunks_vmapped_fwd_bwd": (jax.grad(vmapped_loss), (two, obs)),
         "trunk_fwd_bwd_precision_bf16": (in_bf16(jax.grad(trunk_loss)), (trunk_params, obs)),
         "update_precision_bf16": (in_bf16(found["update"][0]), (state, data)),
+        "trunk_fwd_bwd_bf16_compute": (jax.grad(bf16_loss), (trunk_params, obs)),
+        "update_bf16_trunks": _update({**network, "trunk_dtype": "bfloat16"}, batch),
     })
     return found
 

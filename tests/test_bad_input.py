@@ -38,6 +38,8 @@ RL = [
                                 r"tuple of positive layer sizes"),
     ("network.channels", (), r"config.network.channels=\(\); expected a non-empty tuple"),
     ("network.num_qs", 0, r"config.network.num_qs=0; expected >= 1"),
+    ("network.trunk_dtype", "float16",
+     r"config.network.trunk_dtype='float16'; expected one of \('float32', 'bfloat16'\)"),
     ("network.log_std_min", 3.0, r"config.network.log_std_min=3.0 must be below "
                                  r"config.network.log_std_max=2.0"),
     ("sac.discount", 1.5, r"config.sac: discount=1.5; expected a number in \[0, 1\]"),

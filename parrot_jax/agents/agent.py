@@ -302,7 +302,8 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
                   log_std_max=log_std_max,
-                  mean_bound=None if mean_bound is None else float(mean_bound))
+                  mean_bound=None if mean_bound is None else float(mean_bound),
+                  trunk_dtype=str(net["trunk_dtype"]))
     learns_by = learner_name(config)
     learner, hp_class, section = LEARNERS.get(learns_by, SAC_LEARNER)
     if section is None:
@@ -312,7 +313,8 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                                   legacy.with_added_fields(section, config.get(section, {})))
     value = None
     if learner is iql:
-        value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"])
+        value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
+                      trunk_dtype=str(net["trunk_dtype"]))
     if name in LATENT_AGENTS and not squash and learner is sac:
         regularizer = config["parrot"]["regularizer"]
         if regularizer != "entropy":
@@ -340,7 +342,8 @@ def _critic(config, net: Mapping[str, Any], name: str, image_obs: bool, encoder,
                          "prior's flow; leave it 'z')")
     return Critic(tuple(net["hidden"]), image_obs, tuple(net["channels"]), int(net["num_qs"]),
                   bool(net["shared_trunk"]), encoder, bool(net["freeze_trunk"]),
-                  flow_map if critic_input != "z" else None, critic_input)
+                  flow_map if critic_input != "z" else None, critic_input,
+                  str(net["trunk_dtype"]))
 
 
 def _skill_prior_parts(config, skills, hp):

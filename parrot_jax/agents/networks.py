@@ -23,7 +23,7 @@ tanh-transformed distribution (actions in (-1, 1), log-density with the tanh Jac
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import distrax
 import flax.linen as nn
@@ -39,10 +39,11 @@ class ConvTrunk(nn.Module):
 
     channels: Sequence[int] = (16, 16, 16)
     pooled: int = 2  # 2x2 max-pool after this many of the first convolutions
+    dtype: Any = jnp.float32  # the convolutions' compute type (features come back float32)
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        return conv_features(images, self.channels, self.pooled)
+        return conv_features(images, self.channels, self.pooled, dtype=self.dtype)
 
 
 class Flatten(nn.Module):
@@ -53,8 +54,16 @@ class Flatten(nn.Module):
         return obs.astype(jnp.float32)
 
 
-def make_trunk(image_obs: bool, channels: Sequence[int], name: str | None = None) -> nn.Module:
-    return ConvTrunk(tuple(channels), name=name) if image_obs else Flatten(name=name)
+# ``network.trunk_dtype`` -> the conv trunk's compute type
+TRUNK_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def make_trunk(image_obs: bool, channels: Sequence[int], name: str | None = None,
+               dtype: str = "float32") -> nn.Module:
+    if dtype not in TRUNK_DTYPES:
+        raise ValueError(f"trunk dtype {dtype!r}; expected one of {tuple(TRUNK_DTYPES)}")
+    return (ConvTrunk(tuple(channels), dtype=TRUNK_DTYPES[dtype], name=name) if image_obs
+            else Flatten(name=name))
 
 
 class QNetwork(nn.Module):
@@ -111,6 +120,7 @@ class Critic(nn.Module):
     # of ``(s, z)`` with the flow's state-dependent map given rather than learnt.
     action_map: nn.Module | None = None
     action_input: str = "z"
+    trunk_dtype: str = "float32"  # the conv trunks' compute type (TRUNK_DTYPES)
 
     def setup(self):
         if self.action_input not in CRITIC_INPUTS:
@@ -130,9 +140,10 @@ class Critic(nn.Module):
         if (self.encoder is not None or self.freeze_trunk) and not self.shared_trunk:
             raise ValueError("an encoder trunk or a frozen trunk needs shared_trunk=True")
         if self.shared_trunk and self.encoder is None:
-            self.trunk = make_trunk(self.image_obs, self.channels)
+            self.trunk = make_trunk(self.image_obs, self.channels, dtype=self.trunk_dtype)
         elif not self.shared_trunk:
-            self.trunks = [make_trunk(self.image_obs, self.channels, name=f"trunk_{i}")
+            self.trunks = [make_trunk(self.image_obs, self.channels, f"trunk_{i}",
+                                      self.trunk_dtype)
                            for i in range(self.num_qs)]
 
     def encode(self, obs: jax.Array) -> jax.Array:
@@ -157,10 +168,12 @@ class Value(nn.Module):
     image_obs: bool
     channels: Sequence[int] = (16, 16, 16)
     own_trunk: bool = True  # False: the input is the critic's shared trunk features
+    trunk_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        features = (make_trunk(self.image_obs, self.channels, "trunk")(obs) if self.own_trunk
+        features = (make_trunk(self.image_obs, self.channels, "trunk", self.trunk_dtype)(obs)
+                    if self.own_trunk
                     else obs)
         return MLP(tuple(self.hidden), 1, name="head")(features)[..., 0]
 
@@ -177,10 +190,12 @@ class Actor(nn.Module):
     log_std_min: float = -10.0
     log_std_max: float = 2.0
     mean_bound: float | None = None  # soft bound b: mean = b * tanh(raw / b) (0 at init)
+    trunk_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> distrax.Distribution:
-        features = (make_trunk(self.image_obs, self.channels, "trunk")(obs) if self.own_trunk
+        features = (make_trunk(self.image_obs, self.channels, "trunk", self.trunk_dtype)(obs)
+                    if self.own_trunk
                     else obs)
         out = MLP(tuple(self.hidden), 2 * self.action_dim, zero_init_output=True,
                   name="head")(features)

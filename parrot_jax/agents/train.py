@@ -61,6 +61,7 @@ from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, CHUNK_AGENTS, DECODER_A
     FEATURE_AGENTS, LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, \
     acting_params, box_bounds, check_agent_name, learner_name, make_agent, \
     missing_pretrained, with_pretrained_trunk, with_reference
+from parrot_jax.agents.networks import TRUNK_DTYPES
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
 from parrot_jax.data import transitions
@@ -149,6 +150,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
     for name in ("hidden", "channels"):
         run_config.check_layer_sizes(f"network.{name}", config.network[name])
+    trunk_dtype = legacy.with_added_fields("network", config.network)["trunk_dtype"]
+    if trunk_dtype not in TRUNK_DTYPES:
+        raise ValueError(f"config.network.trunk_dtype={trunk_dtype!r}; expected one of "
+                         f"{tuple(TRUNK_DTYPES)}")
     if int(config.network.num_qs) < 1:
         raise ValueError(f"config.network.num_qs={config.network.num_qs}; expected >= 1")
     if not config.network.log_std_min < config.network.log_std_max:

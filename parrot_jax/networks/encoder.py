@@ -75,15 +75,15 @@ def spatial_softmax(maps: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
 
 
 def conv_features(images: jnp.ndarray, channels: Sequence[int], pooled: int,
-                  strides: Sequence[int] | None = None) -> jnp.ndarray:
+                  strides: Sequence[int] | None = None, dtype=jnp.float32) -> jnp.ndarray:
     """The convolutions, flattened: (..., H, W, C) -> (..., H' W' channels[-1]) (see
     :func:`conv_maps`)."""
-    maps = conv_maps(images, channels, pooled, strides)
+    maps = conv_maps(images, channels, pooled, strides, dtype)
     return maps.reshape(maps.shape[:-3] + (-1,))
 
 
 def conv_maps(images: jnp.ndarray, channels: Sequence[int], pooled: int,
-              strides: Sequence[int] | None = None) -> jnp.ndarray:
+              strides: Sequence[int] | None = None, dtype=jnp.float32) -> jnp.ndarray:
     """The convolutions: (..., H, W, C) -> (..., H', W', channels[-1]).
 
     ``strides`` (one per convolution, default all 1): a stride-2 convolution halves the
@@ -95,8 +95,11 @@ def conv_maps(images: jnp.ndarray, channels: Sequence[int], pooled: int,
     become that module's. uint8 images are scaled to [0, 1] here, on the device. Where a
     layer is pooled, the pool comes before the ReLU: ``relu(max(x)) = max(relu(x))`` (both
     monotone), and the ReLU then touches a quarter of the values.
+
+    ``dtype``: the convolutions' compute type (the parameters stay float32 and are cast;
+    e.g. ``jnp.bfloat16`` for a GPU's bf16 convolution kernels); the maps come back float32.
     """
-    x = images.astype(jnp.float32)
+    x = images.astype(dtype)
     if images.dtype == jnp.uint8:
         x = x / 255.0
     batch = x.shape[:-3]
@@ -106,11 +109,12 @@ def conv_maps(images: jnp.ndarray, channels: Sequence[int], pooled: int,
         raise ValueError(f"strides {strides} must give one stride per convolution "
                          f"({len(channels)} channels {tuple(channels)})")
     for i, (c, stride) in enumerate(zip(channels, strides)):
-        x = conv.Conv(c, (3, 3), strides=stride, padding="SAME", name=f"conv{i}")(x)
+        x = conv.Conv(c, (3, 3), strides=stride, padding="SAME", dtype=dtype,
+                      name=f"conv{i}")(x)
         if i < pooled:
             x = max_pool_2x2(x)
         x = nn.relu(x)
-    return x.reshape(batch + x.shape[1:])
+    return x.astype(jnp.float32).reshape(batch + x.shape[1:])
 
 
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:

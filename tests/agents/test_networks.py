@@ -64,3 +64,32 @@ def test_squashed_mode_is_tanh_of_the_mean():
     actor_params = jax.tree.map(lambda x: x + 0.1, actor_params)  # a non-zero mean
     dist = networks.policy(actor_params, critic_params, obs)
     np.testing.assert_allclose(mode(dist), np.tanh(dist.distribution.mean()), rtol=1e-6)
+
+
+def test_bfloat16_trunks_compute_in_bf16_and_keep_float32_parameters():
+    hidden, channels = (16, 16), (4, 4)
+    obs = jax.random.randint(jax.random.key(0), (4,) + IMAGES, 0, 255).astype(jnp.uint8)
+    plain = sac.Networks(Actor(7, hidden, True, channels), Critic(hidden, True, channels))
+    bf16 = sac.Networks(Actor(7, hidden, True, channels, trunk_dtype="bfloat16"),
+                        Critic(hidden, True, channels, trunk_dtype="bfloat16"))
+    actor_params, critic_params = sac.init_params(plain, jax.random.key(1), obs[0])
+    # the same parameters (float32, same tree) serve both
+    bf16_params = sac.init_params(bf16, jax.random.key(1), obs[0])
+    assert jax.tree.map(lambda a: (a.shape, a.dtype), bf16_params) == \
+        jax.tree.map(lambda a: (a.shape, a.dtype), (actor_params, critic_params))
+    q, q16 = (n.q_values(critic_params, obs, jnp.ones((4, 7))) for n in (plain, bf16))
+    assert q16.dtype == jnp.float32
+    # bf16 keeps 8 bits of mantissa: the Q values agree to about 1%, not bit for bit
+    np.testing.assert_allclose(q16, q, rtol=0.05, atol=0.05 * float(jnp.abs(q).max()))
+    assert not np.array_equal(np.asarray(q16), np.asarray(q))
+    grads = jax.grad(lambda p: bf16.q_values(p, obs, jnp.ones((4, 7))).sum())(critic_params)
+    assert all(g.dtype == jnp.float32 and np.isfinite(np.asarray(g)).all()
+               for g in jax.tree.leaves(grads))
+
+
+def test_an_unknown_trunk_dtype_is_refused():
+    networks = sac.Networks(Actor(7, (8,), True, (4,)), Critic((8,), True, (4,),
+                                                               trunk_dtype="float16"))
+    obs = jnp.zeros(IMAGES, jnp.uint8)
+    with pytest.raises(ValueError, match="trunk dtype 'float16'; expected one of"):
+        sac.init_params(networks, jax.random.key(0), obs)

@@ -78,3 +78,21 @@ def test_the_breakdown_part_times_the_paper_update_and_its_variants(monkeypatch)
     assert calls == [("tiny", 4, 1, True)] and result["errors"] == {}
     text = device_check.markdown(result)
     assert "tiny networks, batch 4" in text and "update" in text
+
+
+def test_the_kernels_part_profiles_the_paper_update(monkeypatch):
+    calls = []
+
+    def profile(network, batch, part, n, top):
+        calls.append((network, batch, part, n, top))
+        return {"network": network, "batch": batch, "part": part, "xla_flags": "",
+                "devices": {"kind": "cpu"}, "wall_ms": 3.2, "busy_ms": 3.0, "kernels": 285,
+                "mean_kernel_us": 11.0, "categories_ms": {"convolution": 1.1},
+                "top": [{"name": "conv", "hlo_op": "convolution.1", "calls_per_update": 1.0,
+                         "us_per_update": 400.0, "mean_us": 400.0}]}
+
+    monkeypatch.setattr(device_check.kernel_profile, "profile", profile)
+    result = device_check.check(True, 0.5, False, parts=("kernels",))
+    assert calls == [("tiny", 4, "update", 2, 10)] and result["errors"] == {}
+    text = device_check.markdown(result)
+    assert "device busy 3.000 ms, 285 kernels" in text and "conv (convolution.1)" in text

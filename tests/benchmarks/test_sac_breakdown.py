@@ -42,6 +42,15 @@ def test_the_variants_do_the_same_work_in_other_layouts():
     bf16 = found["update_precision_bf16"][0](*found["update_precision_bf16"][1])[0]
     assert int(bf16.step) == int(plain.step) == 1
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(bf16.critic_params))
+    # the bf16 trunks' update: the same parameter tree, float32, a step taken
+    trunks = found["update_bf16_trunks"][0](*found["update_bf16_trunks"][1])[0]
+    assert int(trunks.step) == 1
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), trunks.critic_params) == \
+        jax.tree.map(lambda x: (x.shape, x.dtype), plain.critic_params)
+    grads = [fn(*args) for fn, args in (found["trunk_forward_backward"],
+                                        found["trunk_fwd_bwd_bf16_compute"])]
+    for a, b in zip(*map(jax.tree.leaves, grads)):  # bfloat16's 8-bit mantissa
+        np.testing.assert_allclose(b, a, rtol=0.1, atol=0.05 * float(np.abs(a).max()))
 
 
 def test_the_binary_writes_its_json_and_refuses_a_bad_batch(tmp_path):
