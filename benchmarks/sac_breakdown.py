@@ -25,7 +25,9 @@ change to the update would gain before making it:
   float32; whether a backend honours it for convolutions is what the time says);
 - ``trunk_fwd_bwd_bf16_compute`` and ``update_bf16_trunks``: the trunk, and the whole
   update with every trunk, at ``network.trunk_dtype="bfloat16"`` (convolutions, pools and
-  ReLUs computed in bfloat16 from float32 parameters; features back in float32).
+  ReLUs computed in bfloat16 from float32 parameters; features back in float32);
+- ``update_vmapped_trunks`` and ``update_bf16_vmapped_trunks`` (networks with a trunk
+  per head): the whole update with ``network.vmap_trunks``, in float32 and bfloat16.
 """
 
 from __future__ import annotations
@@ -146,6 +148,13 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
         "update_precision_bf16": (in_bf16(found["update"][0]), (state, data)),
         "trunk_fwd_bwd_bf16_compute": (jax.grad(bf16_loss), (trunk_params, obs)),
         "update_bf16_trunks": _update({**network, "trunk_dtype": "bfloat16"}, batch),
+    })
+    if network.get("shared_trunk"):
+        return found
+    found.update({
+        "update_vmapped_trunks": _update({**network, "vmap_trunks": True}, batch),
+        "update_bf16_vmapped_trunks": _update({**network, "vmap_trunks": True,
+                                               "trunk_dtype": "bfloat16"}, batch),
     })
     return found
 

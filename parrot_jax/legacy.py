@@ -16,7 +16,8 @@ from typing import Any, Mapping
 TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
     TOP: {"pretrained": "", "learner": ""},
-    "network": {"trunk": "conv", "freeze_trunk": False, "trunk_dtype": "float32"},
+    "network": {"trunk": "conv", "freeze_trunk": False, "trunk_dtype": "float32",
+                "vmap_trunks": False},
     "parrot": {"critic_input": "z"},
     # sections added whole (a run written before them held these values)
     "offline": {"dataset": "", "rewards": "dataset", "steps": 0, "mix": 0.0},

@@ -40,6 +40,8 @@ RL = [
     ("network.num_qs", 0, r"config.network.num_qs=0; expected >= 1"),
     ("network.trunk_dtype", "float16",
      r"config.network.trunk_dtype='float16'; expected one of \('float32', 'bfloat16'\)"),
+    ("network.shared_trunk", True, r"config.network.vmap_trunks=True stacks each Q's own "
+                                   r"trunk; it needs config.network.shared_trunk=False"),
     ("network.log_std_min", 3.0, r"config.network.log_std_min=3.0 must be below "
                                  r"config.network.log_std_max=2.0"),
     ("sac.discount", 1.5, r"config.sac: discount=1.5; expected a number in \[0, 1\]"),
@@ -132,6 +134,8 @@ def dataset(tmp_path_factory):
 def test_rl_config(field, value, message):
     config = rl.get_config("tiny")
     config.agent = field.split(".")[0] if field.split(".")[0] in ("iql", "awac") else "sac"
+    if field == "network.shared_trunk":  # a shared trunk with vmapped per-head trunks
+        config.network.vmap_trunks = True
     _set(config, field, value)
     with pytest.raises(ValueError, match=message):
         rl_train.check_inputs(config)

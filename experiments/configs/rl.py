@@ -72,9 +72,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.network.freeze_trunk = False  # True: the shared trunk is not trained
     config.network.channels = (16, 16, 16)  # 3x3 convs, 2x2 max-pool after the first two
     # The conv trunks' compute type: "float32", or "bfloat16" (parameters, heads and
-    # optimizer stay float32). On an H200 bf16 trunks take the paper update from 3.16 to
-    # 2.64 ms (README "Measured on an H200").
+    # optimizer stay float32). On an H200 the paper update took 2.64 ms against 3.16 in one
+    # process, 3.38 against 3.24 in another (cuDNN's kernel choice; README "Measured on an
+    # H200").
     config.network.trunk_dtype = "float32"
+    # True: the critic's per-head trunks as one vmapped module (parameters stacked under
+    # "trunks"; checkpoints differ from the default's). On an H200 the paper update takes
+    # 2.60 ms against 3.24 (2.50 with bf16 trunks); on a CPU the pair's forward + backward
+    # 6.5x as long (grouped convolutions). Needs shared_trunk=False.
+    config.network.vmap_trunks = False
     config.network.hidden = (1024, 512, 256)  # actor and Q heads
     config.network.num_qs = 2
     config.network.log_std_min = -10.0

@@ -292,7 +292,7 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     if name in FEATURE_AGENTS:
         encoder = _feature_encoder(name, net, pretrained_model, pretrained_image_shape,
                                    observation_shape)
-        net = {**net, "shared_trunk": True, "freeze_trunk": True}
+        net = {**net, "shared_trunk": True, "freeze_trunk": True, "vmap_trunks": False}
     else:
         encoder = _trunk_encoder(name, net, prior_flow)
     # the frozen map from the policy's choice to the env action, when it is the prior's
@@ -343,7 +343,7 @@ def _critic(config, net: Mapping[str, Any], name: str, image_obs: bool, encoder,
     return Critic(tuple(net["hidden"]), image_obs, tuple(net["channels"]), int(net["num_qs"]),
                   bool(net["shared_trunk"]), encoder, bool(net["freeze_trunk"]),
                   flow_map if critic_input != "z" else None, critic_input,
-                  str(net["trunk_dtype"]))
+                  str(net["trunk_dtype"]), bool(net["vmap_trunks"]))
 
 
 def _skill_prior_parts(config, skills, hp):

@@ -150,10 +150,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={config[name]}; expected an integer >= 0")
     for name in ("hidden", "channels"):
         run_config.check_layer_sizes(f"network.{name}", config.network[name])
-    trunk_dtype = legacy.with_added_fields("network", config.network)["trunk_dtype"]
-    if trunk_dtype not in TRUNK_DTYPES:
-        raise ValueError(f"config.network.trunk_dtype={trunk_dtype!r}; expected one of "
-                         f"{tuple(TRUNK_DTYPES)}")
+    network = legacy.with_added_fields("network", config.network)
+    if network["trunk_dtype"] not in TRUNK_DTYPES:
+        raise ValueError(f"config.network.trunk_dtype={network['trunk_dtype']!r}; expected one "
+                         f"of {tuple(TRUNK_DTYPES)}")
+    if network["vmap_trunks"] and network["shared_trunk"]:
+        raise ValueError("config.network.vmap_trunks=True stacks each Q's own trunk; it needs "
+                         "config.network.shared_trunk=False")
     if int(config.network.num_qs) < 1:
         raise ValueError(f"config.network.num_qs={config.network.num_qs}; expected >= 1")
     if not config.network.log_std_min < config.network.log_std_max:

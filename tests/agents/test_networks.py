@@ -93,3 +93,24 @@ def test_an_unknown_trunk_dtype_is_refused():
     obs = jnp.zeros(IMAGES, jnp.uint8)
     with pytest.raises(ValueError, match="trunk dtype 'float16'; expected one of"):
         sac.init_params(networks, jax.random.key(0), obs)
+
+
+def test_vmapped_trunks_compute_what_the_sequential_ones_do():
+    obs = jax.random.randint(jax.random.key(0), (3,) + IMAGES, 0, 255).astype(jnp.uint8)
+    actions = jax.random.normal(jax.random.key(1), (3, 7))
+    sequential = Critic((16,), True, (4, 4))
+    vmapped = Critic((16,), True, (4, 4), vmap_trunks=True)
+    params = sequential.init(jax.random.key(2), obs, actions)["params"]
+    stacked = vmapped.init(jax.random.key(2), obs, actions)["params"]
+    assert set(stacked) == {"qs", "trunks"}
+    assert stacked["trunks"]["conv0"]["kernel"].shape == (2, 3, 3, 3, 4)
+    # the sequential critic's trunk_0 and trunk_1, stacked: the same Q values
+    restacked = {"qs": params["qs"], "trunks": jax.tree.map(
+        lambda *p: jnp.stack(p), params["trunk_0"], params["trunk_1"])}
+    np.testing.assert_allclose(vmapped.apply({"params": restacked}, obs, actions),
+                               sequential.apply({"params": params}, obs, actions),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="vmap_trunks stacks each head's own trunk: it needs "
+                                         "shared_trunk=False"):
+        Critic((16,), True, (4,), shared_trunk=True, vmap_trunks=True).init(
+            jax.random.key(0), obs, actions)

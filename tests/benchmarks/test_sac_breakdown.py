@@ -47,6 +47,9 @@ def test_the_variants_do_the_same_work_in_other_layouts():
     assert int(trunks.step) == 1
     assert jax.tree.map(lambda x: (x.shape, x.dtype), trunks.critic_params) == \
         jax.tree.map(lambda x: (x.shape, x.dtype), plain.critic_params)
+    for name in ("update_vmapped_trunks", "update_bf16_vmapped_trunks"):
+        state = found[name][0](*found[name][1])[0]
+        assert int(state.step) == 1 and "trunks" in state.critic_params
     grads = [fn(*args) for fn, args in (found["trunk_forward_backward"],
                                         found["trunk_fwd_bwd_bf16_compute"])]
     for a, b in zip(*map(jax.tree.leaves, grads)):  # bfloat16's 8-bit mantissa
