@@ -337,7 +337,8 @@ def test_a_run_written_before_a_config_field_existed_resumes(tmp_path):
     path = os.path.join(workdir, "config.json")
     with open(path) as f:
         description = json.load(f)
-    for field in ("trunk", "freeze_trunk"):  # added later, with the old behaviour as default
+    # added later, with the old behaviour as default
+    for field in ("trunk", "freeze_trunk", "trunk_dtype", "vmap_trunks"):
         del description["network"][field]
     with open(path, "w") as f:
         json.dump(description, f)
@@ -367,6 +368,20 @@ def test_parrot_with_an_advantage_weighted_learner(prior_dir, learner, tmp_path)
         field = {"awac": "temperature", "iql": "expectile"}[learner]
         config[learner][field] = 0.5 * config[learner][field]
         train.train(config, workdir)
+
+
+def test_the_gpu_layouts_train_resume_and_restore(tmp_path):
+    workdir = str(tmp_path / "run")
+    network = dict(rl.get_config("tiny").network, vmap_trunks=True, trunk_dtype="bfloat16")
+    train.train(_config("sac", total_env_steps=60, start_steps=40, network=network), workdir)
+    result = train.train(_config("sac", total_env_steps=80, start_steps=40, network=network),
+                         workdir)
+    assert result.env_steps == 80 and set(result.params["critic"]) == {"qs", "trunks"}
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(result.params))
+    restored, params, _ = load_agent(workdir)
+    assert restored.networks.critic.vmap_trunks
+    assert restored.networks.critic.trunk_dtype == "bfloat16"
+    jax.tree.map(np.testing.assert_array_equal, params, result.params)
 
 
 def test_parrot_on_the_prior_encoder_trunk(prior_dir, tmp_path):
