@@ -23,7 +23,6 @@ tanh-transformed distribution (actions in (-1, 1), log-density with the tanh Jac
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 import distrax
@@ -59,12 +58,19 @@ class Flatten(nn.Module):
 TRUNK_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def make_trunk(image_obs: bool, channels: Sequence[int], name: str | None = None,
-               dtype: str = "float32") -> nn.Module:
+def trunk_class(image_obs: bool, channels: Sequence[int], dtype: str = "float32"):
+    """(module class, its fields): the conv trunk for images, ``Flatten`` for vectors."""
     if dtype not in TRUNK_DTYPES:
         raise ValueError(f"trunk dtype {dtype!r}; expected one of {tuple(TRUNK_DTYPES)}")
-    return (ConvTrunk(tuple(channels), dtype=TRUNK_DTYPES[dtype], name=name) if image_obs
-            else Flatten(name=name))
+    if image_obs:
+        return ConvTrunk, {"channels": tuple(channels), "dtype": TRUNK_DTYPES[dtype]}
+    return Flatten, {}
+
+
+def make_trunk(image_obs: bool, channels: Sequence[int], name: str | None = None,
+               dtype: str = "float32") -> nn.Module:
+    cls, fields = trunk_class(image_obs, channels, dtype)
+    return cls(**fields, name=name)
 
 
 class QNetwork(nn.Module):
@@ -149,12 +155,10 @@ class Critic(nn.Module):
         if self.shared_trunk and self.encoder is None:
             self.trunk = make_trunk(self.image_obs, self.channels, dtype=self.trunk_dtype)
         elif self.vmap_trunks:  # one module, its parameters stacked: (num_qs, B, F) features
-            trunk = make_trunk(self.image_obs, self.channels, dtype=self.trunk_dtype)
-            self.trunks = nn.vmap(type(trunk), variable_axes={"params": 0},
+            cls, fields = trunk_class(self.image_obs, self.channels, self.trunk_dtype)
+            self.trunks = nn.vmap(cls, variable_axes={"params": 0},
                                   split_rngs={"params": True}, in_axes=None, out_axes=0,
-                                  axis_size=self.num_qs)(
-                **{f.name: getattr(trunk, f.name) for f in dataclasses.fields(trunk)
-                   if f.name not in ("parent", "name")})
+                                  axis_size=self.num_qs)(**fields)
         else:
             self.trunks = [make_trunk(self.image_obs, self.channels, f"trunk_{i}",
                                       self.trunk_dtype)
