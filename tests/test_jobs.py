@@ -202,7 +202,8 @@ def test_added_prior_fields_at_their_old_value_keep_the_digest():
 
 def test_legacy_fields():
     assert legacy.with_added_fields("network", {"hidden": [8]}) == {
-        "hidden": [8], "trunk": "conv", "freeze_trunk": False}
+        "hidden": [8], "trunk": "conv", "freeze_trunk": False, "trunk_dtype": "float32",
+        "vmap_trunks": False}
     assert legacy.with_added_fields("network", {"trunk": "prior_encoder"})["trunk"] == \
         "prior_encoder"
     config = {"network": {"trunk": "conv", "freeze_trunk": True}, "seed": 0, "pretrained": ""}
