@@ -112,7 +112,8 @@ def summarize(events, calls: int, wall_seconds: float, top: int) -> dict:
 
 
 def profile(network_name: str, batch: int, part: str, calls: int, top: int) -> dict:
-    found = sac_breakdown.parts(sac_breakdown.NETWORKS[network_name], batch, variants=True)
+    found = sac_breakdown.parts(sac_breakdown.NETWORKS[network_name], batch,
+                                variants=part not in sac_breakdown.BASE_PARTS)
     if part not in found:
         raise ValueError(f"part {part!r} is not one of {sorted(found)}")
     if calls < 1:

@@ -41,7 +41,7 @@ from absl import app, flags
 
 from benchmarks import common, learner, suites
 from parrot_jax.agents import sac
-from parrot_jax.agents.networks import ConvTrunk, make_trunk
+from parrot_jax.agents.networks import make_trunk
 from parrot_jax.networks.augment import random_crop
 
 NETWORKS = {"paper": suites.PAPER_SAC, "cpu": suites.CPU_SAC, "tiny": suites.TINY_SAC}
@@ -70,25 +70,30 @@ def time_jitted(fn, args, repeats: int) -> dict:
             "flops_per_s": flops / median, "bytes_per_s": moved / median}
 
 
+# the parts timed without ``variants``
+BASE_PARTS = ("augment_both", "trunk_forward", "trunk_forward_backward",
+              "critic_forward_backward", "actor_forward_backward", "update")
+
+
 def _update(network: dict, batch: int):
-    """(update function, (state, batch)) of a SAC agent with ``network``'s networks."""
+    """(networks, update function, (state, batch)) of a SAC agent with ``network``'s
+    networks on one batch of random data."""
     agent = learner.make_agent(learner.rl_config_for("sac", network))
     networks, hp = agent.networks, agent.hp
     data = jax.device_put(learner.sac_batch(batch, agent.policy_dim))
     state = sac.init_state(networks, hp, jax.random.key(0), data["observations"][0])
-    return (lambda s, b: sac.update_step(s, b, networks=networks, hp=hp)), (state, data)
+    return (networks, lambda s, b: sac.update_step(s, b, networks=networks, hp=hp),
+            (state, data))
 
 
 def parts(network: dict, batch: int, variants: bool = False) -> dict:
     """{part: (fn, args)}: the update's pieces on one batch of random data (with
     ``variants``, also the layouts of the module docstring)."""
-    config = learner.rl_config_for("sac", network)
-    agent = learner.make_agent(config)
-    networks, hp = agent.networks, agent.hp
-    update, (state, data) = _update(network, batch)
+    networks, update, (state, data) = _update(network, batch)
     key = jax.random.key(1)
     obs, next_obs, actions = data["observations"], data["next_observations"], data["actions"]
-    trunk = ConvTrunk(tuple(config.network.channels))
+    channels = networks.critic.channels
+    trunk = make_trunk(True, channels)
     trunk_params = trunk.init(jax.random.key(2), obs[:1])["params"]
 
     def trunk_loss(params, images):
@@ -125,7 +130,7 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
     def vmapped_loss(stacked, images):
         return jax.vmap(trunk_loss, in_axes=(0, None))(stacked, images).sum()
 
-    bf16_trunk = make_trunk(True, config.network.channels, dtype="bfloat16")
+    bf16_trunk = make_trunk(True, channels, dtype="bfloat16")
 
     def bf16_loss(params, images):
         return jnp.sum(jnp.square(bf16_trunk.apply({"params": params}, images)))
@@ -147,14 +152,14 @@ def parts(network: dict, batch: int, variants: bool = False) -> dict:
         "trunk_fwd_bwd_precision_bf16": (in_bf16(jax.grad(trunk_loss)), (trunk_params, obs)),
         "update_precision_bf16": (in_bf16(found["update"][0]), (state, data)),
         "trunk_fwd_bwd_bf16_compute": (jax.grad(bf16_loss), (trunk_params, obs)),
-        "update_bf16_trunks": _update({**network, "trunk_dtype": "bfloat16"}, batch),
+        "update_bf16_trunks": _update({**network, "trunk_dtype": "bfloat16"}, batch)[1:],
     })
     if network.get("shared_trunk"):
         return found
     found.update({
-        "update_vmapped_trunks": _update({**network, "vmap_trunks": True}, batch),
+        "update_vmapped_trunks": _update({**network, "vmap_trunks": True}, batch)[1:],
         "update_bf16_vmapped_trunks": _update({**network, "vmap_trunks": True,
-                                               "trunk_dtype": "bfloat16"}, batch),
+                                               "trunk_dtype": "bfloat16"}, batch)[1:],
     })
     return found
 

@@ -305,21 +305,11 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                   mean_bound=None if mean_bound is None else float(mean_bound),
                   trunk_dtype=str(net["trunk_dtype"]))
     learns_by = learner_name(config)
-    learner, hp_class, section = LEARNERS.get(learns_by, SAC_LEARNER)
-    if section is None:
-        hp = hp_class(**dict(config["sac"]))
-    else:  # a run written before the section existed holds its old values
-        hp = hp_class.from_config(config["sac"],
-                                  legacy.with_added_fields(section, config.get(section, {})))
+    learner, hp = _learner_hyperparams(config, name, learns_by, squash)
     value = None
     if learner is iql:
         value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                       trunk_dtype=str(net["trunk_dtype"]))
-    if name in LATENT_AGENTS and not squash and learner is sac:
-        regularizer = config["parrot"]["regularizer"]
-        if regularizer != "entropy":
-            hp = dataclasses.replace(hp, regularizer=regularizer,
-                                     target_entropy=-float(config["parrot"]["target_kl"]))
     latent_scale = 1.0
     if name == "spirl":
         actor, reference, hp, latent_scale = _skill_prior_parts(config, action_decoder, hp)
@@ -328,6 +318,24 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                  float(low), float(high), prior_flow, prior_image_shape, action_decoder,
                  float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
                  latent_scale, learns_by)
+
+
+def _learner_hyperparams(config, name: str, learns_by: str, squash: bool):
+    """``(learner module, its hyperparameters)``: the ``sac`` section, plus the learner's
+    own section (AWAC, IQL); an unsquashed latent agent learning by SAC takes
+    ``parrot.regularizer`` (KL to the base instead of the entropy) with its target."""
+    learner, hp_class, section = LEARNERS.get(learns_by, SAC_LEARNER)
+    if section is None:
+        hp = hp_class(**dict(config["sac"]))
+    else:  # a run written before the section existed holds its old values
+        hp = hp_class.from_config(config["sac"],
+                                  legacy.with_added_fields(section, config.get(section, {})))
+    if name in LATENT_AGENTS and not squash and learner is sac:
+        regularizer = config["parrot"]["regularizer"]
+        if regularizer != "entropy":
+            hp = dataclasses.replace(hp, regularizer=regularizer,
+                                     target_entropy=-float(config["parrot"]["target_kl"]))
+    return learner, hp
 
 
 def _critic(config, net: Mapping[str, Any], name: str, image_obs: bool, encoder,

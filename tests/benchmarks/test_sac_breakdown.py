@@ -17,6 +17,7 @@ def test_every_part_is_timed_and_counted():
     parts = result["parts"]
     assert list(parts) == ["augment_both", "trunk_forward", "trunk_forward_backward",
                            "critic_forward_backward", "actor_forward_backward", "update"]
+    assert tuple(parts) == sac_breakdown.BASE_PARTS
     assert all(p["seconds"] > 0 and len(p["repeats"]) == 1 for p in parts.values())
     # the update holds a critic and an actor backward pass, the trunk's backward its forward
     assert parts["update"]["flops"] > parts["critic_forward_backward"]["flops"] + \
