@@ -43,12 +43,33 @@ device-check: $(VENV)/.installed
 	$(PY) -m benchmarks.device_check --out_dir=benchmarks/results
 
 # Python 3.12 wheels the GPU machine's image lacks (its JAX, flax, optax, orbax are there),
-# for benchmarks/device_check.sh; pybullet has no such wheel here, so env sections skip.
-device-wheels:
+# for benchmarks/device_check.sh and experiments/device_rl.sh. pybullet has no such wheel in
+# the registry: it is built once from its sdist with a local Python 3.12 (PY312; pyenv's
+# where there is one) into $(WHEEL_BUILD)/, then slimmed to fit a call's 64 MiB
+# (benchmarks/slim_wheel.py).
+PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -1); \
+	if [ -n "$$v" ]; then echo "$$(pyenv root)/versions/$$v/bin/python3.12"; else echo python3.12; fi)
+PYBULLET_VERSION := 3.2.7
+WHEEL_BUILD := .whl-build
+PYBULLET_WHEEL := $(WHEEL_BUILD)/pybullet-$(PYBULLET_VERSION)-cp312-cp312-linux_x86_64.whl
+
+device-wheels: $(PYBULLET_WHEEL) $(VENV)/.installed
 	rm -rf .whl && python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 		--platform manylinux2014_x86_64 -d .whl distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 \
 		dm-tree==0.1.10 ml_collections==1.1.0 gast==0.7.0 decorator==5.3.1
+	$(PY) -m benchmarks.slim_wheel --wheel=$(PYBULLET_WHEEL) --out_dir=.whl
+
+# numpy's headers at build time: pybullet then returns camera images as arrays, not lists
+$(PYBULLET_WHEEL):
+	rm -rf $(WHEEL_BUILD)/src $(WHEEL_BUILD)/py312 && mkdir -p $(WHEEL_BUILD)/src
+	$(PY312) -m venv $(WHEEL_BUILD)/py312
+	$(WHEEL_BUILD)/py312/bin/pip install -q setuptools wheel numpy==2.2.6
+	$(WHEEL_BUILD)/py312/bin/pip download -q --no-deps --no-binary=:all: \
+		pybullet==$(PYBULLET_VERSION) -d $(WHEEL_BUILD)
+	tar xzf $(WHEEL_BUILD)/pybullet-$(PYBULLET_VERSION).tar.gz -C $(WHEEL_BUILD)/src
+	cd $(WHEEL_BUILD)/src/pybullet-$(PYBULLET_VERSION) && \
+		../../py312/bin/python setup.py -q bdist_wheel -d $(CURDIR)/$(WHEEL_BUILD)
 
 bench-env: $(VENV)/.installed
 	$(PY) -m benchmarks.env_throughput --out=benchmarks/results/env_throughput.json

@@ -1,0 +1,49 @@
+"""experiments/device_rl.sh, the GPU lease's PARROT run, on CPU at the tiny scale."""
+
+import json
+import os
+import subprocess
+
+from tests.flows.prior_workdir import write_prior
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join("experiments", "device_rl.sh")
+
+
+def _run(args, tmp_path, **env):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), **env}
+    return subprocess.run(["bash", SCRIPT, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_trains_evaluates_and_copies_the_small_outputs(tmp_path):
+    prior = write_prior(tmp_path / "prior")
+    workdir = tmp_path / "run"
+    result = _run(["600", prior, "--config.eval_every=60", "--config.checkpoint_every=60",
+                   "--config.num_envs=2"], tmp_path,
+                  DEVICE_RL_CONFIG="experiments/configs/rl.py:tiny",
+                  DEVICE_RL_WORKDIR=str(workdir), DEVICE_RL_EPISODES="3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out"
+    # the recipe's flags reached the run (the run's own record of its config)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["learner"] == "awac" and config["awac"]["temperature"] == 0.3
+    assert config["parrot"]["critic_input"] == "action"
+    assert config["network"]["vmap_trunks"] and config["network"]["trunk_dtype"] == "bfloat16"
+    assert config["eval_deterministic"] is False and config["num_envs"] == 2
+    # small files copied, checkpoints and replay not
+    assert (out / "config.json").read_text() == (workdir / "config.json").read_text()
+    assert (out / "metrics.jsonl").stat().st_size > 0
+    assert not (out / "checkpoints").exists() and not (out / "replay").exists()
+    final = json.loads((out / "eval_final.json").read_text())
+    assert final["episodes"] == 3 and final["step"] == 120
+    assert (out / "train_rl.log").exists() and (out / "evaluate.log").exists()
+
+
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
+    result = _run([], tmp_path)
+    assert result.returncode == 2 and "usage: bash experiments/device_rl.sh" in result.stderr
+    result = _run(["60", str(tmp_path / "nowhere")], tmp_path)
+    assert result.returncode == 2
+    assert f"PRIOR_WORKDIR {tmp_path / 'nowhere'} is not a directory" in result.stderr
+    assert not (tmp_path / "out").exists()
