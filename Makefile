@@ -7,7 +7,7 @@ WORKDIR ?= runs/demo
 TEST_WORKERS ?= auto
 BENCH_OUT ?= benchmarks/results/suite_full_cpu.json
 
-.PHONY: demo showcase test install-gpu install-onednn bench bench-env bench-data device-check device-wheels clean
+.PHONY: demo showcase test install-gpu install-onednn bench bench-env bench-data device-check device-wheels device-prior clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt \
 		requirements-onednn.txt setup.cfg pyproject.toml
@@ -59,6 +59,16 @@ device-wheels: $(PYBULLET_WHEEL) $(VENV)/.installed
 		--platform manylinux2014_x86_64 -d .whl distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 \
 		dm-tree==0.1.10 ml_collections==1.1.0 gast==0.7.0 decorator==5.3.1
 	$(PY) -m benchmarks.slim_wheel --wheel=$(PYBULLET_WHEEL) --out_dir=.whl
+
+# The prior for experiments/device_rl.sh, small enough to carry: PRIOR's config and its
+# newest checkpoint's parameters (no optimizer state: 15 MB of the `:cpu` prior's 50 MB).
+DEVICE_PRIOR ?= runs/prior
+device-prior:
+	@test -d "$(PRIOR)/checkpoints" || { echo "make device-prior PRIOR=DIR: DIR='$(PRIOR)' is not a workdir of experiments.train_prior (no checkpoints/)"; exit 2; }
+	rm -rf $(DEVICE_PRIOR) && mkdir -p $(DEVICE_PRIOR)/checkpoints && cp $(PRIOR)/config.json $(DEVICE_PRIOR)/
+	step=$$(ls $(PRIOR)/checkpoints | grep -E '^[0-9]+$$' | sort -n | tail -1) && \
+		cp -r $(PRIOR)/checkpoints/$$step $(DEVICE_PRIOR)/checkpoints/ && \
+		rm -rf $(DEVICE_PRIOR)/checkpoints/$$step/state
 
 # numpy's headers at build time: pybullet then returns camera images as arrays, not lists
 $(PYBULLET_WHEEL):

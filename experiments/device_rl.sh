@@ -6,10 +6,10 @@
 # z) and the GPU's fastest layout (vmapped bf16 critic trunks, README "Measured on an
 # H200"). Trains for SECONDS (stopped by SIGINT: the run closes its pool; its newest
 # checkpoint is the last multiple of 10K env steps), evaluates that checkpoint on EPISODES
-# episodes with sampled z, and copies what is small (the run's config, metrics and
-# evaluations; no checkpoints or replay) to $OUT (default runs/device_rl).
+# episodes with sampled z, and copies what is small (the run's config and metrics, with
+# its evaluations every 10K env steps; no checkpoints or replay) to $OUT (default runs/device_rl).
 #   make device-wheels            # pybullet (built for Python 3.12, slimmed), distrax, ...
-#   cp -r /path/to/prior_workdir runs/prior   # the prior; runs/ is ignored by git
+#   make device-prior PRIOR=DIR   # runs/prior: DIR's config and newest parameters (15 MB)
 #   device run: command "bash experiments/device_rl.sh 420 runs/prior", carry [".whl",
 #     "runs/prior"], timeout_s 560
 # Further arguments go to experiments.train_rl (e.g. --config.seed=1, --config.env=...).
@@ -40,6 +40,5 @@ timeout --signal=INT --kill-after=60 "$seconds" python3 -m experiments.train_rl 
 # 124: stopped at SECONDS, as planned; anything else is the run's own failure
 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then exit "$status"; fi
 find "$workdir" -maxdepth 1 -type f -exec cp {} "$out/" \;
-if [ -d "$workdir/eval" ]; then cp -r "$workdir/eval" "$out/"; fi
 python3 -m experiments.evaluate --workdir="$workdir" --stochastic \
   --episodes="${DEVICE_RL_EPISODES:-200}" --out="$out/eval_final.json" 2>&1 | tee "$out/evaluate.log"

@@ -47,3 +47,21 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
     assert result.returncode == 2
     assert f"PRIOR_WORKDIR {tmp_path / 'nowhere'} is not a directory" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_make_device_prior_keeps_the_newest_parameters_only(tmp_path):
+    from parrot_jax.flows.prior import load_prior
+    prior = write_prior(tmp_path / "prior", step=0)
+    write_prior(tmp_path / "newer", step=7)  # a second step in the same workdir
+    os.rename(tmp_path / "newer" / "checkpoints" / "7", tmp_path / "prior" / "checkpoints" / "7")
+    assert (tmp_path / "prior" / "checkpoints" / "7" / "state").is_dir()
+    dest = tmp_path / "carry"
+    subprocess.run(["make", "-s", "device-prior", f"PRIOR={prior}", f"DEVICE_PRIOR={dest}"],
+                   cwd=ROOT, check=True, capture_output=True)
+    assert sorted(os.listdir(dest / "checkpoints")) == ["7"]
+    assert not (dest / "checkpoints" / "7" / "state").exists()
+    assert load_prior(str(dest)).step == 7
+    result = subprocess.run(["make", "-s", "device-prior", f"PRIOR={tmp_path / 'nowhere'}"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"DIR='{tmp_path / 'nowhere'}' is not a workdir of experiments.train_prior" in result.stdout
