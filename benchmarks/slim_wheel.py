@@ -30,9 +30,6 @@ import zipfile
 
 from absl import app, flags
 
-_WHEEL = flags.DEFINE_string("wheel", None, "The pybullet wheel to slim.")
-_OUT_DIR = flags.DEFINE_string("out_dir", ".whl", "Where the slim wheel goes (same name).")
-
 DATA_PACKAGE = "pybullet_data/"
 
 
@@ -105,14 +102,18 @@ def slim(wheel: str, out_dir: str, data_files: set[str] | None = None) -> str:
 
 def main(argv):
     del argv
-    if not _WHEEL.value:
+    wheel = flags.FLAGS.wheel
+    if not wheel:
         raise app.UsageError("--wheel is required")
     if shutil.which("strip") is None:
         raise app.UsageError("`strip` (binutils) is needed to slim the extension")
-    out = slim(_WHEEL.value, _OUT_DIR.value)
+    out = slim(wheel, flags.FLAGS.out_dir)
     print(f"{out}: {os.path.getsize(out) / 2**20:.1f} MiB "
-          f"(from {os.path.getsize(_WHEEL.value) / 2**20:.1f} MiB)")
+          f"(from {os.path.getsize(wheel) / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":
+    # defined here, not at import (tests import this beside modules that define --out_dir)
+    flags.DEFINE_string("wheel", None, "The pybullet wheel to slim.")
+    flags.DEFINE_string("out_dir", ".whl", "Where the slim wheel goes (same name).")
     app.run(main)

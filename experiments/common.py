@@ -1,7 +1,10 @@
 """Helpers shared by the binaries."""
 
+import contextlib
 import logging as std_logging
+import signal
 import sys
+import threading
 
 from absl import app, flags, logging
 
@@ -37,12 +40,34 @@ def check_or_exit(check, *args):
         raise SystemExit(2) from None
 
 
+def _interrupt(signum, frame):
+    del signum, frame
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while inside (main thread only), so a run stopped by
+    ``timeout``, a scheduler or ``kill`` closes its pools and files as after Ctrl-C. (A
+    shell's background job starts with SIGINT ignored, which Python keeps: SIGTERM is
+    the signal that reaches such a run.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_resumable(train_fn, config, workdir: str):
-    """``train_fn(config, workdir)`` with Orbax's INFO lines filtered; Ctrl-C exits with
-    status 130 and says how to resume."""
+    """``train_fn(config, workdir)`` with Orbax's INFO lines filtered; Ctrl-C or SIGTERM
+    exits with status 130 and says how to resume."""
     quiet_orbax()
     try:
-        return train_fn(config, workdir)
+        with sigterm_as_interrupt():
+            return train_fn(config, workdir)
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume from the last checkpoint")
         raise SystemExit(130)

@@ -4,10 +4,11 @@
 # 1 update per env step (experiments/configs/rl.py's default), with Round 9's recipe
 # (AWAC lambda 0.3 over z, the critic reading the prior's action, evaluation with sampled
 # z) and the GPU's fastest layout (vmapped bf16 critic trunks, README "Measured on an
-# H200"). Trains for SECONDS (stopped by SIGINT: the run closes its pool; its newest
-# checkpoint is the last multiple of 10K env steps), evaluates that checkpoint on EPISODES
-# episodes with sampled z, and copies what is small (the run's config and metrics, with
-# its evaluations every 10K env steps; no checkpoints or replay) to $OUT (default runs/device_rl).
+# H200"). Trains for SECONDS (then SIGTERM: the run closes its pool as after Ctrl-C; its
+# newest checkpoint is the last multiple of 10K env steps), evaluates that checkpoint on
+# EPISODES episodes with sampled z, and copies what is small (the run's config and
+# metrics, with its evaluations every 10K env steps; no checkpoints or replay) to $OUT
+# (default runs/device_rl).
 #   make device-wheels            # pybullet (built for Python 3.12, slimmed), distrax, ...
 #   make device-prior PRIOR=DIR   # runs/prior: DIR's config and newest parameters (15 MB)
 #   device run: command "bash experiments/device_rl.sh 420 runs/prior", carry [".whl",
@@ -30,7 +31,7 @@ workdir="${DEVICE_RL_WORKDIR:-/tmp/device_rl}"
 mkdir -p "$out"
 source benchmarks/device_setup.sh
 status=0
-timeout --signal=INT --kill-after=60 "$seconds" python3 -m experiments.train_rl \
+timeout --kill-after=60 "$seconds" python3 -m experiments.train_rl \
   --config="${DEVICE_RL_CONFIG:-experiments/configs/rl.py}" --config.prior="$prior" \
   --config.learner=awac --config.awac.temperature=0.3 --config.parrot.critic_input=action \
   --config.network.vmap_trunks=True --config.network.trunk_dtype=bfloat16 \
