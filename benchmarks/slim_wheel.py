@@ -2,9 +2,9 @@
 
 The package registry has no pybullet wheel for the GPU machine's Python 3.12, and a call
 there carries at most 64 MiB (working tree and wheels together). ``make device-wheels``
-builds one from pybullet's sdist with a local Python 3.12; as built it holds a 135 MB
-extension (debug symbols) and 142 MB of ``pybullet_data`` assets. This rewrites it with
-what the suite needs:
+builds one from pybullet's sdist with a local Python 3.12. A full pybullet wheel (the
+registry's Python 3.11 one: 98.4 MiB) holds a 140 MB extension with its debug symbols and
+142 MB of ``pybullet_data`` assets; this rewrites it with what the suite needs:
 
 - the extension with its symbols stripped (``strip --strip-unneeded``);
 - of ``pybullet_data``, its ``__init__.py`` and the files ``parrot_jax.envs.objects``
@@ -14,7 +14,7 @@ what the suite needs:
   from the slim wheel;
 - ``*.dist-info`` with a RECORD rewritten for the files kept (pip checks it).
 
-    python -m benchmarks.slim_wheel --wheel=build/pybullet-3.2.7-cp312-cp312-linux_x86_64.whl \
+    python -m benchmarks.slim_wheel --wheel=.whl-build/pybullet-3.2.7-cp312-cp312-linux_x86_64.whl \
         --out_dir=.whl
 """
 
