@@ -15,7 +15,8 @@
 #     "runs/prior"], timeout_s 560
 # Further arguments go to experiments.train_rl (e.g. --config.seed=1, --config.env=...).
 # DEVICE_RL_CONFIG (default experiments/configs/rl.py), DEVICE_RL_WORKDIR (default
-# /tmp/device_rl) and DEVICE_RL_EPISODES (default 200) are for smaller runs (the tests).
+# /tmp/device_rl), DEVICE_RL_EPISODES (default 200) and PYTHON (default python3) are for
+# smaller runs (the tests).
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash experiments/device_rl.sh SECONDS PRIOR_WORKDIR [train_rl flags...]" >&2
@@ -28,10 +29,11 @@ if [ ! -d "$prior" ]; then
 fi
 out="${OUT:-runs/device_rl}"
 workdir="${DEVICE_RL_WORKDIR:-/tmp/device_rl}"
+python="${PYTHON:-python3}"  # the machine's python3; the tests give their own
 mkdir -p "$out"
 source benchmarks/device_setup.sh
 status=0
-timeout --kill-after=60 "$seconds" python3 -m experiments.train_rl \
+timeout --kill-after=60 "$seconds" "$python" -m experiments.train_rl \
   --config="${DEVICE_RL_CONFIG:-experiments/configs/rl.py}" --config.prior="$prior" \
   --config.learner=awac --config.awac.temperature=0.3 --config.parrot.critic_input=action \
   --config.network.vmap_trunks=True --config.network.trunk_dtype=bfloat16 \
@@ -41,5 +43,5 @@ timeout --kill-after=60 "$seconds" python3 -m experiments.train_rl \
 # 124: stopped at SECONDS, as planned; anything else is the run's own failure
 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then exit "$status"; fi
 find "$workdir" -maxdepth 1 -type f -exec cp {} "$out/" \;
-python3 -m experiments.evaluate --workdir="$workdir" --stochastic \
+"$python" -m experiments.evaluate --workdir="$workdir" --stochastic \
   --episodes="${DEVICE_RL_EPISODES:-200}" --out="$out/eval_final.json" 2>&1 | tee "$out/evaluate.log"

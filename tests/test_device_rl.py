@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 from tests.flows.prior_workdir import write_prior
 
@@ -11,7 +12,8 @@ SCRIPT = os.path.join("experiments", "device_rl.sh")
 
 
 def _run(args, tmp_path, **env):
-    env = {**os.environ, "OUT": str(tmp_path / "out"), **env}
+    # the interpreter running the tests (`make test` does not put the venv on PATH)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", SCRIPT, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
 
