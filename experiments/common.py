@@ -57,8 +57,8 @@ def sigterm_as_interrupt():
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler set outside Python, which cannot be put back from here
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def run_resumable(train_fn, config, workdir: str):
