@@ -29,16 +29,13 @@ import ml_collections
 
 from experiments.jobs import Job
 from parrot_jax import io
+from parrot_jax.agents.spec import spec_of
 
 FIGURES = ("fig4", "fig5", "fig6", "fig7", "offline")
 LABELS = {"parrot": "PARROT", "sac": "SAC", "bc_sac": "BC-SAC",
           "prior_explore": "Prior-explore", "iql": "IQL", "awac": "AWAC",
           "vae_features": "VAE-features", "hirl": "HIRL", "trajrl": "TrajRL",
           "spirl": "SPiRL"}
-# Agents reading a model pretrained on the prior data -> its kind (``experiments.pretrain``;
-# ``parrot_jax.agents.agent.FEATURE_AGENTS``; planning a sweep does not import the agents).
-PRETRAINED_AGENTS = {"vae_features": "vae", "hirl": "cvae", "trajrl": "trajvae",
-                     "spirl": "spirl"}
 OFFLINE_AGENTS = ("iql", "awac")  # pretrained on the task's reward-labelled data
 _TRAIN = {"both": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
           "grasp": ("parrot/GraspTrain-v0",), "place": ("parrot/PickPlaceTrain-v0",)}
@@ -52,14 +49,13 @@ def task_name(env_id: str) -> str:
 def check_config(config: ml_collections.ConfigDict) -> None:
     """ValueError naming the first unknown figure, agent or env id, empty seeds, or a
     trajectory count below 1."""
-    from parrot_jax.agents.agent import check_agent_name
     from parrot_jax.envs import ENV_IDS
 
     for figure in config.figures:
         if figure not in FIGURES:
             raise ValueError(f"unknown figure {figure!r}; expected some of {', '.join(FIGURES)}")
     for agent in (*config.fig5.agents, *config.offline.agents):
-        check_agent_name(agent)
+        spec_of(agent)
     tasks = (*config.fig4.tasks, *config.fig5.tasks, *config.fig6.tasks,
              *config.fig7.grasp_tasks, *config.fig7.place_tasks, *config.offline.tasks)
     for env_id in tasks:
@@ -137,17 +133,17 @@ class _Planner:
            method: str | None = None) -> str:
         c = copy.deepcopy(self.config.rl)
         c.agent, c.env, c.seed = agent, env_id, seed
-        deps = []
-        if agent in ("parrot", "prior_explore"):
+        deps, parts = [], spec_of(agent)
+        if parts.reads_prior:
             prior = prior or self.prior()
             c.prior = self._path(prior)
             deps.append(prior)
-        if agent == "bc_sac":
+        if parts.starts_from == "bc":
             data = self.data("both")
             c.dataset = self._path(data)
             deps.append(data)
-        if agent in PRETRAINED_AGENTS:
-            model = self.pretrained(PRETRAINED_AGENTS[agent])
+        if parts.pretrained:  # a model pretrained on the prior data (experiments.pretrain)
+            model = self.pretrained(parts.pretrained)
             c.pretrained = self._path(model)
             deps.append(model)
         if agent in OFFLINE_AGENTS:

@@ -57,10 +57,13 @@ skill prior is SAC's) learn by ``sac``, ``iql`` or ``awac``: ``parrot`` with
 the ``z`` it has tried, weighted by their advantage, instead of along the critic's
 gradient (``docs/rl_diagnosis.md``, Round 5).
 
-What differs between agents is data, not branches in the training loop: how the agent
-learns is a module of pure updates (``LEARNERS``: ``init_state``, ``update_step``,
-``update_steps``) with its hyperparameters (``Agent.hp``), and what the policy chooses
-and how the env receives it is ``Agent.act``.
+What differs between agents is data, not branches on their names: each agent is one
+entry of ``agents.spec.SPECS`` naming its parts (what it sees, what its policy chooses
+and how that reaches the env, how it learns, how it starts), and ``make_agent``, ``act``
+and the training loop read those parts. How the agent learns is a module of pure updates
+(``LEARNERS``: ``init_state``, ``update_step``, ``update_steps``) with its
+hyperparameters (``Agent.hp``), and what the policy chooses and how the env receives it
+is ``Agent.act``.
 
 ``Agent.act(params, obs, key, deterministic)`` is pure and jittable:
 ``params = {"actor", "critic"[, "prior"]}``, returns ``(policy_actions, env_actions)``.
@@ -78,42 +81,24 @@ import numpy as np
 from parrot_jax import legacy
 from parrot_jax.agents import awac, awr, iql, sac
 from parrot_jax.agents.networks import Actor, Critic, Value, mode
+# AGENTS: re-exported for ``parrot_jax.agents.AGENTS``
+from parrot_jax.agents.spec import (AGENTS, LEARNER_NAMES, AgentSpec,  # noqa: F401
+                                    agents_where, spec_of)
 from parrot_jax.flows.prior import BehavioralPrior, init_params as init_prior_params, make_flow
 from parrot_jax.flows.realnvp import ConditionalRealNVP, flow_encoder
 from parrot_jax.pretrained import (cvae as cvae_model, spirl as spirl_model,
                                    trajvae as trajvae_model, vae as vae_model)
 
-AGENTS = ("parrot", "sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features", "hirl",
-          "trajrl", "spirl")
-NEEDS_PRIOR = ("parrot", "prior_explore")
-# Agents whose policy chooses a latent z that a frozen pretrained decoder maps to the env's
-# action (the action interface): agent -> the ``kind`` of ``experiments.pretrain`` run
-# (``config.pretrained``). Its parameters are the acting parameters' ``"prior"``.
-DECODER_AGENTS = {"hirl": "cvae", "trajrl": "trajvae", "spirl": "spirl"}
-DECODERS = {"cvae": cvae_model, "trajvae": trajvae_model,  # kind -> its module
+DECODERS = {"cvae": cvae_model, "trajvae": trajvae_model,  # pretrained kind -> its module
             "spirl": spirl_model}
-# Agents whose one action is an open-loop plan of the pretrained model's ``horizon`` steps,
-# executed by ``envs.chunks.ActionChunks``; the value: whether the inner episode's end
-# ends the agent's MDP (``terminal_at_end``).
-CHUNK_AGENTS = {"trajrl": True, "spirl": False}
-# Agents acting in a latent space with ``parrot``'s z-space settings.
-LATENT_AGENTS = ("parrot", "hirl", "trajrl")
-# Agents that see observations through a frozen pretrained encoder (the observation
-# transform): agent -> the ``kind`` of ``experiments.pretrain`` run whose encoder it reads
-# (``config.pretrained``).
-FEATURE_AGENTS = {"vae_features": "vae"}
-PRETRAINED_KIND = {**FEATURE_AGENTS, **DECODER_AGENTS}  # agent -> what config.pretrained is
 # How each agent learns: a module of pure updates, and its hyperparameters' class and
 # config section (besides the shared ``sac`` section).
 LEARNERS = {"iql": (iql, iql.Hyperparams, "iql"), "awac": (awac, awac.Hyperparams, "awac")}
 SAC_LEARNER = (sac, sac.Hyperparams, None)
-LEARNER_NAMES = ("sac", *LEARNERS)  # config.learner's values ("": the agent's own)
-# Agents whose policy acts in the env's action space: reward-labelled data of that space
-# can train them offline and seed their batches (``config.offline``).
-ACTION_SPACE_AGENTS = ("sac", "bc_sac", "prior_explore", "iql", "awac", "vae_features")
+assert set(LEARNER_NAMES) == {"sac", *LEARNERS}
 # The shared trunk: the paper's conv trunk trained by the critic, or the behavioral prior's
 # image encoder psi, started from its trained parameters (``with_pretrained_trunk``).
-# ``FEATURE_AGENTS`` set their own (a frozen pretrained encoder).
+# Agents that see features set their own (a frozen pretrained encoder).
 TRUNKS = ("conv", "prior_encoder")
 
 
@@ -129,12 +114,17 @@ class Agent:
     action_high: float = 1.0
     prior_flow: ConditionalRealNVP | None = None
     prior_image_shape: tuple[int, ...] | None = None
-    # DECODER_AGENTS' frozen z -> the env's action (its ``env_action(z, images)``)
+    # a decoder agent's frozen z -> the env's action (its ``env_action(z, images)``)
     action_decoder: (cvae_model.ActionCVAE | trajvae_model.TrajectoryVAE
                      | spirl_model.SkillModel | None) = None
     epsilon: float = 0.0  # prior_explore: probability of executing a prior sample
     latent_scale: float = 1.0  # the decoder reads latent_scale * the policy's choice
     learner_name: str = "sac"  # LEARNER_NAMES (``learner_name``)
+
+    @property
+    def spec(self) -> AgentSpec:
+        """The agent's parts (``agents.spec``)."""
+        return spec_of(self.name)
 
     @property
     def learner(self):
@@ -148,12 +138,12 @@ class Agent:
 
     def init_frozen(self, rng):
         """Fresh parameters of the frozen map the acting parameters hold as ``"prior"``
-        (the flow, or a ``DECODER_AGENTS`` decoder; None without one): their structure,
+        (the flow, or a decoder agent's decoder; None without one): their structure,
         for restoring a checkpoint."""
         if self.prior_flow is not None:
             return init_prior_params(self.prior_flow, rng, self.prior_image_shape)
         if self.action_decoder is not None:
-            return DECODERS[DECODER_AGENTS[self.name]].init_params(self.action_decoder, rng)
+            return DECODERS[self.spec.pretrained].init_params(self.action_decoder, rng)
         return None
 
     def prior(self, params) -> BehavioralPrior:
@@ -168,7 +158,7 @@ class Agent:
         dist = self.policy_distribution(params, obs)
         chosen = mode(dist) if deterministic else dist.sample(seed=policy_key)
         env_actions = self.env_actions(params, obs, chosen)
-        if self.name == "prior_explore" and not deterministic:
+        if self.spec.explores_with_prior and not deterministic:
             z = jax.random.normal(prior_key, (obs.shape[0], self.prior_flow.action_dim))
             explore = jax.random.bernoulli(coin_key, self.epsilon, (obs.shape[0], 1))
             env_actions = jnp.where(explore, self.prior(params).sample(z, obs), env_actions)
@@ -190,7 +180,7 @@ class Agent:
     def env_actions(self, params, obs, chosen):
         """What the env executes for the policy's ``chosen`` (B, policy_dim): the prior's
         action for ``z`` (parrot), a decoder's, or the policy's action rescaled."""
-        if self.name == "parrot":
+        if self.spec.acts_through == "flow":
             return self.prior(params).sample(chosen, obs)
         if self.action_decoder is not None:
             return self.action_decoder.apply({"params": params["prior"]},
@@ -210,27 +200,21 @@ class Agent:
         return (actions - self.action_low) / (self.action_high - self.action_low) * 2.0 - 1.0
 
 
-def check_agent_name(name: str) -> None:
-    if name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}")
-
-
 def learner_name(config: Mapping[str, Any]) -> str:
     """How the run's agent learns: ``config.learner``, or the agent's own (``iql`` and
-    ``awac`` by their names, ``sac`` otherwise); ValueError naming a bad combination."""
+    ``awac`` by their names, ``sac`` otherwise: ``AgentSpec.learner``); ValueError naming
+    a bad combination (one outside ``AgentSpec.learners``)."""
     name, chosen = config["agent"], config.get("learner", "")
-    own = name if name in LEARNERS else "sac"
+    parts = spec_of(name)
     if not chosen:
-        return own
+        return parts.learner
     if chosen not in LEARNER_NAMES:
         raise ValueError(f"config.learner={chosen!r}; expected one of {LEARNER_NAMES} or '' "
                          "(the agent's own)")
-    if name in LEARNERS and chosen != name:
-        raise ValueError(f"agent {name!r} learns by {name}; config.learner={chosen!r} "
-                         "contradicts it (leave config.learner empty)")
-    if name == "spirl" and chosen != "sac":
-        raise ValueError(f"agent 'spirl' learns by SAC with KL to its skill prior; "
-                         f"config.learner={chosen!r} has no such term (use 'sac' or '')")
+    if chosen not in parts.learners:
+        allowed = " or ".join(repr(n) for n in parts.learners)
+        raise ValueError(f"agent {name!r} learns by {parts.learner_note or parts.learner}; "
+                         f"config.learner={chosen!r} contradicts it (use {allowed} or '')")
     return chosen
 
 
@@ -251,12 +235,13 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     """The agent described by a run config (a ``ConfigDict`` or its JSON ``dict``).
 
     ``prior_model``: the prior's model config (``config.json``'s ``model``), needed by
-    ``parrot`` and ``prior_explore``; ``pretrained_model``: the model config of the
-    ``experiments.pretrain`` run whose encoder a ``FEATURE_AGENTS`` agent reads, or whose
-    decoder a ``DECODER_AGENTS`` agent acts through.
+    the agents that read one (``parrot``, ``prior_explore``); ``pretrained_model``: the
+    model config of the ``experiments.pretrain`` run whose encoder an agent that sees
+    features reads, or whose decoder an agent acting through one acts through. What is
+    built comes from the agent's parts (``agents.spec``), never from its name.
     """
     name = config["agent"]
-    check_agent_name(name)
+    parts = spec_of(name)
     if len(tuple(action_shape)) != 1:
         raise ValueError(f"SAC needs a 1-D action Box, got shape {tuple(action_shape)}")
     env_action_dim = int(action_shape[0])
@@ -270,34 +255,34 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
     prior_flow = action_decoder = reference = None  # reference: SPiRL's skill prior
     policy_dim, squash = env_action_dim, True
     mean_bound, log_std_max = None, float(net["log_std_max"])
-    if name in DECODER_AGENTS:
+    if parts.acts_through == "decoder":
         action_decoder = _action_decoder(name, pretrained_model, pretrained_image_shape,
                                          observation_shape, env_action_dim,
                                          config.get("pretrained_action_dim"))
         policy_dim = action_decoder.latent_dim
-    if name in NEEDS_PRIOR:
+    if parts.reads_prior:
         if prior_model is None:
             raise ValueError(f"agent {name!r} needs a behavioral prior: pass "
                              "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
         prior_flow = make_flow(prior_model)
         prior_image_shape = tuple(prior_image_shape)
-        if name == "parrot":
+        if parts.acts_through == "flow":
             policy_dim = prior_flow.action_dim
-    if name in LATENT_AGENTS:
+    if parts.latent:
         squash = bool(config["parrot"]["tanh_z"])
         if not squash:
             mean_bound = config["parrot"]["z_mean_bound"]
             log_std_max = min(log_std_max, float(config["parrot"]["z_log_std_max"]))
     channels, hidden = tuple(net["channels"]), tuple(net["hidden"])
-    if name in FEATURE_AGENTS:
+    if parts.sees == "features":
         encoder = _feature_encoder(name, net, pretrained_model, pretrained_image_shape,
                                    observation_shape)
         net = {**net, "shared_trunk": True, "freeze_trunk": True, "vmap_trunks": False}
     else:
         encoder = _trunk_encoder(name, net, prior_flow)
     # the frozen map from the policy's choice to the env action, when it is the prior's
-    # flow (a latent agent with a prior: parrot); what parrot.critic_input can read
-    flow_map = prior_flow if name in LATENT_AGENTS else None
+    # flow (parrot); what parrot.critic_input can read
+    flow_map = prior_flow if parts.acts_through == "flow" else None
     critic = _critic(config, net, name, image_obs, encoder, flow_map)
     actor = Actor(policy_dim, hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                   squash=squash, log_std_min=float(net["log_std_min"]),
@@ -305,22 +290,22 @@ def make_agent(config: Mapping[str, Any], observation_shape, observation_dtype,
                   mean_bound=None if mean_bound is None else float(mean_bound),
                   trunk_dtype=str(net["trunk_dtype"]))
     learns_by = learner_name(config)
-    learner, hp = _learner_hyperparams(config, name, learns_by, squash)
+    learner, hp = _learner_hyperparams(config, parts.latent, learns_by, squash)
     value = None
     if learner is iql:
         value = Value(hidden, image_obs, channels, own_trunk=not net["shared_trunk"],
                       trunk_dtype=str(net["trunk_dtype"]))
     latent_scale = 1.0
-    if name == "spirl":
+    if parts.starts_from == "skill_prior":
         actor, reference, hp, latent_scale = _skill_prior_parts(config, action_decoder, hp)
     low, high = action_bounds
     return Agent(name, sac.Networks(actor, critic, value, reference), hp, env_action_dim,
                  float(low), float(high), prior_flow, prior_image_shape, action_decoder,
-                 float(config["prior_explore"]["epsilon"]) if name == "prior_explore" else 0.0,
+                 float(config["prior_explore"]["epsilon"]) if parts.explores_with_prior else 0.0,
                  latent_scale, learns_by)
 
 
-def _learner_hyperparams(config, name: str, learns_by: str, squash: bool):
+def _learner_hyperparams(config, latent: bool, learns_by: str, squash: bool):
     """``(learner module, its hyperparameters)``: the ``sac`` section, plus the learner's
     own section (AWAC, IQL); an unsquashed latent agent learning by SAC takes
     ``parrot.regularizer`` (KL to the base instead of the entropy) with its target."""
@@ -330,7 +315,7 @@ def _learner_hyperparams(config, name: str, learns_by: str, squash: bool):
     else:  # a run written before the section existed holds its old values
         hp = hp_class.from_config(config["sac"],
                                   legacy.with_added_fields(section, config.get(section, {})))
-    if name in LATENT_AGENTS and not squash and learner is sac:
+    if latent and not squash and learner is sac:
         regularizer = config["parrot"]["regularizer"]
         if regularizer != "entropy":
             hp = dataclasses.replace(hp, regularizer=regularizer,
@@ -378,13 +363,14 @@ def _trunk_encoder(name: str, net: Mapping[str, Any], prior_flow) -> Any:
     if prior_flow is None:
         raise ValueError(f"network.trunk='prior_encoder' reads the behavioral prior's image "
                          f"encoder; agent {name!r} has no prior (agents with one: "
-                         f"{', '.join(NEEDS_PRIOR)})")
+                         f"{', '.join(agents_where(reads_prior=True))})")
     return flow_encoder(prior_flow)
 
 
 def missing_pretrained(name: str) -> ValueError:
-    """The error for a ``PRETRAINED_KIND`` agent run without ``--config.pretrained``."""
-    kind = PRETRAINED_KIND[name]
+    """The error for an agent that reads a pretrained model (``AgentSpec.pretrained``) run
+    without ``--config.pretrained``."""
+    kind = spec_of(name).pretrained
     return ValueError(f"agent {name!r} needs a pretrained {kind}: pass "
                       f"--config.pretrained=WORKDIR (written by experiments.pretrain "
                       f"--config=experiments/configs/pretrain.py:{kind})")
@@ -393,7 +379,7 @@ def missing_pretrained(name: str) -> ValueError:
 def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
     """The pretrained kind ``name`` reads; ValueError if it is missing or was trained on
     images of another shape than the env's."""
-    kind = PRETRAINED_KIND[name]
+    kind = spec_of(name).pretrained
     if model is None:
         raise missing_pretrained(name)
     if tuple(image_shape) != tuple(observation_shape):
@@ -405,8 +391,8 @@ def _check_pretrained(name: str, model, image_shape, observation_shape) -> str:
 
 def _action_decoder(name: str, model, image_shape, observation_shape, action_dim: int,
                     step_action_dim: int | None = None):
-    """The frozen decoder a ``DECODER_AGENTS`` agent acts through; ``action_dim``: the
-    env's (for ``CHUNK_AGENTS``, the flat plan's H x A; for closed-loop skills the latent,
+    """The frozen decoder an agent acting through one acts through; ``action_dim``: the
+    env's (for an agent acting by plans, the flat plan's H x A; for closed-loop skills the latent,
     with ``step_action_dim`` the decoder's one-step action)."""
     kind = _check_pretrained(name, model, image_shape, observation_shape)
     if kind == "cvae":
@@ -432,9 +418,9 @@ def _action_decoder(name: str, model, image_shape, observation_shape, action_dim
 
 def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
                      observation_shape) -> Any:
-    """The frozen encoder a ``FEATURE_AGENTS`` agent reads (its parameters are copied in
+    """The frozen encoder an agent that sees features reads (its parameters are copied in
     from the pretrained run by ``with_pretrained_trunk``)."""
-    kind = FEATURE_AGENTS[name]
+    kind = spec_of(name).pretrained
     if net["trunk"] != "conv":
         raise ValueError(f"agent {name!r} reads a pretrained {kind}'s features; "
                          f"network.trunk={net['trunk']!r} cannot replace them (leave it 'conv')")
@@ -445,7 +431,7 @@ def _feature_encoder(name: str, net: Mapping[str, Any], model, image_shape,
 def with_pretrained_trunk(agent: Agent, state: sac.SACState, params: Any) -> sac.SACState:
     """``state`` with the critic's encoder trunk, and its target's, set to the trained
     encoder ``params["encoder"]`` of a pretrained model: the prior's
-    (``network.trunk="prior_encoder"``) or a ``FEATURE_AGENTS`` agent's VAE; and with
+    (``network.trunk="prior_encoder"``) or, for an agent that sees features, its VAE; and with
     ``parrot.critic_input`` other than "z" the critic's frozen copy of the prior's flow
     (``action_map``) set to the prior's ``params``; ``state`` itself when neither applies.
 

@@ -12,7 +12,7 @@ for ``parrot`` at initialisation that is the prior) and run ``updates_per_env_st
 per env step: ``K = num_envs * ratio`` fused updates every pool step, or one update every
 ``1 / (num_envs * ratio)`` pool steps. Evaluation episodes run in a second pool every
 ``eval_every`` env steps, from fixed env seeds (``eval_seed + i``). An agent whose one
-action is an H-step plan (``CHUNK_AGENTS``: ``trajrl``) steps a pool of
+action is an H-step plan (``AgentSpec.plan``: ``trajrl``, ``spirl``) steps a pool of
 ``envs.chunks.ActionChunks`` envs: a pool step is ``num_envs * H`` env steps, every
 count above is in env steps, and logging, evaluation and checkpoints happen at the first
 pool step that reaches each multiple of their interval.
@@ -57,13 +57,12 @@ import tqdm
 
 from parrot_jax import checkpoint, io, legacy, parallel, run_config
 from parrot_jax.agents import bc, sac
-from parrot_jax.agents.agent import ACTION_SPACE_AGENTS, CHUNK_AGENTS, DECODER_AGENTS, \
-    FEATURE_AGENTS, LATENT_AGENTS, LEARNERS, NEEDS_PRIOR, PRETRAINED_KIND, Agent, \
-    acting_params, box_bounds, check_agent_name, learner_name, make_agent, \
-    missing_pretrained, with_pretrained_trunk, with_reference
+from parrot_jax.agents.agent import LEARNERS, Agent, acting_params, box_bounds, learner_name, \
+    make_agent, missing_pretrained, with_pretrained_trunk, with_reference
 from parrot_jax.agents.networks import TRUNK_DTYPES
 from parrot_jax.agents.programs import Programs, StartRecorder, act, compile_programs
 from parrot_jax.agents.sac import SACState, optimizers
+from parrot_jax.agents.spec import agents_where, spec_of
 from parrot_jax.data import transitions
 from parrot_jax.data.replay import ReplayBuffer
 from parrot_jax.data.replay_log import ReplayLog
@@ -77,14 +76,11 @@ from parrot_jax.pretrained import cvae, saved, spirl, trajvae, vae
 from parrot_jax.stats import wilson_interval
 
 # Fields that define what a run learns; a rerun in the same workdir must agree on them
-# (and on the agent's own section of the config, AGENT_SECTIONS).
+# (and on the agent's own sections of the config, ``AgentSpec.sections``).
 RUN_DEFINING = ("agent", "learner", "env", "seed", "network", "sac", "num_envs",
                 "batch_size", "updates_per_env_step", "prior_model", "offline",
                 "pretrained_model")
 REPLAY_DIRECTORY = "replay"  # the replay log (parrot_jax.data.replay_log), beside checkpoints
-AGENT_SECTIONS = {"parrot": ("parrot",), "prior_explore": ("prior_explore",), "bc_sac": ("bc",),
-                  "sac": (), "iql": ("iql",), "awac": ("awac",), "vae_features": (),
-                  "hirl": ("parrot",), "trajrl": ("parrot",), "spirl": ("spirl",)}
 # config.pretrained's kind -> (its loader, the model's name in messages)
 PRETRAINED_LOADERS = {"vae": (vae.load_vae, "VAE"), "cvae": (cvae.load_cvae, "cVAE"),
                       "trajvae": (trajvae.load_trajvae, "TrajVAE"),
@@ -111,7 +107,7 @@ def pool_schedule(num_envs: int, ratio: float, horizon: int = 1) -> tuple[int, i
 
 def check_config(config: ml_collections.ConfigDict) -> None:
     """ValueError naming the first invalid setting (before any env or prior is loaded)."""
-    check_agent_name(config.agent)
+    parts = spec_of(config.agent)
     check_env_id(config.env)
     for name in ("num_envs", "total_env_steps", "batch_size", "replay_capacity", "eval_every",
                  "eval_episodes", "eval_num_envs", "log_every", "checkpoint_every",
@@ -132,16 +128,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={config[name]} is not a multiple of "
                              f"config.num_envs={config.num_envs} (each pool step is num_envs "
                              "env steps)")
-    if config.agent not in CHUNK_AGENTS:  # else checked once the plan's length is known
+    if parts.plan is None:  # else checked once the plan's length is known
         pool_schedule(config.num_envs, config.updates_per_env_step)
-    if config.agent in NEEDS_PRIOR and not config.prior:
+    if parts.reads_prior and not config.prior:
         raise ValueError(f"agent {config.agent!r} needs a behavioral prior: pass "
                          "--config.prior=PRIOR_WORKDIR (written by experiments.train_prior)")
-    if config.agent in PRETRAINED_KIND and not config.pretrained:
+    if parts.pretrained and not config.pretrained:
         raise missing_pretrained(config.agent)
-    if config.agent == "bc_sac" and not config.dataset:
-        raise ValueError("agent 'bc_sac' clones the prior dataset: pass --config.dataset=DIR "
-                         "(written by experiments.collect_data)")
+    if parts.starts_from == "bc" and not config.dataset:
+        raise ValueError(f"agent {config.agent!r} clones the prior dataset: pass "
+                         "--config.dataset=DIR (written by experiments.collect_data)")
     if not 0.0 <= config.prior_explore.epsilon <= 1.0:
         raise ValueError(f"config.prior_explore.epsilon={config.prior_explore.epsilon}; "
                          "expected a probability in [0, 1]")
@@ -162,7 +158,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not config.network.log_std_min < config.network.log_std_max:
         raise ValueError(f"config.network.log_std_min={config.network.log_std_min} must be "
                          f"below config.network.log_std_max={config.network.log_std_max}")
-    if config.agent == "bc_sac":
+    if parts.starts_from == "bc":
         for name in ("steps", "batch_size"):
             if int(config.bc[name]) < 1:
                 raise ValueError(f"config.bc.{name}={config.bc[name]}; expected a positive "
@@ -174,7 +170,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.spirl.target_divergence={config.spirl.target_divergence}, "
                          f"config.spirl.max_latent={config.spirl.max_latent}; expected a "
                          "divergence >= 0 (nats) and a bound > 0")
-    if config.agent in LATENT_AGENTS and not config.parrot.target_kl >= 0:
+    if parts.latent and not config.parrot.target_kl >= 0:
         raise ValueError(f"config.parrot.target_kl={config.parrot.target_kl}; expected a "
                          "divergence >= 0 (nats)")
     try:  # the SAC hyperparameters' own checks, named by their config section
@@ -195,7 +191,7 @@ def run_defining(config) -> tuple[str, ...]:
     """The config's fields a rerun in the same workdir must agree on: ``RUN_DEFINING``, the
     agent's own sections and its learner's."""
     learner_section = (learner_name(config),) if learner_name(config) in LEARNERS else ()
-    return tuple(dict.fromkeys(RUN_DEFINING + AGENT_SECTIONS[config.agent]
+    return tuple(dict.fromkeys(RUN_DEFINING + spec_of(config.agent).sections
                                + learner_section))
 
 
@@ -214,9 +210,10 @@ def check_offline(config: ml_collections.ConfigDict) -> None:
                          f"{offline.mix} need reward-labelled data: pass "
                          "--config.offline.dataset=DIR (experiments.collect_data "
                          "--config.keep=all) or minari:ID")
-    if offline.dataset and config.agent not in ACTION_SPACE_AGENTS:
+    if offline.dataset and spec_of(config.agent).acts_through != "env":
         raise ValueError(f"config.offline.dataset is for agents acting in the env's action "
-                         f"space ({', '.join(ACTION_SPACE_AGENTS)}); agent {config.agent!r} "
+                         f"space ({', '.join(agents_where(acts_through='env'))}); agent "
+                         f"{config.agent!r} "
                          "stores other actions in its buffer")
 
 
@@ -224,12 +221,13 @@ def check_inputs(config: ml_collections.ConfigDict) -> None:
     """``check_config``, and that the prior and the dataset it names exist: what a user
     can get wrong before training starts."""
     check_config(config)
-    if config.agent in NEEDS_PRIOR:
+    parts = spec_of(config.agent)
+    if parts.reads_prior:
         check_prior_dir(config.prior)
-    if config.agent == "bc_sac":
+    if parts.starts_from == "bc":
         run_config.check_datasets(config.dataset)
-    if config.agent in PRETRAINED_KIND:
-        kind = PRETRAINED_KIND[config.agent]
+    if parts.pretrained:
+        kind = parts.pretrained
         saved.read_config(config.pretrained, kind, PRETRAINED_LOADERS[kind][1])
     if config.offline.dataset:
         transitions.check_spec(config.offline.dataset)
@@ -248,8 +246,9 @@ def load_offline_data(config, pool: EnvPool) -> transitions.Transitions | None:
 
 
 def action_horizon(config, pretrained) -> int:
-    """Env steps per agent action: the pretrained plan's horizon for ``CHUNK_AGENTS``."""
-    return int(pretrained.horizon) if config.agent in CHUNK_AGENTS else 1
+    """Env steps per agent action: the pretrained plan's horizon for an agent acting by
+    plans (``AgentSpec.plan``)."""
+    return int(pretrained.horizon) if spec_of(config.agent).plan is not None else 1
 
 
 def run_env(description: dict[str, Any], frozen_params: Any = None):
@@ -259,7 +258,8 @@ def run_env(description: dict[str, Any], frozen_params: Any = None):
     decode each step with)."""
     skills = None
     model = description.get("pretrained_model") or {}
-    if description["agent"] in CHUNK_AGENTS and model.get("closed_loop"):
+    plan = spec_of(description["agent"]).plan
+    if plan is not None and model.get("closed_loop"):
         if frozen_params is None:
             raise ValueError("a closed-loop skill model's env needs the model's parameters")
         decoder = spirl.StepDecoder(dict(model), tuple(description["pretrained_image_shape"]),
@@ -268,7 +268,7 @@ def run_env(description: dict[str, Any], frozen_params: Any = None):
         bound = legacy.with_added_fields("spirl", description.get("spirl", {}))["max_latent"]
         skills = (decoder, int(model["latent_dim"]), float(bound))
     return env_source(description["env"], description.get("action_horizon", 1),
-                      CHUNK_AGENTS.get(description["agent"], False), skills)
+                      bool(plan), skills)
 
 
 def describe_run(config, pool: EnvPool, prior, pretrained=None) -> dict[str, Any]:
@@ -310,7 +310,7 @@ def _pretrained_fields(pretrained) -> dict[str, Any]:
 
 def load_pretrained(config):
     """The model ``config.pretrained`` holds, for the agents that read one (else None)."""
-    kind = PRETRAINED_KIND.get(config.agent)
+    kind = spec_of(config.agent).pretrained
     return None if kind is None else PRETRAINED_LOADERS[kind][0](config.pretrained)
 
 
@@ -359,10 +359,11 @@ def open_run(config, workdir: str, mesh, stack: contextlib.ExitStack,
     state. Its pool, checkpoints and metrics close with ``stack``. A finished run gives
     its ``Result``. ``resume_at``: restore no later than this env step (runs trained
     together resume from one step; ``agents.together``)."""
-    prior = load_prior(config.prior) if config.agent in NEEDS_PRIOR else None
+    parts = spec_of(config.agent)
+    prior = load_prior(config.prior) if parts.reads_prior else None
     pretrained = load_pretrained(config)
-    # what the acting parameters' "prior" holds: the flow, or a DECODER_AGENTS' decoder
-    frozen = pretrained if config.agent in DECODER_AGENTS else prior
+    # what the acting parameters' "prior" holds: the flow, or the decoder acted through
+    frozen = pretrained if parts.acts_through == "decoder" else prior
     horizon = action_horizon(config, pretrained)
     fused, every = pool_schedule(config.num_envs, config.updates_per_env_step, horizon)
     env = run_env({"env": config.env, "agent": config.agent, "action_horizon": horizon,
@@ -394,7 +395,7 @@ def open_run(config, workdir: str, mesh, stack: contextlib.ExitStack,
     fresh = checkpoints.latest_step() is None
     state, prior_params, env_steps = _initial_state(
         agent, programs, checkpoints, config, frozen,
-        pretrained.params if config.agent in FEATURE_AGENTS else None)
+        pretrained.params if parts.sees == "features" else None)
     if env_steps >= config.total_env_steps:
         logging.info("%s: finished at %d env steps; nothing to do", workdir, env_steps)
         return Result(env_steps, state, acting_params(state, prior_params), {})
@@ -421,7 +422,7 @@ def _initial_state(agent: Agent, programs: Programs, checkpoints, config, prior,
         if trunk_source is not None:
             state = jax.device_put(with_pretrained_trunk(agent, state, trunk_source),
                                    programs.replicated)
-        if agent.name == "bc_sac":
+        if agent.spec.starts_from == "bc":
             state = jax.device_put(_behaviour_cloning(agent, state, config), programs.replicated)
         if agent.networks.reference is not None:  # SPiRL: its skill prior, and the policy
             state = jax.device_put(with_reference(agent, state, prior_params["prior"],

@@ -77,7 +77,7 @@ class ActionCVAE(nn.Module):
         return self.decode_given(z, self.psi(images))
 
     def env_action(self, z, images):
-        """What a ``DECODER_AGENTS`` agent executes: the decoder mean (B, A)."""
+        """What an agent acting through the cVAE (``hirl``) executes: the decoder mean (B, A)."""
         return self.decode(z, images)
 
     def decode_given(self, z, embedding):
