@@ -1,8 +1,8 @@
 """Every agent as one table entry: a choice of each part, not a branch on its name.
 
 An agent is what its policy sees, what the policy chooses and how that reaches the env
-(the action interface), how it learns, and how it starts (``docs`` "Agents as
-composition"). ``SPECS`` names those parts for each agent; the training loop, the agent's
+(the action interface), how it learns, and how it starts (README, "Agents
+(``--config.agent``)"). ``SPECS`` names those parts for each agent; the training loop, the agent's
 ``act`` and the sweep planner read the parts, never the agent's name. Plain data with no
 JAX import, so that planning a sweep stays cheap.
 

@@ -213,8 +213,7 @@ def check_offline(config: ml_collections.ConfigDict) -> None:
     if offline.dataset and spec_of(config.agent).acts_through != "env":
         raise ValueError(f"config.offline.dataset is for agents acting in the env's action "
                          f"space ({', '.join(agents_where(acts_through='env'))}); agent "
-                         f"{config.agent!r} "
-                         "stores other actions in its buffer")
+                         f"{config.agent!r} stores other actions in its buffer")
 
 
 def check_inputs(config: ml_collections.ConfigDict) -> None:
