@@ -1,5 +1,7 @@
 """RL learning curves from run directories: load, tabulate, plot (no flags: used by
-``experiments.plot_rl`` and ``experiments.demo``), and the learner's diagnostics
+``experiments.plot_rl`` and ``experiments.demo``), the checkpoints' evaluations by
+``experiments.evaluate`` (``RUN/eval/*.json``: more episodes than the training-time
+evaluations, so the endpoints a report compares), and the learner's diagnostics
 (``plot_diagnostics``: critic against observed returns, how far the actor moved, the
 temperature)."""
 
@@ -11,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from parrot_jax import io, metrics  # noqa: E402
+from parrot_jax import io, metrics, stats  # noqa: E402
 
 
 def run_labels(runs: list[str]) -> list[str]:
@@ -36,6 +38,63 @@ def load_curves(run: str) -> dict[str, list]:
     return curves
 
 
+def eval_mode(summary: dict) -> str:
+    """How an ``experiments.evaluate`` summary chose its actions."""
+    if summary["deterministic"]:
+        return "mode"
+    samples = summary.get("critic_samples", 1)
+    return "sampled" if samples == 1 else f"best of {samples} by the critic"
+
+
+def load_checkpoint_evals(run: str) -> list[dict]:
+    """``experiments.evaluate``'s summaries in ``RUN/eval/*.json``, sorted by how they
+    chose actions, then step; ``[]`` if the run has none."""
+    directory = os.path.join(run, "eval")
+    if not os.path.isdir(directory):
+        return []
+    summaries = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name)) as f:
+                summary = json.load(f)
+            if {"step", "successes", "episodes", "deterministic"} <= summary.keys():
+                summaries.append(summary)
+    return sorted(summaries, key=lambda s: (eval_mode(s), s["step"]))
+
+
+def _by_mode(summaries):
+    groups: dict[str, list] = {}
+    for s in summaries:
+        groups.setdefault(eval_mode(s), []).append(s)
+    return groups
+
+
+def _steps(step: int) -> str:
+    return f"{step // 1000}K" if step and step % 1000 == 0 else str(step)
+
+
+def checkpoint_table(labels, runs) -> str:
+    """One row per run and way of acting: successes at every evaluated checkpoint, and
+    the last checkpoint's rate against the first's (ratio and one-sided Fisher p).
+    Empty if no run has checkpoint evaluations."""
+    lines = ["| run | actions | episodes | successes at each checkpoint | last against first |",
+             "|---|---|---|---|---|"]
+    for label, run in zip(labels, runs):
+        for mode, group in _by_mode(load_checkpoint_evals(run)).items():
+            episodes = sorted({s["episodes"] for s in group})
+            counts = ", ".join(f"{_steps(s['step'])}: {s['successes']}" for s in group)
+            first, last = group[0], group[-1]
+            versus = "-"
+            if len(group) > 1 and first["successes"] > 0:
+                p = stats.more_successes_p(last["successes"], last["episodes"],
+                                           first["successes"], first["episodes"])
+                versus = (f"{last['success_rate'] / first['success_rate']:.2f}x, "
+                          f"one-sided p = {p:.2g}")
+            lines.append(f"| {label} | {mode} | {'-'.join(map(str, episodes))} | "
+                         f"{counts} | {versus} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
 def table(labels, all_curves) -> str:
     lines = ["| run | env steps | eval success: first | best | last | train lifted: last |",
              "|---|---|---|---|---|---|"]
@@ -50,24 +109,49 @@ def table(labels, all_curves) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plot_checkpoints(ax, labels, runs, colours) -> None:
+    markers = {"mode": "s", "sampled": "o"}
+    for i, (label, run) in enumerate(zip(labels, runs)):
+        for mode, group in _by_mode(load_checkpoint_evals(run)).items():
+            steps = [s["step"] for s in group]
+            rates = [s["success_rate"] for s in group]
+            errors = [[r - s["success_ci95"][0] for r, s in zip(rates, group)],
+                      [s["success_ci95"][1] - r for r, s in zip(rates, group)]]
+            ax.errorbar(steps, rates, yerr=errors, color=colours[i % len(colours)],
+                        marker=markers.get(mode, "^"), capsize=3, label=f"{label} ({mode})")
+    ax.set_title("checkpoints (experiments.evaluate), 95% intervals")
+    ax.legend(fontsize=7)
+
+
 def plot(runs, labels, out: str) -> str:
+    """Writes OUT (a panel per logged curve, every run one colour; a last panel of the
+    checkpoints' ``experiments.evaluate`` results where there are any) and OUT's ``.md``
+    tables; returns the markdown."""
     all_curves = [load_curves(r) for r in runs]
     panels = [("eval/success", "evaluation success rate"),
               ("eval/lifted", "evaluation: object lifted"),
               ("train/lifted", "training episodes: object lifted")]
     panels = [p for p in panels if any(p[0] in c for c in all_curves)]
+    checkpoints = checkpoint_table(labels, runs)
+    if checkpoints:
+        panels.append(("checkpoints", None))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (name, title) in zip(axes[0], panels):
-        for label, curves in zip(labels, all_curves):
+        if name == "checkpoints":
+            _plot_checkpoints(ax, labels, runs, colours)
+        for i, (label, curves) in enumerate(zip(labels, all_curves)):
             if name not in curves:
                 continue
             steps, values = zip(*curves[name])
-            (line,) = ax.plot(steps, values, label=label)
+            colour = colours[i % len(colours)]
+            ax.plot(steps, values, color=colour, label=label)
             if name == "eval/success" and "eval/success_ci_low" in curves:
                 low = [v for _, v in curves["eval/success_ci_low"]]
                 high = [v for _, v in curves["eval/success_ci_high"]]
-                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-        ax.set_title(title)
+                ax.fill_between(steps, low, high, color=colour, alpha=0.2)
+        if title:
+            ax.set_title(title)
         ax.set_xlabel("env steps")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
@@ -77,6 +161,8 @@ def plot(runs, labels, out: str) -> str:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     markdown = table(labels, all_curves)
+    if checkpoints:
+        markdown += "\nCheckpoints evaluated by `experiments.evaluate`:\n\n" + checkpoints
     io.write_text(os.path.splitext(out)[0] + ".md", markdown)
     return markdown
 

@@ -34,3 +34,19 @@ def rank_auc(positives, negatives) -> float | None:
     greater = np.mean(x[:, None] > y[None, :])
     ties = np.mean(x[:, None] == y[None, :])
     return float(greater + 0.5 * ties)
+
+
+def more_successes_p(successes: int, trials: int, base_successes: int,
+                     base_trials: int) -> float:
+    """One-sided Fisher exact p-value that ``successes / trials`` is a higher rate than
+    ``base_successes / base_trials``: the hypergeometric probability of at least
+    ``successes`` of the pooled successes landing in the first group by chance."""
+    for s, n, name in ((successes, trials, "successes"),
+                       (base_successes, base_trials, "base_successes")):
+        if n <= 0 or not 0 <= s <= n:
+            raise ValueError(f"{name}={s} of {n} trials: expected 0 <= {name} <= trials "
+                             "and trials > 0")
+    from scipy.stats import fisher_exact  # only the reports need scipy
+
+    table = [[successes, trials - successes], [base_successes, base_trials - base_successes]]
+    return float(fisher_exact(table, alternative="greater").pvalue)

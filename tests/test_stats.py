@@ -21,3 +21,12 @@ def test_rank_auc():
     assert stats.rank_auc([1, 3], [2, 2]) == 0.5
     assert stats.rank_auc([2], [2, 1]) == 0.75  # one tie, one win
     assert stats.rank_auc([], [1]) is None and stats.rank_auc([1], []) is None
+
+
+def test_more_successes_p():
+    # the lady tasting tea: 3 of 4 against 1 of 4 by chance in 1 + 16 of C(8, 4) = 70 ways
+    assert stats.more_successes_p(3, 4, 1, 4) == pytest.approx(17 / 70)
+    assert stats.more_successes_p(36, 200, 15, 200) == pytest.approx(0.00122, abs=1e-5)
+    assert stats.more_successes_p(1, 4, 3, 4) == pytest.approx(69 / 70)  # the other way
+    with pytest.raises(ValueError, match="base_successes=5 of 4 trials"):
+        stats.more_successes_p(1, 4, 5, 4)
