@@ -48,18 +48,37 @@ def eval_mode(summary: dict) -> str:
 
 def load_checkpoint_evals(run: str) -> list[dict]:
     """``experiments.evaluate``'s summaries in ``RUN/eval/*.json``, sorted by how they
-    chose actions, then step; ``[]`` if the run has none."""
+    chose actions, then step; ``[]`` if the run has none. Evaluations of one checkpoint
+    in one way on disjoint env seeds (``--seed``, ``--episodes``) are pooled into one
+    (``successes`` and ``episodes`` summed, the Wilson interval of the pool); of
+    overlapping ones only the largest is kept, as its episodes repeat the others'."""
     directory = os.path.join(run, "eval")
     if not os.path.isdir(directory):
         return []
-    summaries = []
+    groups: dict[tuple, list] = {}
     for name in sorted(os.listdir(directory)):
         if name.endswith(".json"):
             with open(os.path.join(directory, name)) as f:
                 summary = json.load(f)
             if {"step", "successes", "episodes", "deterministic"} <= summary.keys():
-                summaries.append(summary)
-    return sorted(summaries, key=lambda s: (eval_mode(s), s["step"]))
+                groups.setdefault((eval_mode(summary), summary["step"]), []).append(summary)
+    return [_pool(groups[key]) for key in sorted(groups)]
+
+
+def _pool(summaries: list[dict]) -> dict:
+    kept: list[dict] = []
+    for s in sorted(summaries, key=lambda s: -s["episodes"]):
+        start = s.get("seed", 0)
+        if all(start + s["episodes"] <= k.get("seed", 0) or
+               k.get("seed", 0) + k["episodes"] <= start for k in kept):
+            kept.append(s)
+    if len(kept) == 1:
+        return kept[0]
+    successes, episodes = sum(k["successes"] for k in kept), sum(k["episodes"] for k in kept)
+    return {**kept[0], "successes": successes, "episodes": episodes,
+            "success_rate": successes / episodes,
+            "success_ci95": list(stats.wilson_interval(successes, episodes)),
+            "pooled": len(kept)}
 
 
 def _by_mode(summaries):

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from experiments import rl_curves
+from parrot_jax import stats
 
 
 def _run(root, name, evals):
@@ -15,12 +16,14 @@ def _run(root, name, evals):
     rows = [{"step": s, "time": 0.0, "eval/success": r, "eval/success_ci_low": 0.0,
              "eval/success_ci_high": 1.0} for s, r in ((0, 0.1), (100, 0.3))]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for step, successes, episodes, deterministic in evals:
+    for step, successes, episodes, deterministic, *seed in evals:
         summary = {"step": step, "successes": successes, "episodes": episodes,
                    "success_rate": successes / episodes, "deterministic": deterministic,
-                   "critic_samples": 1, "success_ci95": [0.0, 1.0]}
+                   "critic_samples": 1, "success_ci95": [0.0, 1.0],
+                   "seed": seed[0] if seed else 1_000_000}
         mode = "det" if deterministic else "sto"
-        (run / "eval" / f"step_{step}_{mode}.json").write_text(json.dumps(summary))
+        name = f"step_{step}_{mode}" + (f"_{seed[0]}" if seed else "")
+        (run / "eval" / f"{name}.json").write_text(json.dumps(summary))
     (run / "eval" / "step_100.gif").write_bytes(b"GIF89a")  # not a summary: skipped
     return str(run)
 
@@ -47,6 +50,16 @@ def test_plot_adds_the_checkpoints_panel_and_table(tmp_path):
     assert "| seed 0 | sampled | 40 | 0: 2, 100: 6 | 3.00x, one-sided p = 0.13 |" in markdown
     assert (tmp_path / "curves.md").read_text() == markdown
     assert os.path.getsize(out) > 10_000
+
+
+def test_evaluations_of_one_checkpoint_on_disjoint_seeds_are_pooled(tmp_path):
+    a = _run(tmp_path, "a", [(0, 15, 200, False), (0, 30, 400, False, 2_000_000),
+                             (50_000, 36, 200, False), (50_000, 9, 50, False, 1_000_100)])
+    step0, step50k = rl_curves.load_checkpoint_evals(a)
+    assert (step0["successes"], step0["episodes"], step0["pooled"]) == (45, 600, 2)
+    assert step0["success_ci95"] == pytest.approx(list(stats.wilson_interval(45, 600)))
+    # seeds 1,000,100-149 are inside the 200 from 1,000,000: only the larger is kept
+    assert (step50k["successes"], step50k["episodes"]) == (36, 200) and "pooled" not in step50k
 
 
 def test_load_curves_names_a_directory_without_metrics(tmp_path):
