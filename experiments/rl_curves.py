@@ -101,7 +101,9 @@ def checkpoint_table(labels, runs) -> str:
     for label, run in zip(labels, runs):
         for mode, group in _by_mode(load_checkpoint_evals(run)).items():
             episodes = sorted({s["episodes"] for s in group})
-            counts = ", ".join(f"{_steps(s['step'])}: {s['successes']}" for s in group)
+            counts = ", ".join(  # "of N" where the checkpoints' episode counts differ
+                f"{_steps(s['step'])}: {s['successes']}"
+                + (f" of {s['episodes']}" if len(episodes) > 1 else "") for s in group)
             first, last = group[0], group[-1]
             versus = "-"
             if len(group) > 1 and first["successes"] > 0:
@@ -109,7 +111,7 @@ def checkpoint_table(labels, runs) -> str:
                                            first["successes"], first["episodes"])
                 versus = (f"{last['success_rate'] / first['success_rate']:.2f}x, "
                           f"one-sided p = {p:.2g}")
-            lines.append(f"| {label} | {mode} | {'-'.join(map(str, episodes))} | "
+            lines.append(f"| {label} | {mode} | {'-'.join(map(str, episodes[::len(episodes) - 1 or 1]))} | "
                          f"{counts} | {versus} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 

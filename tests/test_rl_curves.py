@@ -60,6 +60,8 @@ def test_evaluations_of_one_checkpoint_on_disjoint_seeds_are_pooled(tmp_path):
     assert step0["success_ci95"] == pytest.approx(list(stats.wilson_interval(45, 600)))
     # seeds 1,000,100-149 are inside the 200 from 1,000,000: only the larger is kept
     assert (step50k["successes"], step50k["episodes"]) == (36, 200) and "pooled" not in step50k
+    assert rl_curves.checkpoint_table(["a"], [a]).splitlines()[2] == (
+        "| a | sampled | 200-600 | 0: 45 of 600, 50K: 36 of 200 | 2.40x, one-sided p = 4.3e-05 |")
 
 
 def test_load_curves_names_a_directory_without_metrics(tmp_path):
