@@ -10,10 +10,11 @@ evaluation. Runs with checkpoints scored by ``experiments.evaluate`` (``RUN/eval
 get a last panel of those scores with their 95% intervals and a second table: the
 successes at each checkpoint, and the last against the first (ratio, one-sided Fisher p).
 Evaluations of one checkpoint on disjoint env seeds (``experiments.evaluate --seed=S
---out=RUN/eval/NAME.json``) are pooled. ``--diagnostics=PNG`` also plots the learner's diagnostics side by side: the
-critic's Q(s_0, a_0) against the discounted return it predicts, Q of rewarded and other
-transitions, the TD error, KL to N(0, I), how far the policy's mean and std moved, the
-temperature, and evaluation (mean z) against training (sampled z) success.
+--out=RUN/eval/NAME.json``) are pooled. ``--diagnostics=PNG`` also plots the learner's
+diagnostics side by side: the critic's Q(s_0, a_0) against the discounted return it
+predicts, Q of rewarded and other transitions, the TD error, KL to N(0, I), how far the
+policy's mean and std moved, the temperature, and evaluation (mean z) against training
+(sampled z) success.
 """
 
 import os

@@ -111,8 +111,8 @@ def checkpoint_table(labels, runs) -> str:
                                            first["successes"], first["episodes"])
                 versus = (f"{last['success_rate'] / first['success_rate']:.2f}x, "
                           f"one-sided p = {p:.2g}")
-            lines.append(f"| {label} | {mode} | {'-'.join(map(str, episodes[::len(episodes) - 1 or 1]))} | "
-                         f"{counts} | {versus} |")
+            span = "-".join(map(str, dict.fromkeys((episodes[0], episodes[-1]))))
+            lines.append(f"| {label} | {mode} | {span} | {counts} | {versus} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
