@@ -106,11 +106,12 @@ def checkpoint_table(labels, runs) -> str:
                 + (f" of {s['episodes']}" if len(episodes) > 1 else "") for s in group)
             first, last = group[0], group[-1]
             versus = "-"
-            if len(group) > 1 and first["successes"] > 0:
+            if len(group) > 1:
                 p = stats.more_successes_p(last["successes"], last["episodes"],
                                            first["successes"], first["episodes"])
-                versus = (f"{last['success_rate'] / first['success_rate']:.2f}x, "
-                          f"one-sided p = {p:.2g}")
+                ratio = (f"{last['success_rate'] / first['success_rate']:.2f}x"
+                         if first["successes"] else "from 0")
+                versus = f"{ratio}, one-sided p = {p:.2g}"
             span = "-".join(map(str, dict.fromkeys((episodes[0], episodes[-1]))))
             lines.append(f"| {label} | {mode} | {span} | {counts} | {versus} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""

@@ -39,6 +39,9 @@ def test_checkpoint_table_compares_the_last_checkpoint_with_the_first(tmp_path):
     assert lines[3] == ("| seed 1 | sampled | 200 | 0: 15, 10K: 20, 50K: 36 | "
                         "2.40x, one-sided p = 0.0012 |")
     assert len(lines) == 4  # run b has no checkpoint evaluations
+    c = _run(tmp_path, "c", [(0, 0, 40, False), (100, 6, 40, False)])
+    assert rl_curves.checkpoint_table(["c"], [c]).splitlines()[2] == (
+        "| c | sampled | 40 | 0: 0, 100: 6 | from 0, one-sided p = 0.013 |")
     assert rl_curves.checkpoint_table(["b"], [b]) == ""
 
 
