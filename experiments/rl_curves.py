@@ -46,15 +46,16 @@ def eval_mode(summary: dict) -> str:
     return "sampled" if samples == 1 else f"best of {samples} by the critic"
 
 
-def load_checkpoint_evals(run: str) -> list[dict]:
-    """``experiments.evaluate``'s summaries in ``RUN/eval/*.json``, sorted by how they
-    chose actions, then step; ``[]`` if the run has none. Evaluations of one checkpoint
-    in one way on disjoint env seeds (``--seed``, ``--episodes``) are pooled into one
-    (``successes`` and ``episodes`` summed, the Wilson interval of the pool); of
-    overlapping ones only the largest is kept, as its episodes repeat the others'."""
+def load_checkpoint_evals(run: str) -> dict[str, list[dict]]:
+    """``experiments.evaluate``'s summaries in ``RUN/eval/*.json``: ``{how they chose
+    actions: [summary, ...] in step order}``, ``{}`` if the run has none. Evaluations of
+    one checkpoint in one way on disjoint env seeds (``--seed``, ``--episodes``) are
+    pooled into one (``successes`` and ``episodes`` summed, the Wilson interval of the
+    pool); of overlapping ones only the largest is kept, as its episodes repeat the
+    others'."""
     directory = os.path.join(run, "eval")
     if not os.path.isdir(directory):
-        return []
+        return {}
     groups: dict[tuple, list] = {}
     for name in sorted(os.listdir(directory)):
         if name.endswith(".json"):
@@ -62,7 +63,10 @@ def load_checkpoint_evals(run: str) -> list[dict]:
                 summary = json.load(f)
             if {"step", "successes", "episodes", "deterministic"} <= summary.keys():
                 groups.setdefault((eval_mode(summary), summary["step"]), []).append(summary)
-    return [_pool(groups[key]) for key in sorted(groups)]
+    by_mode: dict[str, list] = {}
+    for mode, step in sorted(groups):
+        by_mode.setdefault(mode, []).append(_pool(groups[mode, step]))
+    return by_mode
 
 
 def _pool(summaries: list[dict]) -> dict:
@@ -81,13 +85,6 @@ def _pool(summaries: list[dict]) -> dict:
             "pooled": len(kept)}
 
 
-def _by_mode(summaries):
-    groups: dict[str, list] = {}
-    for s in summaries:
-        groups.setdefault(eval_mode(s), []).append(s)
-    return groups
-
-
 def _steps(step: int) -> str:
     return f"{step // 1000}K" if step and step % 1000 == 0 else str(step)
 
@@ -96,10 +93,14 @@ def checkpoint_table(labels, runs) -> str:
     """One row per run and way of acting: successes at every evaluated checkpoint, and
     the last checkpoint's rate against the first's (ratio and one-sided Fisher p).
     Empty if no run has checkpoint evaluations."""
+    return _checkpoint_table(labels, [load_checkpoint_evals(r) for r in runs])
+
+
+def _checkpoint_table(labels, all_evals) -> str:
     lines = ["| run | actions | episodes | successes at each checkpoint | last against first |",
              "|---|---|---|---|---|"]
-    for label, run in zip(labels, runs):
-        for mode, group in _by_mode(load_checkpoint_evals(run)).items():
+    for label, evals in zip(labels, all_evals):
+        for mode, group in evals.items():
             episodes = sorted({s["episodes"] for s in group})
             counts = ", ".join(  # "of N" where the checkpoints' episode counts differ
                 f"{_steps(s['step'])}: {s['successes']}"
@@ -131,10 +132,10 @@ def table(labels, all_curves) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_checkpoints(ax, labels, runs, colours) -> None:
+def _plot_checkpoints(ax, labels, all_evals, colours) -> None:
     markers = {"mode": "s", "sampled": "o"}
-    for i, (label, run) in enumerate(zip(labels, runs)):
-        for mode, group in _by_mode(load_checkpoint_evals(run)).items():
+    for i, (label, evals) in enumerate(zip(labels, all_evals)):
+        for mode, group in evals.items():
             steps = [s["step"] for s in group]
             rates = [s["success_rate"] for s in group]
             errors = [[r - s["success_ci95"][0] for r, s in zip(rates, group)],
@@ -154,14 +155,15 @@ def plot(runs, labels, out: str) -> str:
               ("eval/lifted", "evaluation: object lifted"),
               ("train/lifted", "training episodes: object lifted")]
     panels = [p for p in panels if any(p[0] in c for c in all_curves)]
-    checkpoints = checkpoint_table(labels, runs)
+    all_evals = [load_checkpoint_evals(r) for r in runs]
+    checkpoints = _checkpoint_table(labels, all_evals)
     if checkpoints:
         panels.append(("checkpoints", None))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (name, title) in zip(axes[0], panels):
         if name == "checkpoints":
-            _plot_checkpoints(ax, labels, runs, colours)
+            _plot_checkpoints(ax, labels, all_evals, colours)
         for i, (label, curves) in enumerate(zip(labels, all_curves)):
             if name not in curves:
                 continue

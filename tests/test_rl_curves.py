@@ -58,7 +58,9 @@ def test_plot_adds_the_checkpoints_panel_and_table(tmp_path):
 def test_evaluations_of_one_checkpoint_on_disjoint_seeds_are_pooled(tmp_path):
     a = _run(tmp_path, "a", [(0, 15, 200, False), (0, 30, 400, False, 2_000_000),
                              (50_000, 36, 200, False), (50_000, 9, 50, False, 1_000_100)])
-    step0, step50k = rl_curves.load_checkpoint_evals(a)
+    evals = rl_curves.load_checkpoint_evals(a)
+    assert list(evals) == ["sampled"]
+    step0, step50k = evals["sampled"]
     assert (step0["successes"], step0["episodes"], step0["pooled"]) == (45, 600, 2)
     assert step0["success_ci95"] == pytest.approx(list(stats.wilson_interval(45, 600)))
     # seeds 1,000,100-149 are inside the 200 from 1,000,000: only the larger is kept
