@@ -1,12 +1,18 @@
 """Paper-style figures and tables from a sweep's finished runs (``experiments.aggregate``).
 
 Curves (Figures 5-7): a run's curve is its ``eval/success`` (evaluation success rate,
-deterministic policy) against env steps. One seed's curve is the mean of its runs (one
+the policy's mode or sampled actions as the run's ``eval_deterministic`` says) against
+env steps. One seed's curve is the mean of its runs (one
 run, or one per task for Figure 7's per-kind panels), at the env steps all of them
 reached; a method's curve is the mean over seeds with a band of one standard deviation
 (``np.std``, ddof 0, as the paper's shaded areas), at the env steps every seed reached.
 Seeds whose runs have not logged an evaluation yet are left out and the table counts the
 seeds used, so aggregating a sweep still running shows its progress so far.
+
+Checkpoints: each seed's first and last checkpoint as ``experiments.evaluate`` scored
+them (``RUN/eval/*.json``, evaluations on disjoint env seeds pooled), per way of acting,
+as mean ± std over the seeds evaluated and the last against the first; runs without
+such evaluations are left out.
 
 Rollouts (Figure 4): the prior (z ~ N(0, I)) beside uniform random actions, as success
 and object-lifted rates, end-effector paths relative to the target object, and the GIF
@@ -74,12 +80,58 @@ def seed_statistics(workdir: str, seeds: list[list[str]]) -> dict | None:
             "per_seed": values.tolist()}
 
 
+def training_eval_actions(workdir: str, seeds: list[list[str]]) -> str:
+    """How the runs' training-time evaluations acted: ``mode``, ``sampled``, ``mixed``, or
+    ``-`` where no run has a ``config.json`` yet."""
+    modes = set()
+    for run in (r for runs in seeds for r in runs):
+        try:
+            with open(os.path.join(workdir, run, "config.json")) as f:
+                modes.add("mode" if json.load(f).get("eval_deterministic", True) else "sampled")
+        except FileNotFoundError:
+            pass
+    return modes.pop() if len(modes) == 1 else ("mixed" if modes else "-")
+
+
+def final_agents(workdir: str, seeds: list[list[str]]) -> dict[str, dict]:
+    """``{way of acting: {"steps", "successes", "episodes", "rates" (one per seed, at its
+    last checkpoint evaluated that way), "first_steps", "first_rates" (at its first),
+    "mean", "std", "first_mean", "seeds"}}``; a seed of several runs (one per task) counts
+    when all of them were evaluated, at their mean."""
+    per_mode: dict[str, dict] = {}
+    for runs in seeds:
+        groups: dict[str, list[list[dict]]] = {}
+        for run in runs:
+            for mode, group in rl_curves.load_checkpoint_evals(
+                    os.path.join(workdir, run)).items():
+                groups.setdefault(mode, []).append(group)
+        for mode, evaluated in groups.items():
+            if len(evaluated) < len(runs):
+                continue
+            row = per_mode.setdefault(mode, {k: [] for k in (
+                "steps", "successes", "episodes", "rates", "first_steps", "first_rates")})
+            lasts, firsts = [g[-1] for g in evaluated], [g[0] for g in evaluated]
+            row["steps"].append(min(s["step"] for s in lasts))
+            row["successes"].append(sum(s["successes"] for s in lasts))
+            row["episodes"].append(sum(s["episodes"] for s in lasts))
+            row["rates"].append(float(np.mean([s["success_rate"] for s in lasts])))
+            row["first_steps"].append(max(s["step"] for s in firsts))
+            row["first_rates"].append(float(np.mean([s["success_rate"] for s in firsts])))
+    for row in per_mode.values():
+        row.update(mean=float(np.mean(row["rates"])), std=float(np.std(row["rates"])),
+                   first_mean=float(np.mean(row["first_rates"])), seeds=len(row["rates"]))
+    return per_mode
+
+
 def curves_figure(workdir: str, spec: dict) -> dict:
-    """Every panel's curves (``seed_statistics``), keyed like the spec."""
+    """Every panel's curves (``seed_statistics``, ``training_eval_actions``,
+    ``final_agents``), keyed like the spec."""
     return {"title": spec["title"], "panels": [
         {"title": panel["title"], "curves": [
             {"label": c["label"], "runs": c["seeds"],
-             "stats": seed_statistics(workdir, c["seeds"])} for c in panel["curves"]]}
+             "stats": seed_statistics(workdir, c["seeds"]),
+             "actions": training_eval_actions(workdir, c["seeds"]),
+             "final": final_agents(workdir, c["seeds"])} for c in panel["curves"]]}
         for panel in spec["panels"]]}
 
 
@@ -89,29 +141,55 @@ def _cell(mean: float, std: float, seeds: int) -> str:
 
 def curves_markdown(data: dict) -> str:
     lines = [f"## {data['title']}", "",
-             "Evaluation success rate, mean ± std over seeds (deterministic policy).", "",
-             "| panel | method | seeds | env steps | first evaluation | final | best |",
-             "|---|---|---|---|---|---|---|"]
+             "Evaluation success rate during training, mean ± std over seeds (actions: the "
+             "policy's mode or sampled, as the runs' `eval_deterministic`).", "",
+             "| panel | method | actions | seeds | env steps | first evaluation | final | best |",
+             "|---|---|---|---|---|---|---|---|"]
     finals: dict[str, list[float]] = {}
     for panel in data["panels"]:
         for c in panel["curves"]:
-            s = c["stats"]
+            s, actions = c["stats"], c.get("actions", "-")
             if s is None:
-                lines.append(f"| {panel['title']} | {c['label']} | 0 of {len(c['runs'])} | - | "
-                             "- | - | - |")
+                lines.append(f"| {panel['title']} | {c['label']} | {actions} | "
+                             f"0 of {len(c['runs'])} | - | - | - | - |")
                 continue
             mean, std, n = s["mean"], s["std"], s["seeds"]
             best = int(np.argmax(mean))
             lines.append(
-                f"| {panel['title']} | {c['label']} | {n} of {s['of_seeds']} | {s['steps'][-1]} "
-                f"| {_cell(mean[0], std[0], n)} | {_cell(mean[-1], std[-1], n)} | "
+                f"| {panel['title']} | {c['label']} | {actions} | {n} of {s['of_seeds']} | "
+                f"{s['steps'][-1]} | {_cell(mean[0], std[0], n)} | "
+                f"{_cell(mean[-1], std[-1], n)} | "
                 f"{_cell(mean[best], std[best], n)} at {s['steps'][best]} |")
             finals.setdefault(c["label"], []).append(mean[-1])
     if len(data["panels"]) > 1:
         lines += ["", "Final success, mean over panels:", "",
                   "| method | panels | final |", "|---|---|---|"]
         lines += [f"| {label} | {len(v)} | {np.mean(v):.3f} |" for label, v in finals.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _final_agents_table(data)) + "\n"
+
+
+def _span(steps: list[int]) -> str:
+    return "-".join(map(str, dict.fromkeys((min(steps), max(steps)))))
+
+
+def _final_agents_table(data: dict) -> list[str]:
+    rows = []
+    for panel in data["panels"]:
+        for c in panel["curves"]:
+            for mode, f in c.get("final", {}).items():
+                seeds = ", ".join(f"{s} of {e}" for s, e in zip(f["successes"], f["episodes"]))
+                ratio = (f"{f['mean'] / f['first_mean']:.2f}x" if f["first_mean"] else "-")
+                rows.append(f"| {panel['title']} | {c['label']} | {mode} | "
+                            f"{f['seeds']} of {len(c['runs'])} | {_span(f['first_steps'])}: "
+                            f"{f['first_mean']:.3f} | {_span(f['steps'])}: {seeds} | "
+                            f"{_cell(f['mean'], f['std'], f['seeds'])} | {ratio} |")
+    if not rows:
+        return []
+    return ["", "Checkpoints scored by `experiments.evaluate` (`RUN/eval/*.json`): each "
+            "seed's first and last, mean ± std over seeds.", "",
+            "| panel | method | actions | seeds | first checkpoint: success | last checkpoint: "
+            "successes per seed | last: success | last / first |",
+            "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def plot_curves(data: dict, out: str) -> None:

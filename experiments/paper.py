@@ -17,6 +17,10 @@ figures have one name, so a sweep of several figures runs them once:
   models),
   ``parrot_N`` (Figure 6), ``parrot_grasp`` / ``parrot_place`` (Figure 7);
 - ``fig4/rollouts``: the main prior beside random actions on the test tasks.
+
+``config.prior_dir`` and ``config.dataset_dir`` replace the main prior's and
+``data/both``'s jobs by directories made elsewhere; ``config.rl_by_agent`` (JSON) sets
+some of one agent's RL settings over ``config.rl``.
 """
 
 from __future__ import annotations
@@ -46,9 +50,47 @@ def task_name(env_id: str) -> str:
     return env_id.rpartition("/")[2].rpartition("-v")[0]
 
 
+def rl_by_agent(config: ml_collections.ConfigDict) -> dict[str, dict]:
+    """``config.rl_by_agent`` parsed: ``{agent: {"dotted.key": value}}``; ValueError naming
+    bad JSON, an unknown agent, a key ``config.rl`` does not have, or a value of the wrong
+    type."""
+    if not config.rl_by_agent:
+        return {}
+    try:
+        by_agent = json.loads(config.rl_by_agent)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config.rl_by_agent={config.rl_by_agent!r} is not JSON: {e}") from e
+    if not isinstance(by_agent, dict) or not all(isinstance(v, dict)
+                                                 for v in by_agent.values()):
+        raise ValueError(f"config.rl_by_agent={config.rl_by_agent!r}: expected a JSON object "
+                         'of objects, {AGENT: {"dotted.key": value}}')
+    for agent, settings in by_agent.items():
+        spec_of(agent)
+        override(copy.deepcopy(config.rl), settings, f"config.rl_by_agent[{agent!r}]")
+    return by_agent
+
+
+def override(rl: ml_collections.ConfigDict, settings: dict, where: str) -> None:
+    """Sets ``rl``'s dotted keys to the values (ml_collections' type checks); ValueError
+    naming a key ``rl`` does not have or a value it refuses."""
+    for key, value in settings.items():
+        *parents, leaf = key.split(".")
+        node = rl
+        for part in parents:
+            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise ValueError(f"{where}: {key!r} is not a setting of the RL config "
+                             "(experiments/configs/rl.py)")
+        try:
+            setattr(node, leaf, tuple(value) if isinstance(value, list) else value)
+        except TypeError as e:
+            raise ValueError(f"{where}: {key}={value!r}: {e}") from e
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """ValueError naming the first unknown figure, agent or env id, empty seeds, or a
-    trajectory count below 1."""
+    """ValueError naming the first unknown figure, agent or env id, empty seeds, a
+    trajectory count below 1, a bad ``rl_by_agent`` or a missing ``prior_dir`` /
+    ``dataset_dir``."""
     from parrot_jax.envs import ENV_IDS
 
     for figure in config.figures:
@@ -67,6 +109,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
              config.offline.trajectories)
     if min(sizes) < 1:
         raise ValueError(f"trajectory counts must be positive, got {sizes}")
+    rl_by_agent(config)
+    for field, what in (("prior_dir", "an experiments.train_prior workdir"),
+                        ("dataset_dir", "an experiments.collect_data workdir")):
+        path = config.get(field, "")
+        if path and not os.path.isdir(path):
+            raise ValueError(f"config.{field}={path!r} is not a directory; expected {what}")
 
 
 def plan(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[Job], dict]:
@@ -84,6 +132,7 @@ class _Planner:
     def __init__(self, config, workdir):
         self.config, self.workdir = config, workdir
         self.jobs: dict[str, Job] = {}
+        self.rl_by_agent = rl_by_agent(config)
 
     def _add(self, job: Job) -> str:
         old = self.jobs.get(job.name)
@@ -95,7 +144,18 @@ class _Planner:
     def _path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
 
+    def _input(self, name: str) -> tuple[str, tuple[str, ...]]:
+        """A job's input as ``(path, deps)``: a planned job's directory and its name, or
+        a directory made elsewhere (absolute) and none."""
+        if os.path.isabs(name):
+            return name, ()
+        return self._path(name), (name,)
+
     def data(self, kind: str) -> str:
+        """The job name of a prior dataset, or ``config.dataset_dir`` (absolute) for
+        ``both`` when given."""
+        if kind == "both" and self.config.get("dataset_dir"):
+            return os.path.abspath(self.config.dataset_dir)
         c = copy.deepcopy(self.config.collect)
         c.env_ids = _TRAIN[kind]
         c.mix = tuple(1.0 / len(c.env_ids) for _ in c.env_ids)
@@ -104,22 +164,27 @@ class _Planner:
         return self._add(Job(f"data/{kind}", "collect", c))
 
     def prior(self, kind: str = "both", trajectories: int | None = None) -> str:
+        """The job name of a prior, or ``config.prior_dir`` (absolute) for the main one
+        when given."""
+        main = kind == "both" and trajectories in (None, self.config.num_trajectories)
+        if main and self.config.get("prior_dir"):
+            return os.path.abspath(self.config.prior_dir)
         data = self.data(kind)
         c = copy.deepcopy(self.config.prior)
-        c.dataset = self._path(data)
+        c.dataset, deps = self._input(data)
         if kind == "both":
             c.max_episodes = trajectories or self.config.num_trajectories
             name = f"priors/both_{c.max_episodes}"
         else:
             name = f"priors/{kind}"
-        return self._add(Job(name, "prior", c, (data,)))
+        return self._add(Job(name, "prior", c, deps))
 
     def pretrained(self, kind: str) -> str:
         """A baseline's model pretrained on the main prior's trajectories of data/both."""
-        data = self.data("both")
         c = copy.deepcopy(self.config.pretrain[kind])
-        c.dataset, c.max_episodes = self._path(data), self.config.num_trajectories
-        return self._add(Job(f"pretrained/{kind}", "pretrain", c, (data,)))
+        c.dataset, deps = self._input(self.data("both"))
+        c.max_episodes = self.config.num_trajectories
+        return self._add(Job(f"pretrained/{kind}", "pretrain", c, deps))
 
     def labelled_data(self, env_id: str) -> str:
         """Scripted episodes of a test task with its rewards, failures kept."""
@@ -132,16 +197,15 @@ class _Planner:
     def rl(self, agent: str, env_id: str, seed: int, prior: str | None = None,
            method: str | None = None) -> str:
         c = copy.deepcopy(self.config.rl)
+        override(c, self.rl_by_agent.get(agent, {}), f"config.rl_by_agent[{agent!r}]")
         c.agent, c.env, c.seed = agent, env_id, seed
         deps, parts = [], spec_of(agent)
         if parts.reads_prior:
-            prior = prior or self.prior()
-            c.prior = self._path(prior)
-            deps.append(prior)
+            c.prior, needs = self._input(prior or self.prior())
+            deps.extend(needs)
         if parts.starts_from == "bc":
-            data = self.data("both")
-            c.dataset = self._path(data)
-            deps.append(data)
+            c.dataset, needs = self._input(self.data("both"))
+            deps.extend(needs)
         if parts.pretrained:  # a model pretrained on the prior data (experiments.pretrain)
             model = self.pretrained(parts.pretrained)
             c.pretrained = self._path(model)
@@ -163,12 +227,12 @@ class _Planner:
 
     def fig4(self) -> dict:
         f = self.config.fig4
-        prior = self.prior()
+        prior, deps = self._input(self.prior())
         c = ml_collections.ConfigDict({
-            "prior": self._path(prior), "env": ",".join(f.tasks), "episodes": f.episodes,
+            "prior": prior, "env": ",".join(f.tasks), "episodes": f.episodes,
             "seed": f.seed, "num_envs": f.num_envs, "workers": f.workers,
             "gif_episodes": f.gif_episodes})
-        job = self._add(Job("fig4/rollouts", "prior_rollouts", c, (prior,)))
+        job = self._add(Job("fig4/rollouts", "prior_rollouts", c, deps))
         return {"kind": "rollouts", "job": job,
                 "title": "Figure 4: prior rollouts vs random actions (test tasks)"}
 

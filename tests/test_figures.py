@@ -65,15 +65,57 @@ def test_mean_and_std_over_seeds(sweep):
     assert d["stats"] is None
 
     table = texts["fig5"]
-    assert "| T | A | 3 of 3 | 20 | 0.10 ± 0.08 | 0.50 ± 0.00 | 0.50 ± 0.00 at 20 |" in table
-    assert "| T | B | 2 of 3 | 10 | 0.10 ± 0.10 | 0.50 ± 0.10 | 0.50 ± 0.10 at 10 |" in table
-    assert "| U and V | D | 0 of 1 | - | - | - | - |" in table
+    assert "| T | A | - | 3 of 3 | 20 | 0.10 ± 0.08 | 0.50 ± 0.00 | 0.50 ± 0.00 at 20 |" in table
+    assert "| T | B | - | 2 of 3 | 10 | 0.10 ± 0.10 | 0.50 ± 0.10 | 0.50 ± 0.10 at 10 |" in table
+    assert "| U and V | D | - | 0 of 1 | - | - | - | - |" in table
+    assert "Final agents" not in table  # no run was scored by experiments.evaluate
     assert "| A | 1 | 0.500 |" in table and "| C | 1 | 0.450 |" in table
     assert os.path.getsize(os.path.join(sweep, "figures", "fig5.png")) > 10_000
     local = open(os.path.join(sweep, "figures", "fig5.md")).read()
     assert "![fig5](fig5.png)" in local
     results = open(os.path.join(sweep, "results.md")).read()
     assert "![fig5](figures/fig5.png)" in results and "## Figure X" in results
+
+
+def _scored(root, run, step, successes, episodes, deterministic=False, seed=1_000_000):
+    """What experiments.evaluate writes for one checkpoint of a run."""
+    name = f"step_{step}_{seed}{'' if deterministic else '_sampled'}.json"
+    io.write_json(os.path.join(root, run, "eval", name), {
+        "step": step, "successes": successes, "episodes": episodes, "seed": seed,
+        "deterministic": deterministic, "success_rate": successes / episodes})
+
+
+def test_final_agents_and_how_the_runs_acted(sweep):
+    for s, sampled in ((0, True), (1, True), (2, False)):
+        io.write_json(os.path.join(sweep, f"rl/a/T/seed{s}", "config.json"),
+                      {"agent": "a", "eval_deterministic": not sampled})
+    io.write_json(os.path.join(sweep, "rl/b/T/seed0", "config.json"),
+                  {"agent": "b", "eval_deterministic": False})
+    # A: seed 0's last checkpoint on 200 + 400 disjoint episodes (pooled), an earlier one
+    # left aside; seed 1 at 40 of 200; seed 2 never scored.
+    _scored(sweep, "rl/a/T/seed0", 10, 90, 200)
+    _scored(sweep, "rl/a/T/seed0", 20, 20, 200)
+    _scored(sweep, "rl/a/T/seed0", 20, 70, 400, seed=2_000_000)
+    _scored(sweep, "rl/a/T/seed1", 20, 40, 200)
+    _scored(sweep, "rl/a/T/seed1", 20, 30, 100, deterministic=True)
+    # C: a seed counts only when both of its tasks were scored.
+    _scored(sweep, "rl/c/U/seed0", 10, 10, 100)
+    _scored(sweep, "rl/c/V/seed0", 10, 30, 100)
+    _scored(sweep, "rl/c/U/seed1", 10, 50, 100)
+    table = figures.aggregate(sweep)["fig5"]
+    assert "| T | A | mixed | 3 of 3 |" in table and "| T | B | sampled | 2 of 3 |" in table
+    data = json.loads(open(os.path.join(sweep, "figures", "fig5.json")).read())
+    final = data["panels"][0]["curves"][0]["final"]
+    assert final["sampled"]["successes"] == [90, 40] and final["sampled"]["episodes"] == [600, 200]
+    np.testing.assert_allclose(final["sampled"]["rates"], [0.15, 0.2])
+    np.testing.assert_allclose([final["sampled"]["mean"], final["sampled"]["std"]], [0.175, 0.025])
+    assert final["mode"]["seeds"] == 1 and final["mode"]["rates"] == [0.3]
+    np.testing.assert_allclose(final["sampled"]["first_rates"], [0.45, 0.2])
+    assert final["sampled"]["first_steps"] == [10, 20]
+    assert ("| T | A | sampled | 2 of 3 | 10-20: 0.325 | 20: 90 of 600, 40 of 200 | "
+            "0.17 ± 0.03 | 0.54x |") in table
+    assert "| T | A | mode | 1 of 3 | 20: 0.300 | 20: 30 of 100 | 0.30 | 1.00x |" in table
+    assert "| U and V | C | sampled | 1 of 2 | 10: 0.200 | 10: 40 of 200 | 0.20 | 1.00x |" in table
 
 
 def test_unknown_or_missing_figures_are_named(sweep, tmp_path_factory):

@@ -173,3 +173,60 @@ def test_conflicting_definitions_of_one_job_are_refused():
     planner.config.rl.batch_size = 32
     with pytest.raises(ValueError, match="define job 'rl/sac/PickUpCan/seed0' differently"):
         planner.rl("sac", "parrot/PickUpCan-v0", 0)
+
+
+def test_inputs_made_elsewhere_replace_their_jobs(tmp_path):
+    prior, data = tmp_path / "prior", tmp_path / "data"
+    prior.mkdir()
+    data.mkdir()
+    config = paper_config.get_config("fig4+fig5+fig6,cpu")
+    config.prior_dir, config.dataset_dir = str(prior), str(data)
+    jobs = {j.name: j for j in paper.plan(config, "w")[0]}
+    # The main prior and data/both are not planned; Figure 6's smaller priors still are,
+    # on the given dataset, and nothing waits for a job that does not exist.
+    assert "priors/both_10000" not in jobs and "data/both" not in jobs
+    assert jobs["priors/both_1000"].config.dataset == str(data)
+    assert jobs["priors/both_1000"].deps == ()
+    parrot = jobs["rl/parrot/PickUpCan/seed0"]
+    assert parrot.config.prior == str(prior) and parrot.deps == ()
+    bc = jobs["rl/bc_sac/PickUpCan/seed0"]
+    assert bc.config.dataset == str(data) and bc.deps == ()
+    assert jobs["pretrained/vae"].config.dataset == str(data)
+    assert jobs["rl/vae_features/PickUpCan/seed0"].deps == ("pretrained/vae",)
+    assert jobs["rl/parrot_1000/PickUpCan/seed0"].deps == ("priors/both_1000",)
+    assert jobs["fig4/rollouts"].config.prior == str(prior) and jobs["fig4/rollouts"].deps == ()
+    config.prior_dir = str(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"config.prior_dir='.*missing' is not a directory; "
+                                         "expected an experiments.train_prior workdir"):
+        paper.plan(config, "w")
+
+
+def test_rl_by_agent_sets_one_agents_runs():
+    config = paper_config.get_config("fig5,cpu")
+    config.rl_by_agent = ('{"parrot": {"learner": "awac", "awac.temperature": 0.3, '
+                          '"parrot.critic_input": "action"}, "sac": {"batch_size": 256}}')
+    jobs = {j.name: j for j in paper.plan(config, "w")[0]}
+    parrot = jobs["rl/parrot/PickUpCan/seed1"].config
+    assert (parrot.learner, parrot.awac.temperature, parrot.parrot.critic_input) == (
+        "awac", 0.3, "action") and parrot.batch_size == 64
+    sac = jobs["rl/sac/PickUpCan/seed1"].config
+    assert sac.batch_size == 256 and sac.learner == ""
+    bc = jobs["rl/bc_sac/PickUpCan/seed1"].config
+    assert bc.learner == "" and bc.batch_size == 64
+    assert config.rl.learner == ""  # the shared settings stay as they were
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{parrot", "is not JSON"),
+    ('{"parrot": 3}', "expected a JSON object of objects"),
+    ('{"ppo": {}}', "unknown agent 'ppo'"),
+    ('{"parrot": {"awac.temprature": 0.3}}',
+     r"config.rl_by_agent\['parrot'\]: 'awac.temprature' is not a setting of the RL config"),
+    ('{"sac": {"batch_size.x": 1}}', "'batch_size.x' is not a setting"),
+    ('{"sac": {"batch_size": "big"}}', r"batch_size='big': Could not override"),
+])
+def test_bad_rl_by_agent_is_named(value, message):
+    config = paper_config.get_config("fig5,cpu")
+    config.rl_by_agent = value
+    with pytest.raises(ValueError, match=message):
+        paper.plan(config, "w")

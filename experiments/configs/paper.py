@@ -28,6 +28,26 @@ SCALE:
 - ``tiny``: one or two tasks, two seeds and the ``:tiny`` configs, for tests (minutes).
 ``python -m experiments.sweep ... --dry_run`` prints each job and the sweep's totals
 (trajectories, prior steps, env steps, updates); the README gives measured rates.
+
+Inputs built elsewhere: ``--config.prior_dir=DIR`` (an ``experiments.train_prior``
+workdir) is the main prior instead of ``priors/both_N`` (Figures 4 and 5, the largest of
+Figure 6, Figure 7's ``both``), ``--config.dataset_dir=DIR`` the prior dataset instead of
+``data/both`` (BC-SAC, the pretrained models, Figure 6's smaller priors). Per-agent RL
+settings over ``rl``: ``--config.rl_by_agent`` as JSON ``{AGENT: {"dotted.key": value}}``.
+Round 9's CPU recipe (``docs/rl_diagnosis.md``: PARROT with AWAC's extraction in
+``z``-space and a critic reading the prior's action; every agent at batch 256 for 50K env
+steps, evaluated with sampled actions) on PickUpCan, with a prior built beforehand::
+
+    python -m experiments.sweep --config=experiments/configs/paper.py:fig5,cpu \\
+        --config.prior_dir=runs/prior --config.dataset_dir=runs/data \\
+        --config.fig5.agents='("parrot","sac","bc_sac","prior_explore")' \\
+        --config.fig5.tasks='("parrot/PickUpCan-v0",)' \\
+        --config.rl.batch_size=256 --config.rl.bc.batch_size=256 \\
+        --config.rl.total_env_steps=50000 --config.rl.replay_capacity=250000 \\
+        --config.rl.checkpoint_every=10000 --config.rl.eval_every=5000 \\
+        --config.rl.eval_deterministic=False \\
+        --config.rl_by_agent='{"parrot": {"learner": "awac", "awac.temperature": 0.3,
+            "parrot.critic_input": "action"}}' --workdir=runs/fig5_round9
 """
 
 import ml_collections
@@ -63,6 +83,12 @@ def get_config(variant: str = "all") -> ml_collections.ConfigDict:
     config.collect = collect_config.get_config("tiny" if scale == "tiny" else "")
     config.prior = prior_config.get_config(base)
     config.rl = rl_config.get_config(base)
+    # JSON {agent: {"dotted.key": value}}: settings of one agent's runs over ``rl``.
+    config.rl_by_agent = ""
+    # A train_prior workdir to use as the main prior, and a prior dataset for what reads
+    # one, instead of planning priors/both_N and data/both ("": planned).
+    config.prior_dir = ""
+    config.dataset_dir = ""
     # The baselines' pretrained models, by kind (experiments/configs/pretrain.py).
     config.pretrain = ml_collections.ConfigDict(
         {kind: pretrain_config.get_config(f"{kind},{base}" if base else kind)
