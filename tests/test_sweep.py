@@ -61,7 +61,7 @@ def test_every_figure_runs_and_is_plotted(tiny):
     results = open(os.path.join(workdir, "results.md")).read()
     for heading in ("## Figure 4", "## Figure 5", "## Figure 6", "## Figure 7"):
         assert heading in results
-    assert "| PickUpCan | PARROT, 12 trajectories | 2 of 2 | 120 |" in results
+    assert "| PickUpCan | PARROT, 12 trajectories | mode | 2 of 2 | 120 |" in results
     assert "![grid](fig4/rollouts/gifs/grid.gif)" in results
     for name in ("fig4", "fig5", "fig6", "fig7"):
         assert os.path.getsize(os.path.join(workdir, "figures", f"{name}.png")) > 10_000
