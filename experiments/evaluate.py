@@ -9,9 +9,10 @@ it out deterministically (the policy's mode; ``--stochastic`` samples; with
 ``--episodes`` episodes from env seeds ``seed .. seed + episodes - 1``, prints the
 success rate with its 95% Wilson interval and the critic's Q at each episode's first step
 (its mean beside the discounted return, and how well it ranks successes above failures)
-and writes ``WORKDIR/eval/step_N.json``
-(``--out`` to choose); ``--video`` also writes ``WORKDIR/eval/step_N.gif`` with the first
-``--video_episodes`` episodes side by side.
+and writes ``WORKDIR/eval/step_N[_sampled|_best_of_K][_seedS].json`` (``default_name``:
+evaluations of one checkpoint acting another way or on other env seeds do not overwrite
+each other; ``--out`` to choose); ``--video`` also writes the same name as a ``.gif`` with
+the first ``--video_episodes`` episodes side by side.
 """
 
 import os
@@ -37,7 +38,17 @@ _NUM_ENVS = flags.DEFINE_integer("num_envs", 8, "Envs stepped together.", lower_
 _VIDEO = flags.DEFINE_boolean("video", False, "Write a GIF of the first episodes.")
 _VIDEO_EPISODES = flags.DEFINE_integer("video_episodes", 4, "Episodes in the GIF.",
                                        lower_bound=1)
-_OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N.json).")
+_OUT = flags.DEFINE_string("out", None, "JSON path (default WORKDIR/eval/step_N[_sampled|"
+                           "_best_of_K][_seedS].json).")
+
+
+def default_name(step: int, stochastic: bool, critic_samples: int, seed: int) -> str:
+    """``step_N.json`` for the policy's mode on the default env seeds; ``_sampled`` or
+    ``_best_of_K`` for sampled actions, ``_seedS`` for other env seeds."""
+    how = "" if not stochastic else ("_sampled" if critic_samples == 1
+                                     else f"_best_of_{critic_samples}")
+    where = "" if seed == _SEED.default else f"_seed{seed}"
+    return f"step_{step}{how}{where}.json"
 
 
 def _check_flags():
@@ -57,7 +68,8 @@ def main(argv):
                                        keep_frames=keep,
                                        critic_samples=_CRITIC_SAMPLES.value)
     step = summary["step"]
-    out = _OUT.value or os.path.join(_WORKDIR.value, "eval", f"step_{step}.json")
+    out = _OUT.value or os.path.join(_WORKDIR.value, "eval", default_name(
+        step, _STOCHASTIC.value, _CRITIC_SAMPLES.value, _SEED.value))
     io.write_json(out, summary)
     low, high = summary["success_ci95"]
     mode = "stochastic" if _STOCHASTIC.value else "deterministic"

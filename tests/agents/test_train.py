@@ -567,13 +567,20 @@ def test_binaries(prior_dir, tmp_path):
                          check=True, env=env, capture_output=True, text=True).stdout
     assert "parrot on parrot/PickUpCan-v0 at env step 60 (stochastic, 3 episodes)" in out
     assert "critic at the first step: mean Q(s_0, a_0)" in out
-    summary = json.load(open(os.path.join(workdir, "eval", "step_60.json")))
+    summary = json.load(open(os.path.join(workdir, "eval", "step_60_sampled.json")))
     assert summary["episodes"] == 3 and len(summary["per_episode_success"]) == 3
     assert len(summary["per_episode_q_start"]) == 3
     assert len(summary["per_episode_discounted_return"]) == 3
     low, high = summary["success_ci95"]
     assert 0 <= low <= summary["success_rate"] <= high <= 1
-    assert os.path.getsize(os.path.join(workdir, "eval", "step_60.gif")) > 1000
+    assert os.path.getsize(os.path.join(workdir, "eval", "step_60_sampled.gif")) > 1000
+    # The policy's mode on other env seeds: a file of its own beside the sampled one.
+    subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+                    "--episodes=2", "--seed=7"], check=True, env=env, capture_output=True)
+    mode = json.load(open(os.path.join(workdir, "eval", "step_60_seed7.json")))
+    assert mode["deterministic"] and mode["episodes"] == 2 and mode["seed"] == 7
+    assert json.load(open(os.path.join(workdir, "eval", "step_60_sampled.json")))[
+        "episodes"] == 3
     subprocess.run([sys.executable, "-m", "experiments.plot_rl", f"--runs={workdir}",
                     f"--out={tmp_path / 'curves.png'}", f"--diagnostics={tmp_path / 'diag.png'}"],
                    check=True, env=env, capture_output=True)
