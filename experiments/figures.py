@@ -168,10 +168,6 @@ def curves_markdown(data: dict) -> str:
     return "\n".join(lines + _final_agents_table(data)) + "\n"
 
 
-def _span(steps: list[int]) -> str:
-    return "-".join(map(str, dict.fromkeys((min(steps), max(steps)))))
-
-
 def _final_agents_table(data: dict) -> list[str]:
     rows = []
     for panel in data["panels"]:
@@ -179,9 +175,10 @@ def _final_agents_table(data: dict) -> list[str]:
             for mode, f in c.get("final", {}).items():
                 seeds = ", ".join(f"{s} of {e}" for s, e in zip(f["successes"], f["episodes"]))
                 ratio = (f"{f['mean'] / f['first_mean']:.2f}x" if f["first_mean"] else "-")
+                first, last = rl_curves.span(f["first_steps"]), rl_curves.span(f["steps"])
                 rows.append(f"| {panel['title']} | {c['label']} | {mode} | "
-                            f"{f['seeds']} of {len(c['runs'])} | {_span(f['first_steps'])}: "
-                            f"{f['first_mean']:.3f} | {_span(f['steps'])}: {seeds} | "
+                            f"{f['seeds']} of {len(c['runs'])} | {first}: "
+                            f"{f['first_mean']:.3f} | {last}: {seeds} | "
                             f"{_cell(f['mean'], f['std'], f['seeds'])} | {ratio} |")
     if not rows:
         return []

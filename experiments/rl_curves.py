@@ -85,6 +85,11 @@ def _pool(summaries: list[dict]) -> dict:
             "pooled": len(kept)}
 
 
+def span(values) -> str:
+    """``"a-b"`` from the smallest to the largest value, ``"a"`` when they are one."""
+    return "-".join(map(str, dict.fromkeys((min(values), max(values)))))
+
+
 def _steps(step: int) -> str:
     return f"{step // 1000}K" if step and step % 1000 == 0 else str(step)
 
@@ -113,8 +118,7 @@ def _checkpoint_table(labels, all_evals) -> str:
                 ratio = (f"{last['success_rate'] / first['success_rate']:.2f}x"
                          if first["successes"] else "from 0")
                 versus = f"{ratio}, one-sided p = {p:.2g}"
-            span = "-".join(map(str, dict.fromkeys((episodes[0], episodes[-1]))))
-            lines.append(f"| {label} | {mode} | {span} | {counts} | {versus} |")
+            lines.append(f"| {label} | {mode} | {span(episodes)} | {counts} | {versus} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
