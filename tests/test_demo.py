@@ -3,6 +3,7 @@ the measured numbers, and a rerun skips what is complete."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,9 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     assert "prior_eval/gifs/PickUpCan_prior.gif" in report and "rl_curves.png" in report
     assert "![prior left, random right](prior_eval/gifs/grid.gif)" in report
     assert "| 1 grasp | prior |" in report and "| 1 grasp | random |" in report
+    # the longer run the report points to is in the repository
+    pointed = re.findall(r"`(docs/results/[^`]+)`", report)
+    assert pointed and all(os.path.exists(os.path.join(ROOT, p)) for p in pointed), pointed
 
     second = _run(tmp_path)  # everything complete: nothing is redone
     assert "prior rollouts complete; skipped" in second
