@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import orbax.checkpoint as ocp
@@ -20,12 +20,22 @@ DIRECTORY = "checkpoints"
 
 
 class Checkpoints:
-    """A ``CheckpointManager`` over ``directory`` keeping the last ``max_to_keep`` steps."""
+    """A ``CheckpointManager`` over ``directory`` keeping the last ``max_to_keep`` steps,
+    and every step in ``keep_steps`` besides (e.g. step 0, the model before any update,
+    which a comparison of the start with the end needs long after it would rotate out)."""
 
-    def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False):
+    def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False,
+                 keep_steps: Sequence[int] = ()):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                               read_only=read_only)
+        if keep_steps:
+            policy = ocp.checkpoint_managers
+            options = ocp.CheckpointManagerOptions(
+                create=not read_only, read_only=read_only,
+                preservation_policy=policy.AnyPreservationPolicy(
+                    [policy.LatestN(max_to_keep), policy.CustomSteps(list(keep_steps))]))
+        else:
+            options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                                   create=not read_only, read_only=read_only)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "params"))
 

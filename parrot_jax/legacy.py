@@ -15,7 +15,7 @@ from typing import Any, Mapping
 # the section ``TOP`` holds fields added at the top level of the config.
 TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
-    TOP: {"pretrained": "", "learner": ""},
+    TOP: {"pretrained": "", "learner": "", "keep_first_checkpoint": False},
     "network": {"trunk": "conv", "freeze_trunk": False, "trunk_dtype": "float32",
                 "vmap_trunks": False},
     "parrot": {"critic_input": "z"},

@@ -81,6 +81,22 @@ def test_steps_and_max_to_keep(tmp_path):
     manager.close()
 
 
+def test_kept_steps_outlive_max_to_keep_and_a_reopen(tmp_path):
+    manager = checkpoint.Checkpoints(str(tmp_path), max_to_keep=2, keep_steps=(0,))
+    state = _state(step=1)
+    for step in (0, 10, 20, 30):
+        manager.save(step, state, state.params)
+    manager.wait()
+    assert manager.all_steps() == [0, 20, 30]
+    manager.close()
+    reopened = checkpoint.Checkpoints(str(tmp_path), max_to_keep=2, keep_steps=(0,))
+    reopened.save(40, state, state.params)
+    reopened.wait()
+    assert reopened.all_steps() == [0, 30, 40]
+    _assert_equal(reopened.restore_params(0, _abstract(state.params)), state.params)
+    reopened.close()
+
+
 def test_unfinished_checkpoint_is_ignored(tmp_path):
     manager = checkpoint.Checkpoints(str(tmp_path))
     state = _state()

@@ -177,6 +177,8 @@ def test_added_config_fields_at_their_old_value_keep_the_digest():
     from experiments.configs import rl as rl_config
 
     config = rl_config.get_config("tiny")
+    for field, old in legacy.RL_FIELDS[legacy.TOP].items():  # e.g. keep_first_checkpoint,
+        config[field] = old  # whose default changed when it was added
     job = jobs.Job("rl/parrot/X/seed0", "rl", config)
     old_spec = job.spec()
     for field in legacy.RL_FIELDS["network"]:  # the spec as recorded before the fields existed

@@ -163,6 +163,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.log_every = 1_000
     config.checkpoint_every = 10_000
     config.max_checkpoints = 3
+    # Step 0 (the agent before any update) is kept besides the last max_checkpoints, so
+    # `experiments.evaluate --step=0` can score the start against the end after a run.
+    config.keep_first_checkpoint = True
 
     config.num_devices = 0  # 0: every device
     config.progress = True

@@ -387,7 +387,8 @@ def open_run(config, workdir: str, mesh, stack: contextlib.ExitStack,
     programs = compile_programs(agent, mesh, tuple(obs_space.shape), obs_space.dtype.name,
                                 fused, config.fast_compile)
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, checkpoint.DIRECTORY),
-                                         config.max_checkpoints)
+                                         config.max_checkpoints,
+                                         keep_steps=(0,) if config.keep_first_checkpoint else ())
     stack.callback(checkpoints.close)
     if resume_at is not None:
         checkpoints.set_aside_after(resume_at, "ahead")

@@ -534,6 +534,18 @@ def test_offline_data_is_checked_before_training(prior_dir, dataset_dir, tmp_pat
         assert not os.path.exists(os.path.join(tmp_path, name, "checkpoints", "0"))
 
 
+def test_step_0_outlives_the_rotation_unless_asked_not_to(tmp_path):
+    # max_checkpoints=1: of 0, 60 and 120 only the newest rotates in, and step 0 stays
+    kept = train.train(_config("sac", max_checkpoints=1), str(tmp_path / "kept"))
+    assert kept.env_steps == 120
+    assert sorted(os.listdir(tmp_path / "kept" / "checkpoints")) == ["0", "120"]
+    restored, params, step = load_agent(str(tmp_path / "kept"), step=0)
+    assert step == 0 and restored.name == "sac"
+    train.train(_config("sac", max_checkpoints=1, keep_first_checkpoint=False),
+                str(tmp_path / "rotated"))
+    assert sorted(os.listdir(tmp_path / "rotated" / "checkpoints")) == ["120"]
+
+
 def test_pool_schedule():
     assert train.pool_schedule(4, 1.0) == (4, 1)
     assert train.pool_schedule(4, 0.25) == (1, 1)
