@@ -15,6 +15,8 @@ from typing import Any, Mapping
 # the section ``TOP`` holds fields added at the top level of the config.
 TOP = ""
 RL_FIELDS: dict[str, dict[str, Any]] = {
+    # keep_first_checkpoint's default (True) is not its old value: a sweep's RL jobs
+    # recorded done before it run once more, restore their last step and end in seconds
     TOP: {"pretrained": "", "learner": "", "keep_first_checkpoint": False},
     "network": {"trunk": "conv", "freeze_trunk": False, "trunk_dtype": "float32",
                 "vmap_trunks": False},
