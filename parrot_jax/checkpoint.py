@@ -27,15 +27,12 @@ class Checkpoints:
     def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False,
                  keep_steps: Sequence[int] = ()):
         self.directory = os.path.abspath(directory)
-        if keep_steps:
-            policy = ocp.checkpoint_managers
-            options = ocp.CheckpointManagerOptions(
-                create=not read_only, read_only=read_only,
-                preservation_policy=policy.AnyPreservationPolicy(
-                    [policy.LatestN(max_to_keep), policy.CustomSteps(list(keep_steps))]))
-        else:
-            options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                                   create=not read_only, read_only=read_only)
+        policy = ocp.checkpoint_managers
+        retention = (dict(preservation_policy=policy.AnyPreservationPolicy(
+            [policy.LatestN(max_to_keep), policy.CustomSteps(list(keep_steps))]))
+            if keep_steps else dict(max_to_keep=max_to_keep))
+        options = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only,
+                                               **retention)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "params"))
 
