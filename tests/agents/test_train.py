@@ -593,6 +593,16 @@ def test_binaries(prior_dir, tmp_path):
     assert mode["deterministic"] and mode["episodes"] == 2 and mode["seed"] == 7
     assert json.load(open(os.path.join(workdir, "eval", "step_60_sampled.json")))[
         "episodes"] == 3
+    # A file that holds this checkpoint evaluated another way is refused, not overwritten.
+    sampled = os.path.join(workdir, "eval", "step_60_sampled.json")
+    before = open(sampled).read()
+    bad = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+                          "--episodes=2", f"--out={sampled}"], env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and (
+        f"error: {sampled} holds another evaluation (deterministic False there, True here, "
+        "episodes 3 there, 2 here); not overwritten: pass --out=PATH") in bad.stderr
+    assert open(sampled).read() == before
     subprocess.run([sys.executable, "-m", "experiments.plot_rl", f"--runs={workdir}",
                     f"--out={tmp_path / 'curves.png'}", f"--diagnostics={tmp_path / 'diag.png'}"],
                    check=True, env=env, capture_output=True)
