@@ -11,13 +11,12 @@ success rate with its 95% Wilson interval and the critic's Q at each episode's f
 (its mean beside the discounted return, and how well it ranks successes above failures)
 and writes ``WORKDIR/eval/step_N[_sampled|_best_of_K][_seedS].json`` (``default_name``:
 evaluations of one checkpoint acting another way or on other env seeds do not overwrite
-each other; ``--out`` to choose; a file there that holds this checkpoint evaluated another
-way, on other env seeds or episodes, is never overwritten: ``refuse_overwrite``);
-``--video`` also writes the same name as a ``.gif`` with
-the first ``--video_episodes`` episodes side by side.
+each other; ``--out`` to choose; a file there holding another evaluation, of another
+step, way of acting, env seeds or episode count, is never overwritten:
+``agents.evaluate.refuse_overwrite``); ``--video`` also writes the same name as a ``.gif``
+with the first ``--video_episodes`` episodes side by side.
 """
 
-import json
 import os
 
 import numpy as np
@@ -25,7 +24,7 @@ from absl import app, flags
 
 from experiments.common import check_or_exit, warnings_only_unless_asked
 from parrot_jax import checkpoint, io
-from parrot_jax.agents.evaluate import evaluate_agent, read_description
+from parrot_jax.agents.evaluate import evaluate_agent, read_description, refuse_overwrite
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of experiments.train_rl.",
                                required=True)
@@ -52,27 +51,6 @@ def default_name(step: int, stochastic: bool, critic_samples: int, seed: int) ->
                                      else f"_best_of_{critic_samples}")
     where = "" if seed == _SEED.default else f"_seed{seed}"
     return f"step_{step}{how}{where}.json"
-
-
-# What makes two evaluations of a run the same one (then rewriting the file repeats it).
-SAME_EVALUATION = ("step", "deterministic", "critic_samples", "seed", "episodes")
-
-
-def refuse_overwrite(out: str, evaluation: dict) -> None:
-    """ValueError if ``out`` holds an evaluation that differs from ``evaluation`` in
-    any of ``SAME_EVALUATION``: rewriting it would lose a result (e.g. runs scored before
-    ``default_name`` told sampled actions apart from the mode kept both in one name)."""
-    if not os.path.exists(out):
-        return
-    with open(out) as f:
-        old = json.load(f)
-    differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION
-              if k in old and old[k] != evaluation[k]}
-    if differ:
-        raise ValueError(
-            f"{out} holds another evaluation ("
-            + ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in differ.items())
-            + "); not overwritten: pass --out=PATH to write this one elsewhere")
 
 
 def _check_flags():

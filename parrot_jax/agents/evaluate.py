@@ -44,6 +44,34 @@ def read_description(workdir: str) -> dict[str, Any]:
     return description
 
 
+# What makes two evaluations of a run the same one (then rewriting the file repeats it).
+SAME_EVALUATION = ("step", "deterministic", "critic_samples", "seed", "episodes")
+
+
+def refuse_overwrite(out: str, evaluation: dict) -> None:
+    """ValueError if ``out`` holds an evaluation that differs from ``evaluation`` in
+    any of ``SAME_EVALUATION``: rewriting it would lose a result (e.g. runs scored before
+    ``default_name`` told sampled actions apart from the mode kept both in one name)."""
+    if not os.path.exists(out):
+        return
+    try:
+        with open(out) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict):
+        raise ValueError(f"{out} exists and is not an evaluation summary; not overwritten: "
+                         "pass --out=PATH to write elsewhere")
+    differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION
+              if k in old and old[k] != evaluation[k]}
+    if differ:
+        raise ValueError(
+            f"{out} holds another evaluation ("
+            + ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in differ.items())
+            + f"); not overwritten: pass --out=PATH to write this one elsewhere, or remove "
+            f"{out} to replace it")
+
+
 def load_agent(workdir: str, step: int | None = None) -> tuple[Agent, Any, int]:
     """``(agent, acting params, checkpoint step in env steps)``; latest step by default."""
     description = read_description(workdir)
