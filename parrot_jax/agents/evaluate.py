@@ -59,7 +59,9 @@ def refuse_overwrite(out: str, evaluation: dict) -> None:
             old = json.load(f)
     except (OSError, ValueError):
         old = None
-    if not isinstance(old, dict):
+    # (older summaries lack critic_samples: they sampled once)
+    required = {"step", "deterministic", "seed", "episodes"}
+    if not (isinstance(old, dict) and required <= old.keys()):
         raise ValueError(f"{out} exists and is not an evaluation summary; not overwritten: "
                          "pass --out=PATH to write elsewhere")
     differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION

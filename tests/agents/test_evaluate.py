@@ -35,9 +35,10 @@ def test_another_evaluation_is_refused_and_kept(tmp_path, change, said):
     assert out.read_text() == kept
 
 
-def test_a_file_that_is_no_evaluation_is_refused(tmp_path):
-    out = tmp_path / "notes.json"
-    out.write_text("not json")
+@pytest.mark.parametrize("text", ["not json", '{"agent": "parrot", "spaces": {}}', "[1, 2]"])
+def test_a_file_that_is_no_evaluation_is_refused(tmp_path, text):
+    out = tmp_path / "config.json"
+    out.write_text(text)
     with pytest.raises(ValueError, match="exists and is not an evaluation summary"):
         refuse_overwrite(str(out), EVALUATION)
-    assert out.read_text() == "not json"
+    assert out.read_text() == text
