@@ -58,14 +58,8 @@ def _check_flags():
         raise ValueError(f"--critic_samples={_CRITIC_SAMPLES.value} chooses among sampled "
                          "actions; add --stochastic")
     read_description(_WORKDIR.value)
-    directory = os.path.join(_WORKDIR.value, checkpoint.DIRECTORY)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory}: no checkpoint saved yet")
-    manager = checkpoint.Checkpoints(directory, read_only=True)
-    try:
-        step = manager.resolve_step(_STEP.value)
-    finally:
-        manager.close()
+    step = checkpoint.saved_step(os.path.join(_WORKDIR.value, checkpoint.DIRECTORY),
+                                 _STEP.value)
     refuse_overwrite(_out_path(step), {
         "step": step, "deterministic": not _STOCHASTIC.value,
         "critic_samples": _CRITIC_SAMPLES.value, "seed": _SEED.value,

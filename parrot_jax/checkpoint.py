@@ -9,6 +9,7 @@ leaves the previous checkpoints intact.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any, Callable, Sequence
@@ -143,15 +144,29 @@ def _placed(abstract: Any) -> Any:
     return jax.tree.map(place, abstract)
 
 
-def load_params(directory: str, abstract_params: Any, step: int | None = None
-                ) -> tuple[Any, int]:
-    """``(params, step)`` from the ``params`` item of ``directory``'s checkpoint at ``step``
-    (latest if None), opened read-only; FileNotFoundError if there is none."""
+@contextlib.contextmanager
+def _reading(directory: str, step: int | None):
+    """``(manager, step)`` over ``directory`` opened read-only, ``step`` resolved (latest
+    if None); FileNotFoundError if there is no such checkpoint."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no checkpoint saved yet")
     manager = Checkpoints(directory, read_only=True)
     try:
-        step = manager.resolve_step(step)
-        return manager.restore_params(step, abstract_params), step
+        yield manager, manager.resolve_step(step)
     finally:
         manager.close()
+
+
+def saved_step(directory: str, step: int | None = None) -> int:
+    """``step`` if ``directory`` holds it, its latest step if None; FileNotFoundError
+    otherwise (what ``load_params`` would restore, without restoring it)."""
+    with _reading(directory, step) as (_, step):
+        return step
+
+
+def load_params(directory: str, abstract_params: Any, step: int | None = None
+                ) -> tuple[Any, int]:
+    """``(params, step)`` from the ``params`` item of ``directory``'s checkpoint at ``step``
+    (latest if None), opened read-only; FileNotFoundError if there is none."""
+    with _reading(directory, step) as (manager, step):
+        return manager.restore_params(step, abstract_params), step

@@ -81,6 +81,20 @@ def test_steps_and_max_to_keep(tmp_path):
     manager.close()
 
 
+def test_saved_step_resolves_without_restoring(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint saved yet"):
+        checkpoint.saved_step(str(tmp_path / "none"))
+    manager = checkpoint.Checkpoints(str(tmp_path))
+    state = _state(step=1)
+    for step in (10, 20):
+        manager.save(step, state, state.params)
+    manager.close()
+    assert checkpoint.saved_step(str(tmp_path)) == 20
+    assert checkpoint.saved_step(str(tmp_path), 10) == 10
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 5"):
+        checkpoint.saved_step(str(tmp_path), 5)
+
+
 def test_kept_steps_outlive_max_to_keep_and_a_reopen(tmp_path):
     manager = checkpoint.Checkpoints(str(tmp_path), max_to_keep=2, keep_steps=(0,))
     state = _state(step=1)

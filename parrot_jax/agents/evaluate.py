@@ -59,13 +59,12 @@ def refuse_overwrite(out: str, evaluation: dict) -> None:
             old = json.load(f)
     except (OSError, ValueError):
         old = None
-    # (older summaries lack critic_samples: they sampled once)
     required = {"step", "deterministic", "seed", "episodes"}
     if not (isinstance(old, dict) and required <= old.keys()):
         raise ValueError(f"{out} exists and is not an evaluation summary; not overwritten: "
                          "pass --out=PATH to write elsewhere")
-    differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION
-              if k in old and old[k] != evaluation[k]}
+    old = {"critic_samples": 1, **old}  # older summaries lack it: they sampled once
+    differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION if old[k] != evaluation[k]}
     if differ:
         raise ValueError(
             f"{out} holds another evaluation ("

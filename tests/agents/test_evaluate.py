@@ -42,3 +42,12 @@ def test_a_file_that_is_no_evaluation_is_refused(tmp_path, text):
     with pytest.raises(ValueError, match="exists and is not an evaluation summary"):
         refuse_overwrite(str(out), EVALUATION)
     assert out.read_text() == text
+
+
+def test_a_summary_without_critic_samples_sampled_once(tmp_path):
+    out = tmp_path / "step_50000_sampled.json"
+    old = {k: v for k, v in EVALUATION.items() if k != "critic_samples"}
+    out.write_text(json.dumps(old))
+    refuse_overwrite(str(out), EVALUATION)
+    with pytest.raises(ValueError, match="critic_samples 1 there, 8 here"):
+        refuse_overwrite(str(out), {**EVALUATION, "critic_samples": 8})
