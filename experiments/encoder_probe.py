@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 from parrot_jax import io
-from parrot_jax.envs import TRAIN_ENV_IDS, make, rollout, scripted
+from parrot_jax.envs import ENV_IDS, TRAIN_ENV_IDS, make, rollout, scripted
 # the same near/far split and distance bands as the diagnosis
 from parrot_jax.flows.diagnostics import NEAR
 from parrot_jax.flows.diagnostics import OFFSET_BANDS as BANDS
@@ -244,6 +244,10 @@ def markdown(result: dict) -> str:
         fit = result["on_training_states"]
         lines += [f"## {fit['states']} of the training states (fit against generalisation)", ""]
         lines += _tables(fit)
+    for env_id, scores in result.get("test_envs", {}).items():
+        lines += [f"## {env_id}: {scores['states']} states of {scores['episodes']} scripted "
+                  "episodes (a scene the probe never saw)", ""]
+        lines += _tables(scores)
     return "\n".join(lines)
 
 
@@ -277,15 +281,30 @@ def _tables(scores: dict) -> list[str]:
     return lines
 
 
+def _score_on(env_id: str, episodes: int, seed: int, train_states: States, predict) -> dict:
+    """:func:`errors` on ``episodes`` scripted episodes of ``env_id`` (env seeds ``seed``,
+    ``seed + 1``, ...; the constant is still the training states' mean)."""
+    states = collect_states(episodes, seed, env_ids=(env_id,))
+    return {"episodes": episodes, "states": len(states.frames),
+            **errors(train_states, states, *predict(states.frames))}
+
+
 def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | None = None,
         held_out: float = 0.15, batch_size: int = 64, seed: int = 0,
-        positions: bool = False, augment_pad: int = 4, perturb: float = 0.0) -> dict:
+        positions: bool = False, augment_pad: int = 4, perturb: float = 0.0,
+        test_envs: tuple[str, ...] = (), test_episodes: int = 100,
+        train_envs: tuple[str, ...] = TRAIN_ENV_IDS) -> dict:
     """Collects, trains, evaluates; writes ``probe.json``, ``probe.md`` and the trained
     encoder (``WORKDIR/encoder``, ``parrot_jax.networks.saved_encoder``: a prior can start
     from it, ``experiments.train_prior --config.encoder_init``); returns the JSON.
     ``positions``: also train and score the positions head (module docstring);
     ``augment_pad``: the random shifts' range in pixels (0: none); ``perturb``: the share
-    of DART-style perturbed steps in the collected episodes (:func:`collect_states`)."""
+    of DART-style perturbed steps in the collected episodes (:func:`collect_states`);
+    ``test_envs``: also score the probe, trained on the training tasks only, on
+    ``test_episodes`` scripted episodes of each of these envs (novel objects and
+    containers: does the encoder's reading of the scene carry over?), under
+    ``result["test_envs"][env_id]``; ``train_envs``: the envs whose scripted episodes it
+    is trained on (e.g. one of ``envs.TRAINING_SETS``)."""
     encoder = dict(encoder if encoder is not None else {"strides": (2, 2, 1), "pooled": 0})
     unknown = set(encoder) - {f.name for f in dataclasses.fields(ConvEncoder)}
     if unknown:
@@ -296,8 +315,16 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
         raise ValueError(f"augment_pad={augment_pad}; expected >= 0 pixels")
     if not 0.0 <= perturb < 1.0:
         raise ValueError(f"perturb={perturb}; expected a share of the steps in [0, 1)")
+    unknown_envs = [e for e in (*train_envs, *test_envs) if e not in ENV_IDS]
+    if unknown_envs:  # before the training, not after it
+        raise ValueError(f"env ids {unknown_envs}: not the suite's; expected some of "
+                         f"{', '.join(ENV_IDS)} (the scripted policies' states are scored)")
+    if test_envs and test_episodes < 1:
+        raise ValueError(f"test_episodes={test_episodes}; expected >= 1 per test env")
     start = time.perf_counter()
-    states = collect_states(episodes, seed, perturb=perturb)
+    if not train_envs:
+        raise ValueError("train_envs is empty; expected at least one suite env to train on")
+    states = collect_states(episodes, seed, tuple(train_envs), perturb=perturb)
     train_states, test = split(states, held_out)
     predict, losses, encoder_params = train(train_states, encoder, steps, batch_size,
                                             augment_pad=augment_pad, seed=seed,
@@ -308,19 +335,22 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     fit = _take(train_states, np.random.default_rng(seed).permutation(
         len(train_states.frames))[:len(test.frames)])
     result = {"encoder": encoder, "steps": steps, "episodes": episodes, "positions": positions,
+              "train_envs": list(train_envs),
               "augment_pad": augment_pad, "perturb": perturb,
               "train_states": len(train_states.frames), "test_states": len(test.frames),
               "final_train_loss": float(np.mean(losses)),  # over the last 100 steps
               **errors(train_states, test, pred, p_close, where),
               "on_training_states": {"states": len(fit.frames),
                                      **errors(train_states, fit, *predict(fit.frames))},
+              "test_envs": {env_id: _score_on(env_id, test_episodes, seed, train_states,
+                                              predict) for env_id in test_envs},
               "seconds": time.perf_counter() - start}
     os.makedirs(workdir, exist_ok=True)
     saved_encoder.save_encoder(
         os.path.join(workdir, ENCODER_DIR), encoder, encoder_params,
         extra={"trained_by": "experiments.probe_encoder",
                **{k: result[k] for k in ("steps", "episodes", "positions", "augment_pad",
-                                          "perturb", "train_states")}},
+                                          "perturb", "train_states", "train_envs")}},
         image_shape=states.frames.shape[1:])
     io.write_json(os.path.join(workdir, "probe.json"), result)
     io.write_text(os.path.join(workdir, "probe.md"), markdown(result))

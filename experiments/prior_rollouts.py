@@ -10,6 +10,8 @@ import numpy as np
 
 from parrot_jax import io
 from parrot_jax.envs import ENV_IDS, TEST_ENV_IDS, check_env_id
+from parrot_jax.envs.manipulation import check_container_rgba
+from parrot_jax.envs.tasks import TASKS
 from parrot_jax.flows import evaluate
 from parrot_jax.flows.prior import CONFIG_FILE, load_prior
 
@@ -104,21 +106,39 @@ def mean_rates(tasks: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def check_env_kwargs(ids: tuple[str, ...], env_kwargs: dict | None) -> None:
+    """ValueError unless every env of ``ids`` takes ``env_kwargs`` (today: the suite's
+    place tasks take ``container_rgba``)."""
+    unknown = sorted(set(env_kwargs or {}) - {"container_rgba"})
+    if unknown:
+        raise ValueError(f"env_kwargs {unknown}: expected only 'container_rgba'")
+    if env_kwargs and "container_rgba" in env_kwargs:
+        for env_id in ids:
+            if env_id not in TASKS:
+                raise ValueError(f"container_rgba is for the suite's place tasks; {env_id!r} "
+                                 "is not the suite's")
+            check_container_rgba(env_kwargs["container_rgba"], TASKS[env_id])
+
+
 def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, workers: int,
-        workdir: str, step: int | None = None, gif_episodes: int = 4) -> dict:
-    """Evaluates the prior on the tasks of ``env``, writes the outputs, returns the JSON."""
+        workdir: str, step: int | None = None, gif_episodes: int = 4,
+        env_kwargs: dict | None = None) -> dict:
+    """Evaluates the prior on the tasks of ``env``, writes the outputs, returns the JSON.
+    ``env_kwargs``: passed to every env's constructor (e.g. ``container_rgba``)."""
     ids = env_ids(env)
     for name, value, least in (("episodes", episodes, 1), ("num_envs", num_envs, 1),
                                ("workers", workers, 0), ("gif_episodes", gif_episodes, 0)):
         if value < least:
             raise ValueError(f"--{name} must be >= {least}, got {value}")
+    check_env_kwargs(ids, env_kwargs)  # before any rollout
     prior = load_prior(prior_dir, step)
     with open(os.path.join(prior_dir, CONFIG_FILE)) as f:
         model = json.load(f)["model"]
     results = []
     for env_id in ids:
         result = evaluate.evaluate_prior(prior, env_id, episodes, seed, num_envs,
-                                         workers or None, keep_frames=gif_episodes)
+                                         workers or None, keep_frames=gif_episodes,
+                                         env_kwargs=env_kwargs)
         results.append(result)
         name = env_id.rpartition("/")[2].removesuffix("-v0")
         for policy, rollouts in (("prior", result.prior), ("random", result.random)):
@@ -144,7 +164,7 @@ def run(prior_dir: str, env: str, episodes: int, seed: int, num_envs: int, worke
     summary = {"prior": {"workdir": os.path.abspath(prior_dir), "step": prior.step,
                          "model": model},
                "config": {"env": env, "episodes": episodes, "seed": seed, "num_envs": num_envs,
-                          "workers": workers, "step": step},
+                          "workers": workers, "step": step, "env_kwargs": env_kwargs or {}},
                "seed": seed, "tasks": [r.as_dict() for r in results]}
     table = markdown(results)
     io.write_json(os.path.join(workdir, "prior_rollouts.json"), summary)

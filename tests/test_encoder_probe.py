@@ -139,3 +139,37 @@ def test_run_saves_its_trained_encoder_for_a_prior_to_start_from(tmp_path, state
     assert not np.allclose(perturbed.ee[:20], states.ee[:20])
     with pytest.raises(ValueError, match=r"perturb=1.0; expected a share of the steps in"):
         encoder_probe.run(str(tmp_path), perturb=1.0)
+
+
+def test_run_scores_the_probe_on_scenes_it_never_saw(tmp_path):
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
+                               batch_size=4, positions=True, augment_pad=0,
+                               test_envs=("parrot/PlaceCanInPan-v0",), test_episodes=1)
+    scores = result["test_envs"]["parrot/PlaceCanInPan-v0"]
+    assert scores["episodes"] == 1 and scores["states"] == 25  # one scripted episode
+    assert sum(b["states"] for b in scores["bands"].values()) == scores["states"]
+    for band in scores["bands"].values():
+        if band["states"]:
+            assert np.isfinite(band["positions"]["end_effector"]["probe_mae_cm"]).all()
+    saved = json.loads((tmp_path / "probe.json").read_text())
+    assert set(saved["test_envs"]) == {"parrot/PlaceCanInPan-v0"}
+    assert "## parrot/PlaceCanInPan-v0: 25 states of 1 scripted episodes" in (
+        tmp_path / "probe.md").read_text()
+    with pytest.raises(ValueError, match=r"env ids \['Pendulum-v1'\]: not the suite's"):
+        encoder_probe.run(str(tmp_path), test_envs=("Pendulum-v1",))
+    with pytest.raises(ValueError, match=r"env ids \['Pendulum-v1'\]: not the suite's"):
+        encoder_probe.run(str(tmp_path), train_envs=("Pendulum-v1",))
+    with pytest.raises(ValueError, match="train_envs is empty"):
+        encoder_probe.run(str(tmp_path), train_envs=())
+
+
+def test_run_trains_on_the_envs_it_is_given(tmp_path):
+    from parrot_jax.envs import TRAINING_SETS
+    from parrot_jax.networks import saved_encoder
+
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=2, encoder=TINY, held_out=0.5,
+                               batch_size=4, train_envs=TRAINING_SETS["recoloured"][:1])
+    assert result["train_envs"] == ["parrot/GraspTrainRecoloured-v0"]
+    assert result["train_states"] + result["test_states"] == 2 * 25  # one env's episodes
+    config = saved_encoder.read_config(str(tmp_path / encoder_probe.ENCODER_DIR))
+    assert config["train_envs"] == ["parrot/GraspTrainRecoloured-v0"]

@@ -5,10 +5,21 @@
 
 Variants (``--config=experiments/configs/collect.py:VARIANT``):
 - default: the paper's 50K trajectories of 25 steps (10K already give most of the benefit);
-- ``tiny``: 24 trajectories in shards of 6, for tests and smoke runs.
+- ``tiny``: 24 trajectories in shards of 6, for tests and smoke runs;
+- ``recoloured``: the training tasks with half of their objects and containers in random
+  colours (``parrot/GraspTrainRecoloured-v0``, ``parrot/PickPlaceTrainRecoloured-v0``: the
+  same scenes and scripted episodes in other colours), so that the gripper's dark fingers
+  are not the only dark thing a prior sees in training (docs/prior_diagnosis.md, "Dark
+  containers");
+- ``container_colours``: the same with only the pick-and-place containers recoloured
+  (``parrot/GraspTrain-v0``, ``parrot/PickPlaceTrainContainerColours-v0``);
+the training-set variants combine with ``tiny``, e.g. ``recoloured,tiny``
+(``parrot_jax.envs.tasks.TRAINING_SETS``).
 """
 
 import ml_collections
+
+from parrot_jax.envs.tasks import TRAINING_SETS
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -16,7 +27,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.num_trajectories = 50_000  # accepted trajectories to collect (see keep)
     config.trajectories_per_shard = 200  # a killed collection loses at most a shard per worker
     config.seed = 0  # different machines collecting one dataset use different seeds
-    config.env_ids = ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0")
+    config.env_ids = TRAINING_SETS["library"]
     config.mix = (0.5, 0.5)  # share of accepted trajectories per env id
     config.horizon = 25
     config.noise = 0.1  # std of the Gaussian noise on every scripted action
@@ -35,9 +46,17 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.max_attempts = 100  # attempts per trajectory before the collector gives up
     config.num_workers = 0  # worker processes; 0: one per CPU core
     config.progress = True
-    if variant == "tiny":
+    variants = [v for v in variant.split(",") if v]
+    sets = [v for v in variants if v in TRAINING_SETS]
+    unknown = [v for v in variants if v != "tiny" and v not in TRAINING_SETS]
+    if unknown or len(sets) > 1:
+        what = (f"unknown collect config variant {unknown[0]!r}" if unknown
+                else f"training sets {sets} together")
+        raise ValueError(f"{what} in {variant!r}; expected 'tiny' and/or one training set "
+                         f"of {', '.join(TRAINING_SETS)}, joined by a comma")
+    if "tiny" in variants:
         config.num_trajectories = 24
         config.trajectories_per_shard = 6
-    elif variant:
-        raise ValueError(f"unknown collect config variant {variant!r}; expected '' or 'tiny'")
+    if sets:
+        config.env_ids = TRAINING_SETS[sets[0]]
     return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from parrot_jax.envs.tasks import TASKS, TEST_TASKS, TRAIN_TASKS, TaskSpec
+from parrot_jax.envs.tasks import TASKS, TEST_TASKS, TRAIN_TASKS, TRAINING_SETS, TaskSpec
 
 ENV_IDS = tuple(TASKS)
 TRAIN_ENV_IDS = tuple(t.env_id for t in TRAIN_TASKS)
@@ -40,5 +40,5 @@ def make(env_id: str, **kwargs) -> gym.Env:
 
 register()
 
-__all__ = ["ENV_IDS", "TEST_ENV_IDS", "TRAIN_ENV_IDS", "TaskSpec", "check_env_id", "make",
-           "register"]
+__all__ = ["ENV_IDS", "TEST_ENV_IDS", "TRAINING_SETS", "TRAIN_ENV_IDS", "TaskSpec",
+           "check_env_id", "make", "register"]

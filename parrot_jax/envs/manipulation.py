@@ -19,6 +19,10 @@ scripted policies and tests. Reward is 1.0 when the task succeeds, else 0.0; epi
 are truncated after ``horizon`` steps and terminate early on success only if
 ``terminate_on_success`` is set.
 
+``container_rgba=(r, g, b[, a])`` draws a place task's container in that colour instead of
+its own (the same scenes otherwise: a perception experiment); a task whose
+``TaskSpec.recolour_objects`` / ``recolour_container`` is set draws them in random colours.
+
 Every ``reset`` rebuilds the simulation from scratch, so an episode is a function of
 its seed and actions alone: ``reset(seed=s)`` reproduces the scene and image exactly,
 however many episodes the env has run before.
@@ -26,6 +30,8 @@ however many episodes the env has run before.
 
 from __future__ import annotations
 
+import colorsys
+import dataclasses
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -53,9 +59,13 @@ class ManipulationEnv(gym.Env):
 
     def __init__(self, task: tasks.TaskSpec | str, horizon: int = 25,
                  terminate_on_success: bool = False, render_mode: Optional[str] = None,
-                 camera: scene.Camera = scene.Camera(), renderer: Optional[str] = None):
+                 camera: scene.Camera = scene.Camera(), renderer: Optional[str] = None,
+                 container_rgba: Optional[tuple] = None):
         if isinstance(task, str):
             task = tasks.TASKS.get(task) or _unknown_task(task)
+        # the container (and its accent, e.g. the checkerboard's tiles) in this colour
+        # instead of its own: the same scenes for a perception experiment
+        self.container_rgba = check_container_rgba(container_rgba, task)
         if horizon < 1:
             raise ValueError(f"horizon must be a positive number of steps, got {horizon}")
         if render_mode not in (None, "rgb_array"):
@@ -97,6 +107,13 @@ class ManipulationEnv(gym.Env):
             footprints.append(self._container.radius)
         xy = scene.sample_positions(rng, footprints)
         yaws = rng.uniform(-np.pi, np.pi, size=len(footprints))
+        if self.task.recolour_objects or self.task.recolour_container:
+            specs = [_recolour(rng, self.task.recolour_objects, s) for s in specs]
+            self._container = _recolour(rng, self.task.recolour_container, self._container)
+        if self.container_rgba is not None:
+            self._container = dataclasses.replace(self._container, rgba=self.container_rgba,
+                                                  accent_rgba=self.container_rgba)
+        self._drawn_specs = tuple(specs)  # as spawned (in their colours)
         self._bodies = [objects.spawn_object(s, xy[i], yaws[i], cid) for i, s in enumerate(specs)]
         self._container_xy = np.zeros(2)
         if self._container is not None:
@@ -216,6 +233,33 @@ class ManipulationEnv(gym.Env):
             "has_container": self._container is not None,
             "timestep": self._t,
         }
+
+
+def _recolour(rng: np.random.Generator, share: float, spec):
+    """``spec`` (an object's or the container's; None stays None) in a random colour with
+    probability ``share`` (``tasks.TaskSpec.recolour_*``); geometry is cached by name, so a
+    recoloured spec spawns as fast as its library one."""
+    if spec is None or not share or rng.random() >= share:
+        return spec
+    rgb = colorsys.hsv_to_rgb(rng.random(), rng.random(), rng.uniform(*tasks.RECOLOUR_VALUE))
+    return dataclasses.replace(spec, rgba=(*rgb, 1.0))
+
+
+def check_container_rgba(rgba, task: tasks.TaskSpec) -> Optional[tuple]:
+    """``rgba`` as 4 floats (3 get alpha 1), each in [0, 1], for a place task's container;
+    None stays None. ValueError naming the bad value otherwise."""
+    if rgba is None:
+        return None
+    values = tuple(float(v) for v in rgba)
+    if len(values) == 3:
+        values += (1.0,)
+    if len(values) != 4 or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"container_rgba={tuple(rgba)!r}; expected 3 or 4 values in [0, 1] "
+                         "(red, green, blue[, alpha])")
+    if task.goal != "place":
+        raise ValueError(f"container_rgba given for {task.env_id}, which has no container; "
+                         "expected a place task")
+    return values
 
 
 def _footprint(spec) -> float:

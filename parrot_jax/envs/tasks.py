@@ -18,6 +18,7 @@ import dataclasses
 from typing import Literal, Optional
 
 HOLD_DISTANCE = 0.08
+RECOLOUR_VALUE = (0.05, 1.0)
 HELD_CLEARANCE = 0.01  # info["held"]: closed gripper, near, and this far off the table
 PLACE_TOLERANCE = 0.03
 NUM_OBJECTS = 3
@@ -33,6 +34,13 @@ class TaskSpec:
     target: Optional[str] = None  # fixed target object; None draws one per reset
     container: Optional[str] = None  # fixed container for "place"; None draws one
     lift_height: float = 0.05  # grasp: metres between table and the object's bottom
+    # Probability that each object (recolour_objects) and the container (recolour_container)
+    # is drawn in a random colour on reset (hue and saturation uniform, value uniform in
+    # RECOLOUR_VALUE: black to white), after the scene's objects, positions and yaws, so a
+    # seed's scene is the one of the same task without it, in other colours. 0: every thing
+    # in its library colour.
+    recolour_objects: float = 0.0
+    recolour_container: float = 0.0
 
     @property
     def env_id(self) -> str:
@@ -42,6 +50,18 @@ class TaskSpec:
 TRAIN_TASKS = (
     TaskSpec("GraspTrain", "grasp", "train"),
     TaskSpec("PickPlaceTrain", "place", "train"),
+)
+
+# The training tasks with half of their objects and containers in random colours, and the
+# pick-and-place task with half of its containers so (its objects as in the library). In
+# the library's colours the gripper's dark fingers are the only dark thing a training
+# scene holds, so an encoder may find the gripper by its colour and lose it next to a dark
+# test container (the pan, the checkerboard's tiles); docs/prior_diagnosis.md measures it.
+RECOLOURED_TRAIN_TASKS = (
+    TaskSpec("GraspTrainRecoloured", "grasp", "train", recolour_objects=0.5),
+    TaskSpec("PickPlaceTrainRecoloured", "place", "train", recolour_objects=0.5,
+             recolour_container=0.5),
+    TaskSpec("PickPlaceTrainContainerColours", "place", "train", recolour_container=0.5),
 )
 
 TEST_TASKS = (
@@ -56,4 +76,13 @@ TEST_TASKS = (
     TaskSpec("PlaceBaseballCapOnBlock", "place", "test", target="baseball_cap", container="block"),
 )
 
-TASKS = {t.env_id: t for t in TRAIN_TASKS + TEST_TASKS}
+TASKS = {t.env_id: t for t in TRAIN_TASKS + TEST_TASKS + RECOLOURED_TRAIN_TASKS}
+
+# The sets of training tasks a prior's data (and its encoder's pretraining) can come from,
+# by name: experiments.collect_data's config variants, experiments.probe_encoder's
+# --train_envs.
+TRAINING_SETS = {
+    "library": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
+    "recoloured": ("parrot/GraspTrainRecoloured-v0", "parrot/PickPlaceTrainRecoloured-v0"),
+    "container_colours": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrainContainerColours-v0"),
+}

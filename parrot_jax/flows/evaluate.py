@@ -27,6 +27,7 @@ import functools
 import time
 from typing import Callable
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -292,16 +293,18 @@ class PriorEvaluation:
 
 def evaluate_prior(prior: BehavioralPrior, env_id: str, episodes: int, seed: int = 0,
                    num_envs: int = 8, num_workers: int | None = None,
-                   keep_frames: int = 4) -> PriorEvaluation:
+                   keep_frames: int = 4, env_kwargs: dict | None = None) -> PriorEvaluation:
     """The prior (``z ~ N(0, I)`` each step) and uniform random actions, on the same seeds.
 
     Both runs use one pool; shapes are checked before any rollout. The two policies draw
     from independent keys (``jax.random.split(key(seed))``): with one key, ``z`` and the
     uniform actions come from the same bits, and an untrained prior's ``tanh(z)`` would be
     a monotone function of the random actions, replaying nearly the same episodes.
+    ``env_kwargs``: passed to every env's constructor (e.g. the suite's ``container_rgba``).
     """
     start = time.perf_counter()
-    with EnvPool(env_id, num_envs, num_workers) as pool:
+    env = functools.partial(gym.make, env_id, **env_kwargs) if env_kwargs else env_id
+    with EnvPool(env, num_envs, num_workers) as pool:
         check_compatible(prior, env_id, pool.single_observation_space,
                          pool.single_action_space)
         fns = (prior_act_fn(prior), random_act_fn(prior.action_dim))

@@ -198,6 +198,22 @@ def test_bad_settings():
         collect.settings_from_config(_config(mix=(0.5,)))
     with pytest.raises(ValueError, match="unknown collect config variant 'huge'"):
         collect_config.get_config("huge")
+    with pytest.raises(ValueError, match="unknown collect config variant 'huge' in 'tiny,huge'"):
+        collect_config.get_config("tiny,huge")
+
+
+def test_training_set_variants_collect_their_tasks():
+    from parrot_jax.envs import TRAINING_SETS
+
+    for name, ids in TRAINING_SETS.items():
+        config = collect_config.get_config(f"{name},tiny")
+        assert tuple(config.env_ids) == ids and config.num_trajectories == 24
+        assert tuple(collect_config.get_config(name).env_ids) == ids
+        assert collect_config.get_config(name).num_trajectories == 50_000
+        assert tuple(collect.settings_from_config(config).env_ids) == ids  # valid ids
+    assert tuple(collect_config.get_config("").env_ids) == TRAINING_SETS["library"]
+    with pytest.raises(ValueError, match=r"training sets \['recoloured', 'container_colours'\] together in"):
+        collect_config.get_config("recoloured,container_colours")
 
 
 @pytest.mark.fault

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import parrot_jax.envs as envs
-from parrot_jax.envs import manipulation, scene
+from parrot_jax.envs import containers, manipulation, objects, scene
 from parrot_jax.envs.manipulation import ManipulationEnv
 
 PAPER_TEST_IDS = (
@@ -49,6 +49,77 @@ def test_test_tasks_use_their_objects():
         assert len(set(env.scene_objects)) == 3
         assert env.scene_container == env.task.container
         env.close()
+
+
+def test_recoloured_training_tasks_draw_the_same_scenes_in_other_colours():
+    assert envs.TRAINING_SETS["library"] == envs.TRAIN_ENV_IDS
+    assert envs.TRAINING_SETS["recoloured"] == ("parrot/GraspTrainRecoloured-v0",
+                                                "parrot/PickPlaceTrainRecoloured-v0")
+    assert all(i in envs.ENV_IDS for ids in envs.TRAINING_SETS.values() for i in ids)
+    plain, recoloured = (ManipulationEnv("parrot/PickPlaceTrain-v0"),
+                         ManipulationEnv("parrot/PickPlaceTrainRecoloured-v0"))
+    try:
+        assert recoloured.task.recolour_objects == recoloured.task.recolour_container == 0.5
+        assert plain.task.recolour_objects == plain.task.recolour_container == 0.0
+        changed, values = 0, []
+        for seed in range(8):
+            obs, info = plain.reset(seed=seed)
+            obs_r, info_r = recoloured.reset(seed=seed)
+            # the same objects, container, positions and yaws: only colours differ
+            assert recoloured.scene_objects == plain.scene_objects
+            assert recoloured.scene_container == plain.scene_container
+            np.testing.assert_allclose(info_r["object_pos"], info["object_pos"], atol=1e-6)
+            np.testing.assert_allclose(info_r["container_pos"], info["container_pos"])
+            kinds = [*(objects.get_object(n) for n in plain.scene_objects),
+                     containers.get_container(plain.scene_container)]
+            drawn = [*(b for b in recoloured._drawn_specs), recoloured._container]
+            for library, spec in zip(kinds, drawn):
+                if spec.rgba != library.rgba:
+                    changed += 1
+                    values.append(max(spec.rgba[:3]))
+            assert (obs_r != obs).any() == any(
+                s.rgba != k.rgba for k, s in zip(kinds, drawn))
+            np.testing.assert_array_equal(recoloured.reset(seed=seed)[0], obs_r)  # per seed
+        assert 8 <= changed <= 24  # about half of the 32 things, recoloured
+        assert min(values) < 0.35  # dark colours are drawn too
+    finally:
+        plain.close()
+        recoloured.close()
+
+
+def test_container_colours_recolour_the_container_alone():
+    env = ManipulationEnv("parrot/PickPlaceTrainContainerColours-v0")
+    try:
+        changed = 0
+        for seed in range(8):
+            env.reset(seed=seed)
+            library = containers.get_container(env.scene_container)
+            assert all(spec.rgba == objects.get_object(spec.name).rgba
+                       for spec in env._drawn_specs)
+            changed += env._container.rgba != library.rgba
+        assert 1 <= changed <= 7
+    finally:
+        env.close()
+
+
+def test_container_rgba_redraws_the_container_in_the_same_scene():
+    plain = ManipulationEnv("parrot/PlaceChairOnCheckerboard-v0")
+    brown = ManipulationEnv("parrot/PlaceChairOnCheckerboard-v0", container_rgba=(0.7, 0.45, 0.15))
+    try:
+        assert brown.container_rgba == (0.7, 0.45, 0.15, 1.0)
+        obs, info = plain.reset(seed=3)
+        obs_b, info_b = brown.reset(seed=3)
+        np.testing.assert_allclose(info_b["object_pos"], info["object_pos"], atol=1e-6)
+        assert brown._container.rgba == brown._container.accent_rgba == brown.container_rgba
+        dark = obs.max(-1) < 40  # the checkerboard's black tiles (and the gripper's fingers)
+        assert dark.sum() > (obs_b.max(-1) < 40).sum() + 10
+    finally:
+        plain.close()
+        brown.close()
+    with pytest.raises(ValueError, match="container_rgba given for parrot/PickUpCan-v0"):
+        ManipulationEnv("parrot/PickUpCan-v0", container_rgba=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match=r"container_rgba=\(1, 2\); expected 3 or 4 values"):
+        ManipulationEnv("parrot/PlaceCanInPan-v0", container_rgba=(1, 2))
 
 
 def test_reset_reproduces_scene_after_other_episodes():

@@ -281,3 +281,30 @@ def test_mean_rates_average_grasp_and_place_tasks_apart():
     assert rows[3] == "| 2 grasp | random | 0.000 | 0.000 | 0.010 |"
     assert rows[4] == "| 1 place | prior | 0.050 | 0.100 | 0.200 |"
     assert len(rows) == 6
+
+
+def test_a_place_task_in_another_container_colour(tmp_path, prior_dir):
+    """--container_rgba: the same scenes with the container redrawn; recorded; refused with
+    a clear message for a task without a container or a bad colour, before any rollout."""
+    place = "parrot/PlaceCanInPan-v0"
+    summary = binary.run(prior_dir, place, 2, 0, 2, 1, str(tmp_path / "brown"),
+                         gif_episodes=2, env_kwargs={"container_rgba": (0.7, 0.45, 0.15)})
+    assert summary["config"]["env_kwargs"] == {"container_rgba": (0.7, 0.45, 0.15)}
+    plain = binary.run(prior_dir, place, 2, 0, 2, 1, str(tmp_path / "plain"), gif_episodes=2)
+    assert plain["config"]["env_kwargs"] == {}
+    brown, dark = (np.asarray(Image.open(tmp_path / d / "gifs" / "PlaceCanInPan_prior.gif")
+                              .convert("RGB")) for d in ("brown", "plain"))
+    changed = np.abs(brown.astype(int) - dark).sum(-1) > 30  # the first frame: the pan only
+    assert 0.02 < changed.mean() < 0.3
+    cmd = [sys.executable, "-m", "experiments.evaluate_prior", f"--prior={prior_dir}",
+           f"--workdir={tmp_path / 'refused'}"]
+    for flags, message in (
+            ([f"--env={ENV}", "--container_rgba=0.7,0.45,0.15"],
+             "container_rgba given for parrot/PickUpCan-v0, which has no container"),
+            ([f"--env={place}", "--container_rgba=0.7,1.5,0.15"],
+             r"container_rgba=(0.7, 1.5, 0.15); expected 3 or 4 values in [0, 1]"),
+            ([f"--env={place}", "--container_rgba=brown"],
+             "--container_rgba=brown: expected 3 or 4 numbers in [0, 1]")):
+        out = subprocess.run(cmd + flags, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+        assert not (tmp_path / "refused").exists()
