@@ -315,6 +315,8 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
         raise ValueError(f"augment_pad={augment_pad}; expected >= 0 pixels")
     if not 0.0 <= perturb < 1.0:
         raise ValueError(f"perturb={perturb}; expected a share of the steps in [0, 1)")
+    if not train_envs:
+        raise ValueError("train_envs is empty; expected at least one suite env to train on")
     unknown_envs = [e for e in (*train_envs, *test_envs) if e not in ENV_IDS]
     if unknown_envs:  # before the training, not after it
         raise ValueError(f"env ids {unknown_envs}: not the suite's; expected some of "
@@ -322,8 +324,6 @@ def run(workdir: str, episodes: int = 500, steps: int = 6000, encoder: dict | No
     if test_envs and test_episodes < 1:
         raise ValueError(f"test_episodes={test_episodes}; expected >= 1 per test env")
     start = time.perf_counter()
-    if not train_envs:
-        raise ValueError("train_envs is empty; expected at least one suite env to train on")
     states = collect_states(episodes, seed, tuple(train_envs), perturb=perturb)
     train_states, test = split(states, held_out)
     predict, losses, encoder_params = train(train_states, encoder, steps, batch_size,
