@@ -18,10 +18,10 @@ import dataclasses
 from typing import Literal, Optional
 
 HOLD_DISTANCE = 0.08
-RECOLOUR_VALUE = (0.05, 1.0)
 HELD_CLEARANCE = 0.01  # info["held"]: closed gripper, near, and this far off the table
 PLACE_TOLERANCE = 0.03
 NUM_OBJECTS = 3
+RECOLOUR_VALUE = (0.05, 1.0)  # HSV value range of a random colour (TaskSpec.recolour_*)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +82,7 @@ TASKS = {t.env_id: t for t in TRAIN_TASKS + TEST_TASKS + RECOLOURED_TRAIN_TASKS}
 # by name: experiments.collect_data's config variants, experiments.probe_encoder's
 # --train_envs.
 TRAINING_SETS = {
-    "library": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrain-v0"),
+    "library": tuple(t.env_id for t in TRAIN_TASKS),
     "recoloured": ("parrot/GraspTrainRecoloured-v0", "parrot/PickPlaceTrainRecoloured-v0"),
     "container_colours": ("parrot/GraspTrain-v0", "parrot/PickPlaceTrainContainerColours-v0"),
 }
