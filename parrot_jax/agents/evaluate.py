@@ -59,11 +59,11 @@ def refuse_overwrite(out: str, evaluation: dict) -> None:
             old = json.load(f)
     except (OSError, ValueError):
         old = None
-    required = {"step", "deterministic", "seed", "episodes"}
+    required = set(SAME_EVALUATION) - {"critic_samples"}  # older summaries lack it
     if not (isinstance(old, dict) and required <= old.keys()):
         raise ValueError(f"{out} exists and is not an evaluation summary; not overwritten: "
                          "pass --out=PATH to write elsewhere")
-    old = {"critic_samples": 1, **old}  # older summaries lack it: they sampled once
+    old = {"critic_samples": 1, **old}  # those older summaries sampled once
     differ = {k: (old[k], evaluation[k]) for k in SAME_EVALUATION if old[k] != evaluation[k]}
     if differ:
         raise ValueError(
