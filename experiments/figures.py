@@ -95,9 +95,14 @@ def training_eval_actions(workdir: str, seeds: list[list[str]]) -> str:
 
 def final_agents(workdir: str, seeds: list[list[str]]) -> dict[str, dict]:
     """``{way of acting: {"steps", "successes", "episodes", "rates" (one per seed, at its
-    last checkpoint evaluated that way), "first_steps", "first_rates" (at its first),
-    "mean", "std", "first_mean", "seeds"}}``; a seed of several runs (one per task) counts
-    when all of them were evaluated, at their mean."""
+    last checkpoint evaluated that way), "first_steps", "first_successes",
+    "first_episodes", "first_rates" (at its first), "mean", "std", "first_mean",
+    "pooled", "first_pooled", "seeds"}}``; a seed of several runs (one per task) counts
+    when all of them were evaluated, at their mean.
+
+    ``mean`` is the mean of the seeds' rates; ``pooled`` is sum(successes) / sum(episodes)
+    over the seeds, which weighs each episode alike where seeds were scored on different
+    episode counts (a seed's 600 episodes against another's 200)."""
     per_mode: dict[str, dict] = {}
     for runs in seeds:
         groups: dict[str, list[list[dict]]] = {}
@@ -109,17 +114,22 @@ def final_agents(workdir: str, seeds: list[list[str]]) -> dict[str, dict]:
             if len(evaluated) < len(runs):
                 continue
             row = per_mode.setdefault(mode, {k: [] for k in (
-                "steps", "successes", "episodes", "rates", "first_steps", "first_rates")})
+                "steps", "successes", "episodes", "rates", "first_steps", "first_successes",
+                "first_episodes", "first_rates")})
             lasts, firsts = [g[-1] for g in evaluated], [g[0] for g in evaluated]
             row["steps"].append(min(s["step"] for s in lasts))
             row["successes"].append(sum(s["successes"] for s in lasts))
             row["episodes"].append(sum(s["episodes"] for s in lasts))
             row["rates"].append(float(np.mean([s["success_rate"] for s in lasts])))
             row["first_steps"].append(max(s["step"] for s in firsts))
+            row["first_successes"].append(sum(s["successes"] for s in firsts))
+            row["first_episodes"].append(sum(s["episodes"] for s in firsts))
             row["first_rates"].append(float(np.mean([s["success_rate"] for s in firsts])))
     for row in per_mode.values():
         row.update(mean=float(np.mean(row["rates"])), std=float(np.std(row["rates"])),
-                   first_mean=float(np.mean(row["first_rates"])), seeds=len(row["rates"]))
+                   first_mean=float(np.mean(row["first_rates"])), seeds=len(row["rates"]),
+                   pooled=sum(row["successes"]) / sum(row["episodes"]),
+                   first_pooled=sum(row["first_successes"]) / sum(row["first_episodes"]))
     return per_mode
 
 
@@ -175,18 +185,24 @@ def _final_agents_table(data: dict) -> list[str]:
             for mode, f in c.get("final", {}).items():
                 seeds = ", ".join(f"{s} of {e}" for s, e in zip(f["successes"], f["episodes"]))
                 ratio = (f"{f['mean'] / f['first_mean']:.2f}x" if f["first_mean"] else "-")
+                pooled = (f"{sum(f['successes'])} of {sum(f['episodes'])} vs "
+                          f"{sum(f['first_successes'])} of {sum(f['first_episodes'])}")
+                if f["first_pooled"]:
+                    pooled += f": {f['pooled'] / f['first_pooled']:.2f}x"
                 first, last = rl_curves.span(f["first_steps"]), rl_curves.span(f["steps"])
                 rows.append(f"| {panel['title']} | {c['label']} | {mode} | "
                             f"{f['seeds']} of {len(c['runs'])} | {first}: "
                             f"{f['first_mean']:.3f} | {last}: {seeds} | "
-                            f"{_cell(f['mean'], f['std'], f['seeds'])} | {ratio} |")
+                            f"{_cell(f['mean'], f['std'], f['seeds'])} | {ratio} | {pooled} |")
     if not rows:
         return []
     return ["", "Checkpoints scored by `experiments.evaluate` (`RUN/eval/*.json`): each "
-            "seed's first and last, mean ± std over seeds.", "",
+            "seed's first and last, mean ± std over seeds; last / first of the means, and "
+            "of the episodes pooled over seeds (which weighs each episode alike where seeds "
+            "were scored on different episode counts).", "",
             "| panel | method | actions | seeds | first checkpoint: success | last checkpoint: "
-            "successes per seed | last: success | last / first |",
-            "|---|---|---|---|---|---|---|---|", *rows]
+            "successes per seed | last: success | last / first | pooled: last vs first |",
+            "|---|---|---|---|---|---|---|---|---|", *rows]
 
 
 def plot_curves(data: dict, out: str) -> None:

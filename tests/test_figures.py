@@ -112,10 +112,18 @@ def test_final_agents_and_how_the_runs_acted(sweep):
     assert final["mode"]["seeds"] == 1 and final["mode"]["rates"] == [0.3]
     np.testing.assert_allclose(final["sampled"]["first_rates"], [0.45, 0.2])
     assert final["sampled"]["first_steps"] == [10, 20]
+    # Pooled: 130 of 800 episodes at the last checkpoints against 130 of 400 at the first
+    # (0.50x), where the mean of the rates reads 0.175 / 0.325 = 0.54x.
+    assert final["sampled"]["first_successes"] == [90, 40]
+    assert final["sampled"]["first_episodes"] == [200, 200]
+    np.testing.assert_allclose([final["sampled"]["pooled"], final["sampled"]["first_pooled"]],
+                               [130 / 800, 130 / 400])
     assert ("| T | A | sampled | 2 of 3 | 10-20: 0.325 | 20: 90 of 600, 40 of 200 | "
-            "0.17 ± 0.03 | 0.54x |") in table
-    assert "| T | A | mode | 1 of 3 | 20: 0.300 | 20: 30 of 100 | 0.30 | 1.00x |" in table
-    assert "| U and V | C | sampled | 1 of 2 | 10: 0.200 | 10: 40 of 200 | 0.20 | 1.00x |" in table
+            "0.17 ± 0.03 | 0.54x | 130 of 800 vs 130 of 400: 0.50x |") in table
+    assert ("| T | A | mode | 1 of 3 | 20: 0.300 | 20: 30 of 100 | 0.30 | 1.00x | "
+            "30 of 100 vs 30 of 100: 1.00x |") in table
+    assert ("| U and V | C | sampled | 1 of 2 | 10: 0.200 | 10: 40 of 200 | 0.20 | 1.00x | "
+            "40 of 200 vs 40 of 200: 1.00x |") in table
 
 
 def test_unknown_or_missing_figures_are_named(sweep, tmp_path_factory):
