@@ -98,6 +98,9 @@ def test_final_agents_and_how_the_runs_acted(sweep):
     _scored(sweep, "rl/a/T/seed0", 20, 70, 400, seed=2_000_000)
     _scored(sweep, "rl/a/T/seed1", 20, 40, 200)
     _scored(sweep, "rl/a/T/seed1", 20, 30, 100, deterministic=True)
+    # B: a start without a success gives no ratio, only the counts.
+    _scored(sweep, "rl/b/T/seed1", 0, 0, 100)
+    _scored(sweep, "rl/b/T/seed1", 20, 3, 100)
     # C: a seed counts only when both of its tasks were scored.
     _scored(sweep, "rl/c/U/seed0", 10, 10, 100)
     _scored(sweep, "rl/c/V/seed0", 10, 30, 100)
@@ -122,6 +125,8 @@ def test_final_agents_and_how_the_runs_acted(sweep):
             "0.17 ± 0.03 | 0.54x | 130 of 800 vs 130 of 400: 0.50x |") in table
     assert ("| T | A | mode | 1 of 3 | 20: 0.300 | 20: 30 of 100 | 0.30 | 1.00x | "
             "30 of 100 vs 30 of 100: 1.00x |") in table
+    assert ("| T | B | sampled | 1 of 3 | 0: 0.000 | 20: 3 of 100 | 0.03 | - | "
+            "3 of 100 vs 0 of 100 |") in table
     assert ("| U and V | C | sampled | 1 of 2 | 10: 0.200 | 10: 40 of 200 | 0.20 | 1.00x | "
             "40 of 200 vs 40 of 200: 1.00x |") in table
 
