@@ -43,7 +43,9 @@ device-check: $(VENV)/.installed
 	$(PY) -m benchmarks.device_check --out_dir=benchmarks/results
 
 # Python 3.12 wheels the GPU machine's image lacks (its JAX, flax, optax, orbax are there),
-# for benchmarks/device_check.sh and experiments/device_rl.sh. pybullet has no such wheel in
+# for benchmarks/device_check.sh and experiments/device_rl.sh: every runtime requirement
+# the lease's programs import (tests/test_device_wheels.py keeps this list, its pins and
+# requirements.txt in step). pybullet has no such wheel in
 # the registry: it is built once from its sdist with a local Python 3.12 (PY312; pyenv's
 # where there is one) into $(WHEEL_BUILD)/, then slimmed to fit a call's 64 MiB
 # (benchmarks/slim_wheel.py).
@@ -57,7 +59,9 @@ device-wheels: $(PYBULLET_WHEEL) $(VENV)/.installed
 	rm -rf .whl && python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 		--platform manylinux2014_x86_64 -d .whl distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 \
-		dm-tree==0.1.10 ml_collections==1.1.0 gast==0.7.0 decorator==5.3.1
+		dm-tree==0.1.10 ml_collections==1.1.0 gast==0.7.0 decorator==5.3.1 six==1.17.0 \
+		gymnasium==1.4.0 cloudpickle==3.1.2 imageio==2.38.1 pillow==13.0.0 packaging==26.4 \
+		tensorboardX==2.6.5 tqdm==4.70.1
 	$(PY) -m benchmarks.slim_wheel --wheel=$(PYBULLET_WHEEL) --out_dir=.whl
 
 # The prior for experiments/device_rl.sh, small enough to carry: PRIOR's config and its
