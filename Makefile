@@ -44,7 +44,7 @@ device-check: $(VENV)/.installed
 
 # Python 3.12 wheels the GPU machine's image lacks (its JAX, flax, optax, orbax are there),
 # for benchmarks/device_check.sh and experiments/device_rl.sh: every runtime requirement
-# the lease's programs import (tests/test_device_wheels.py keeps this list, its pins and
+# the lease's programs import (tests/test_device_rl.py keeps this list, its pins and
 # requirements.txt in step). pybullet has no such wheel in
 # the registry: it is built once from its sdist with a local Python 3.12 (PY312; pyenv's
 # where there is one) into $(WHEEL_BUILD)/, then slimmed to fit a call's 64 MiB

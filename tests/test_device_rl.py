@@ -16,10 +16,11 @@ SCRIPT = os.path.join("experiments", "device_rl.sh")
 # lease's programs, or carried by `make device-wheels` (everything else)
 ON_THE_IMAGE = {"absl-py", "flax", "jax", "jaxlib", "numpy", "optax", "orbax-checkpoint",
                 "scipy"}
-NOT_ON_THE_LEASE = {"h5py": "h5py", "matplotlib": "matplotlib", "minari": "minari",
-                    "submitit": "submitit"}  # distribution: module
+NOT_ON_THE_LEASE = {"h5py", "matplotlib", "minari", "submitit"}  # each its module's name
 
-_BLOCKER = """import sys
+# imported at every Python start-up with its folder on PYTHONPATH; leaves a mark it ran
+_BLOCKER = """import os, sys
+open(os.path.join(os.path.dirname(__file__), "ran"), "w").close()
 class _NotOnTheLease:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
@@ -68,13 +69,14 @@ def test_trains_evaluates_and_copies_the_small_outputs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        _BLOCKER.format(blocked=set(NOT_ON_THE_LEASE.values())))
+        _BLOCKER.format(blocked=NOT_ON_THE_LEASE))
     result = _run(["600", prior, "--config.eval_every=60", "--config.checkpoint_every=60",
                    "--config.num_envs=2"], tmp_path,
                   DEVICE_RL_CONFIG="experiments/configs/rl.py:tiny",
                   DEVICE_RL_WORKDIR=str(workdir), DEVICE_RL_EPISODES="3",
                   PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (site / "ran").exists()
     out = tmp_path / "out"
     # the recipe's flags reached the run (the run's own record of its config)
     config = json.loads((workdir / "config.json").read_text())
