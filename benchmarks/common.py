@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Callable
 
-from parrot_jax import io, provenance
+from parrot_jax import host_memory, io, provenance
 
 
 def machine() -> dict:
@@ -23,8 +23,10 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    # the allocator policy (parrot_jax/host_memory.py): page faults are a third of a CPU
+    # update's time without it on this project's VM
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "host_allocator": host_memory.applied()}
 
 
 def versions(*packages: str) -> dict:

@@ -35,6 +35,7 @@ _FULL = {
         ("paper", PAPER_SAC, 256, 1, 1),
         ("cpu", CPU_SAC, 64, 5, 1),
         ("cpu", CPU_SAC, 64, 8, 4),
+        ("cpu", CPU_SAC, 256, 2, 1),  # Figure 5's CPU recipe (README "Measured: Figure 5")
     ],
     "acting": {"network": CPU_SAC, "prior_model": PAPER_FLOW, "batches": (1, 4, 16, 256),
                "steps": 20},

@@ -31,6 +31,7 @@ def test_result_describes_machine_devices_versions_and_goals(quick):
     result, _ = quick
     assert result["suite"] == "quick" and list(result["sections"]) == list(run.SECTIONS)
     assert result["machine"]["cores"] >= 1 and result["machine"]["cpu"]
+    assert result["machine"]["host_allocator"] in ("retain", "system")
     assert result["devices"]["platform"] == "cpu" and result["devices"]["count"] >= 1
     for package in ("jax", "jaxlib", "flax", "pybullet", "torch"):
         assert package in result["versions"]
