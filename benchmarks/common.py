@@ -23,7 +23,7 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    # the allocator policy (parrot_jax/host_memory.py): page faults are a third of a CPU
+    # the allocator policy (parrot_jax/host_memory.py): page faults are a quarter of a CPU
     # update's time without it on this project's VM
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "host_allocator": host_memory.applied()}

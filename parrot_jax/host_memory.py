@@ -5,8 +5,9 @@ XLA:CPU allocates each call's buffers (its temporaries as one block: 138 MB for 
 the call ends. glibc gives each thread an arena of at most 64 MB per heap and serves a
 larger request from such a thread with a fresh ``mmap``, returned to the kernel by
 ``munmap`` on free; so every update writes its temporaries into new pages, one page fault
-per 4 KiB (about 35,000 per update there; on this project's VM a third of the update's
-time). The ``retain`` policy sets, through ``mallopt`` (process-wide, no numbers change):
+per 4 KiB (about 35,000 per update there; on this project's VM a quarter of the
+update's time). The ``retain`` policy sets, through ``mallopt`` (process-wide; no number
+changes):
 
     M_ARENA_MAX = 1           every thread allocates from the main heap, which grows
                               without the 64 MB bound
@@ -28,9 +29,9 @@ CPU, i.e. ``$JAX_PLATFORMS`` starts with ``cpu`` or no GPU/TPU plugin of JAX is 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import importlib.util
 import os
+import sys
 
 ENV_VAR = "PARROT_JAX_MALLOC"
 POLICIES = ("auto", "retain", "system")
@@ -65,24 +66,26 @@ def computes_on_cpu() -> bool:
 
 
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+    """The process's C library if it is glibc (``mallopt``'s parameters are glibc's)."""
+    if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(name)
+    libc = ctypes.CDLL(None)  # the symbols already loaded: no search (find_library forks)
     return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def configure(name: str | None = None) -> str:
-    """Apply ``name`` (default: ``policy()``) and return what was applied: "retain" or
-    "system" ("system" also where the C library is not glibc). Idempotent; "system" after
-    "retain" does not undo it (the heap's arenas are already in use)."""
+    """Apply ``name`` (default: ``policy()``) and return what this process now runs with:
+    "retain" or "system" ("system" also where the C library is not glibc). Idempotent;
+    "retain" is never undone (the heap's arenas are in use)."""
     global _applied
     name = policy() if name is None else name
     if name not in POLICIES:
         raise ValueError(f"allocator policy {name!r}; expected one of {POLICIES}")
     if name == "auto":
         name = "retain" if computes_on_cpu() else "system"
-    if name == "retain" and _applied != "retain":
+    if _applied == "retain":
+        return _applied
+    if name == "retain":
         libc = _glibc()
         if libc is None:
             name = "system"
@@ -90,8 +93,8 @@ def configure(name: str | None = None) -> str:
             for param, value in RETAIN:
                 if libc.mallopt(param, value) != 1:
                     raise OSError(f"mallopt({param}, {value}) failed")
-    _applied = name if _applied != "retain" else "retain"
-    return _applied
+    _applied = name
+    return name
 
 
 def applied() -> str | None:
