@@ -83,3 +83,13 @@ def test_bad_policies_are_named(monkeypatch):
         host_memory.policy()
     with pytest.raises(ValueError, match=r"allocator policy 'huge'"):
         host_memory.configure("huge")
+
+
+def test_a_bad_policy_at_import_warns_and_keeps_the_defaults():
+    env = dict(os.environ, PARROT_JAX_MALLOC="jemalloc", PYTHONPATH=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", "import parrot_jax; from parrot_jax import host_memory; "
+         "print(host_memory.applied())"],
+        env=env, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["None"]
+    assert "PARROT_JAX_MALLOC='jemalloc'" in out.stderr and "defaults kept" in out.stderr
