@@ -34,6 +34,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "First env seed; also seeds the training
 _POSITIONS = flags.DEFINE_bool(
     "positions", False, "Also read the end effector's position and every object's offset from "
     "it (a third head), to tell where the nearest offset's error comes from.")
+_STATE_HEADS = flags.DEFINE_bool(
+    "state_heads", False, "Also read whether the gripper is open, whether some object is "
+    "held, and the container's offset from the end effector (three more heads).")
 _AUGMENT_PAD = flags.DEFINE_integer(
     "augment_pad", 4, "Random shifts of up to this many pixels (0: none; the prior's: 4).",
     lower_bound=0)
@@ -63,7 +66,7 @@ def main(argv):
     result = run(_WORKDIR.value, _EPISODES.value, _STEPS.value, encoder, _HELD_OUT.value,
                  _BATCH.value, _SEED.value, _POSITIONS.value,
                  _AUGMENT_PAD.value, _PERTURB.value, test_envs, _TEST_EPISODES.value,
-                 train_envs)
+                 train_envs, _STATE_HEADS.value)
     with open(os.path.join(_WORKDIR.value, "probe.md")) as f:
         print(f.read())
     print(f"wrote {_WORKDIR.value}/probe.json, probe.md, encoder/ "

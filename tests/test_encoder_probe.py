@@ -173,3 +173,61 @@ def test_run_trains_on_the_envs_it_is_given(tmp_path):
     assert result["train_states"] + result["test_states"] == 2 * 25  # one env's episodes
     config = saved_encoder.read_config(str(tmp_path / encoder_probe.ENCODER_DIR))
     assert config["train_envs"] == ["parrot/GraspTrainRecoloured-v0"]
+
+
+def test_states_hold_the_gripper_an_object_held_and_the_container(states):
+    n = len(states.frames)
+    assert states.held.shape == (n,) and states.held.dtype == bool
+    grasp, place = states.env == 0, states.env == 1  # GraspTrain, then PickPlaceTrain
+    # every scripted episode lifts its object, so some states hold one, never while open
+    assert states.held[grasp].any() and states.held[place].any()
+    assert not (states.held & states.opened).any() and not states.held[0]
+    np.testing.assert_array_equal(states.has_container, place)
+    assert (states.container[grasp] == 0).all()
+    # the container stands still while the gripper moves: container + ee is constant
+    for episode in np.unique(states.episode[place]):
+        m = states.episode == episode
+        where = states.container[m] + states.ee[m]
+        np.testing.assert_allclose(where, np.broadcast_to(where[0], where.shape), atol=1e-5)
+        assert 0.05 < np.linalg.norm(states.container[m][0]) < 0.6
+
+
+def test_state_errors_against_known_predictions(states):
+    train, test = encoder_probe.split(states, held_out=0.5)
+    perfect = {"p_open": test.opened.astype(float), "p_held": test.held.astype(float),
+               "container": test.container + np.array([0.0, 0.03, 0.0], np.float32)}
+    out = encoder_probe.errors(train, test, test.offsets, test.closes.astype(float),
+                               None, perfect)["state"]
+    for name, truth in (("gripper_open", test.opened), ("held", test.held)):
+        assert out[name]["p_at_true"] == 1.0 and out[name]["p_at_false"] == 0.0
+        assert out[name]["accuracy"] == 1.0 and out[name]["true_states"] == truth.sum()
+    has = test.has_container
+    assert out["container"]["states"] == has.sum() > 0
+    np.testing.assert_allclose(out["container"]["probe_mae_cm"], [0.0, 3.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(
+        out["container"]["constant_mae_cm"],
+        np.abs(train.container[train.has_container].mean(0) - test.container[has]).mean(0)
+        * 100, rtol=1e-5)
+    flipped = dict(perfect, p_held=1.0 - test.held)  # every held decision wrong
+    assert encoder_probe.errors(train, test, test.offsets, test.closes.astype(float), None,
+                                flipped)["state"]["held"]["accuracy"] == 0.0
+    assert "state" not in encoder_probe.errors(train, test, test.offsets,
+                                               test.closes.astype(float))
+
+
+def test_run_with_state_heads_reports_and_saves_them(tmp_path):
+    from parrot_jax.networks import saved_encoder
+
+    result = encoder_probe.run(str(tmp_path), episodes=2, steps=3, encoder=TINY, held_out=0.5,
+                               batch_size=4, positions=True, state_heads=True)
+    assert result["state_heads"] is True
+    state = result["state"]
+    assert 0.0 <= state["held"]["accuracy"] <= 1.0
+    assert np.isfinite(state["container"]["probe_mae_cm"]).all()
+    assert "state" in result["on_training_states"]
+    md = (tmp_path / "probe.md").read_text()
+    assert "- some object held: " in md and "- the container from the end effector" in md
+    assert saved_encoder.read_config(str(tmp_path / "encoder"))["state_heads"] is True
+    plain = encoder_probe.run(str(tmp_path / "plain"), episodes=2, steps=2, encoder=TINY,
+                              held_out=0.5, batch_size=4)
+    assert plain["state_heads"] is False and "state" not in plain
