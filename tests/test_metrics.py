@@ -4,12 +4,16 @@ import glob
 import json
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 from tensorboardX.proto import event_pb2
 
 from parrot_jax import metrics
 from parrot_jax.metrics import MetricWriter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _log(workdir, steps, resume_step=None, offset=0.0):
@@ -87,3 +91,23 @@ def test_disabled_writer_writes_nothing(tmp_path):
     with MetricWriter(str(tmp_path / "w"), enabled=False) as writer:
         writer.write(0, {"a": 1.0})
     assert not os.path.exists(tmp_path / "w")
+
+
+def test_the_writer_leaves_torch_unimported_and_importable(tmp_path):
+    """tensorboardX would import torch (1.0-1.5 s a binary) only to accept its tensors."""
+    code = f"""
+import importlib.util, sys
+from parrot_jax.metrics import MetricWriter
+with MetricWriter({str(tmp_path)!r}) as writer:
+    writer.write(1, {{"loss": 0.5}})
+print("torch" in sys.modules)
+if importlib.util.find_spec("torch") is not None:
+    import torch
+    print(torch.zeros(2).sum().item())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.split()
+    assert lines[0] == "False" and lines[1:] in ([], ["0.0"])
+    assert [json.loads(l)["loss"] for l in open(tmp_path / metrics.JSONL)] == [0.5]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import os
 import queue
 import signal
@@ -33,7 +32,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import tqdm
 
-from parrot_jax import io, provenance
+from parrot_jax import forkserver, io, provenance
 from parrot_jax.data import format as fmt
 from parrot_jax.data import dataset as dataset_lib
 from parrot_jax.envs import containers, objects, rollout, scripted, tasks
@@ -343,7 +342,7 @@ def _run(settings: Settings, workdir: str, jobs: list[tuple[int, int]], workers:
             for env in envs.values():
                 env.close()
         return
-    ctx = mp.get_context("forkserver")
+    ctx = forkserver.context(__name__)  # the workers' imports, made once by the server
     todo, events = ctx.Queue(), ctx.Queue()
     for job in jobs:
         todo.put(job)

@@ -38,7 +38,9 @@ starts workers in ~0.2 s for the first pool, ~15 ms after. ``"fork"`` (~15 ms) m
 used once JAX or a PyBullet client runs in the parent (it copies locks and connections).
 ``"spawn"``: ~0.5 s. Factories are sent with cloudpickle (lambdas and ``__main__`` classes
 work; other classes are imported by module name in the workers). The forkserver preloads
-the env modules, so these must not connect to PyBullet at import time.
+the env modules, so these must not connect to PyBullet at import time, and what the main
+module imported (``parrot_jax.forkserver``: each worker runs the main module again, and
+without its imports in the server a pool started by one of our binaries took 2.4 s).
 Not thread-safe: use a pool from one thread.
 """
 
@@ -61,6 +63,8 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
+
+from parrot_jax import forkserver
 
 EnvFactory = Callable[[], gym.Env]
 
@@ -218,14 +222,12 @@ class EnvPool:
                         for b in np.array_split(np.arange(self.num_envs), self.num_workers)]
         self.env_ids = [_origin(f)[0] for f in fns]
         try:
-            ctx = mp.get_context(context)
+            ctx = forkserver.context(__name__, *(_origin(f)[1] for f in fns)) if (
+                context == "forkserver") else mp.get_context(context)
             # Imported by each worker before it builds its envs: a forkserver started
             # earlier in this process (by another pool) has not preloaded them.
             origins = tuple(m for m in dict.fromkeys(_origin(f)[1] for f in fns)
                             if m and m != "__main__")
-            if context == "forkserver":  # imported once by the server, so workers start fast
-                modules = ["__main__", __name__] + [_origin(f)[1] for f in fns]
-                ctx.set_forkserver_preload([m for m in dict.fromkeys(modules) if m])
             self._selector = selectors.DefaultSelector()  # an answer or a death wakes us up
             for w, sl in enumerate(self._slices):
                 parent_conn, child_conn = ctx.Pipe()

@@ -2,8 +2,11 @@
 
 import contextlib
 import functools
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import gymnasium as gym
@@ -333,3 +336,15 @@ def test_parrot_env_pool_matches_sequential_envs():
                 obs, _ = env.reset()
             np.testing.assert_array_equal(pooled[t + 1][3][i], obs)  # autoreset obs too
         env.close()
+
+
+def test_the_forkserver_imports_what_a_python_m_main_imported():
+    """A worker runs the main module again; from a ``python -m`` binary that used to import
+    JAX anew in every worker of every pool (2.4 s a pool on a 2-core VM). The server now
+    imports the main's imports once, and the main's flags are still defined once a worker."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "tests.envs.forkserver_main"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"server_has_jax": [True, True], "main": ["__mp_main__", "__mp_main__"]}
