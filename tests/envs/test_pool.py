@@ -341,7 +341,8 @@ def test_parrot_env_pool_matches_sequential_envs():
 def test_the_forkserver_imports_what_a_python_m_main_imported():
     """A worker runs the main module again; from a ``python -m`` binary that used to import
     JAX anew in every worker of every pool (2.4 s a pool on a 2-core VM). The server now
-    imports the main's imports once, and the main's flags are still defined once a worker."""
+    imports the main's imports once; each worker still runs the main module (as
+    ``__mp_main__``), whose flags it defines once."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-m", "tests.envs.forkserver_main"], cwd=root,
                           capture_output=True, text=True, timeout=120)
