@@ -20,12 +20,14 @@ def main_imports() -> list[str]:
     """The modules ``__main__`` holds (``import m``, ``from pkg import m``) or took names
     from (``from m import f``), in its namespace's order.
 
-    The main module itself is never named, under either name: imported by the server as a
-    module, it would define its flags a second time in each child's run of it."""
+    Nothing for a main that children do not run again (``python -c``, an interactive
+    session, a notebook: no module name and no file). The main module itself is never
+    named, under either name: imported by the server as a module, it would define its
+    flags a second time in each child's run of it."""
     main = sys.modules.get("__main__")
-    if main is None:
-        return []
     own = getattr(getattr(main, "__spec__", None), "name", None)
+    if main is None or (own is None and getattr(main, "__file__", None) is None):
+        return []
     names = []
     for value in list(vars(main).values()):
         try:

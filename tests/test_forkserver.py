@@ -32,6 +32,14 @@ def test_main_imports_name_modules_and_where_names_came_from(monkeypatch):
                                          "parrot_jax.envs.pool"]
 
 
+def test_a_main_children_do_not_run_again_preloads_nothing(monkeypatch):
+    main = _main(monkeypatch, np=np)
+    main.__spec__ = None  # as for `python -c` or a notebook: no name and no file
+    assert forkserver.main_imports() == []
+    main.__file__ = "/path/to/script.py"  # a script: its children run it again
+    assert forkserver.main_imports() == ["numpy"]
+
+
 def test_a_name_whose_lookup_raises_is_skipped(monkeypatch):
     class Proxy:
         def __getattribute__(self, name):
