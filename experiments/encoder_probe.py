@@ -81,6 +81,11 @@ class States:
         minus it (``offsets`` is the shortest of those)."""
         return np.concatenate([self.ee[:, None], self.objects - self.ee[:, None]], axis=1)
 
+    def container_mean(self) -> np.ndarray:
+        """(3,) m: the mean container offset over the states that have one (zero if none)."""
+        has = self.has_container
+        return self.container[has].mean(axis=0) if has.any() else np.zeros(3, np.float32)
+
 
 def collect_states(episodes: int, seed: int = 0,
                    env_ids: tuple[str, ...] = TRAIN_ENV_IDS, perturb: float = 0.0) -> States:
@@ -153,8 +158,7 @@ def train(states: States, encoder: dict, steps: int, batch_size: int = 64,
     targets = states.positions() if positions else np.zeros((len(states.frames), 0, 3))
     mean = targets.mean(axis=0) * CM  # the positions head predicts about the mean
     has = states.has_container
-    container_mean = (states.container[has].mean(axis=0) * CM if has.any()
-                      else np.zeros(3, np.float32))
+    container_mean = states.container_mean() * CM
     model = Probe(encoder, targets.shape[1], state_heads)
     params = model.init(jax.random.key(seed), states.frames[:1])
     tx = optax.chain(optax.clip_by_global_norm(10.0),
@@ -292,8 +296,7 @@ def _state_errors(train_states: States, test: States, pred: dict) -> dict:
                 "p_at_false": float(p[~truth].mean()) if (~truth).any() else None,
                 "accuracy": float(((p > 0.5) == truth).mean()) if len(truth) else None}
 
-    has, had = test.has_container, train_states.has_container
-    constant = train_states.container[had].mean(axis=0) if had.any() else np.zeros(3)
+    has, constant = test.has_container, train_states.container_mean()
     return {"gripper_open": binary(pred["p_open"], test.opened),
             "held": binary(pred["p_held"], test.held),
             "container": {

@@ -222,12 +222,13 @@ class EnvPool:
                         for b in np.array_split(np.arange(self.num_envs), self.num_workers)]
         self.env_ids = [_origin(f)[0] for f in fns]
         try:
-            ctx = forkserver.context(__name__, *(_origin(f)[1] for f in fns)) if (
-                context == "forkserver") else mp.get_context(context)
-            # Imported by each worker before it builds its envs: a forkserver started
-            # earlier in this process (by another pool) has not preloaded them.
+            # The env modules: preloaded by a forkserver this pool starts, and imported by
+            # each worker before it builds its envs (one started earlier in this process,
+            # by another pool, has not preloaded them).
             origins = tuple(m for m in dict.fromkeys(_origin(f)[1] for f in fns)
                             if m and m != "__main__")
+            ctx = (forkserver.context(__name__, *origins) if context == "forkserver"
+                   else mp.get_context(context))
             self._selector = selectors.DefaultSelector()  # an answer or a death wakes us up
             for w, sl in enumerate(self._slices):
                 parent_conn, child_conn = ctx.Pipe()
