@@ -1,13 +1,16 @@
-"""parrot_jax.forkserver: which of the main module's names the server preloads."""
+"""parrot_jax.forkserver: which of the main module's names the server preloads, and children
+started without the main module."""
 
 import importlib.util
 import multiprocessing as mp
 from multiprocessing import forkserver as mp_forkserver
+from multiprocessing import spawn
 import sys
 import types
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 from parrot_jax import forkserver
 from parrot_jax.envs import pool
@@ -56,3 +59,23 @@ def test_context_preloads_main_its_imports_and_the_given_modules(monkeypatch):
     ctx = forkserver.context("parrot_jax.envs.pool", None, "numpy")
     assert ctx is mp.get_context("forkserver")
     assert server._preload_modules == ["__main__", "numpy", "parrot_jax.envs.pool"]
+
+
+def test_context_without_main_preloads_only_the_given_modules(monkeypatch):
+    _main(monkeypatch, np=np)
+    server = mp_forkserver._forkserver
+    monkeypatch.setattr(server, "_preload_modules", list(server._preload_modules))
+    forkserver.context("parrot_jax.envs.pool", "parrot_jax.envs.pool", main=False)
+    assert server._preload_modules == ["parrot_jax.envs.pool"]
+
+
+def test_children_started_without_main_are_not_told_to_run_it(monkeypatch):
+    main = _main(monkeypatch, np=np)
+    assert spawn.get_preparation_data("x")["init_main_from_name"] == "tests.envs.forkserver_main"
+    with forkserver.without_main():
+        data = spawn.get_preparation_data("x")
+        assert "init_main_from_name" not in data and "init_main_from_path" not in data
+    assert sys.modules["__main__"] is main  # restored
+    with pytest.raises(KeyError), forkserver.without_main():
+        raise KeyError("an error inside the block")
+    assert sys.modules["__main__"] is main  # restored on an error too

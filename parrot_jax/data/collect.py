@@ -35,7 +35,7 @@ import tqdm
 from parrot_jax import forkserver, io, provenance
 from parrot_jax.data import format as fmt
 from parrot_jax.data import dataset as dataset_lib
-from parrot_jax.envs import containers, objects, rollout, scripted, tasks
+from parrot_jax.envs import containers, manipulation, objects, rollout, scripted, tasks
 from parrot_jax.envs.manipulation import ManipulationEnv
 
 # Settings that define the data; a resumed collection must use the same ones.
@@ -342,7 +342,8 @@ def _run(settings: Settings, workdir: str, jobs: list[tuple[int, int]], workers:
             for env in envs.values():
                 env.close()
         return
-    ctx = forkserver.context(__name__)  # the workers' imports, made once by the server
+    # The workers' imports, made once by the server; they need nothing from the main module
+    ctx = forkserver.context(__name__, *manipulation.WORKER_IMPORTS, main=False)
     todo, events = ctx.Queue(), ctx.Queue()
     for job in jobs:
         todo.put(job)
@@ -350,8 +351,9 @@ def _run(settings: Settings, workdir: str, jobs: list[tuple[int, int]], workers:
         todo.put(None)
     procs = [ctx.Process(target=_worker, args=(settings, workdir, todo, events, os.getpid()),
                          daemon=True, name=f"collect-{w}") for w in range(workers)]
-    for p in procs:
-        p.start()
+    with forkserver.without_main():
+        for p in procs:
+            p.start()
     try:
         remaining = len(jobs)
         while remaining:

@@ -41,6 +41,11 @@ import pybullet as p
 from parrot_jax.envs import containers, objects, scene, tasks
 from parrot_jax.envs.robot import Robot
 
+# What this module's envs import on their first reset (the meshes' convex hulls), which
+# `import parrot_jax.envs` leaves out; an EnvPool's forkserver imports it once for every
+# worker (0.2 s each otherwise).
+WORKER_IMPORTS = ("scipy.spatial",)
+
 XYZ_SCALE = 0.05  # metres per unit action
 ROT_SCALE = np.deg2rad(20.0)  # radians per unit action, as in the original suite
 RPY_LIMIT = np.array([0.5, 0.5, 1.57])

@@ -38,14 +38,16 @@ starts workers in ~0.2 s for the first pool, ~15 ms after. ``"fork"`` (~15 ms) m
 used once JAX or a PyBullet client runs in the parent (it copies locks and connections).
 ``"spawn"``: ~0.5 s. Factories are sent with cloudpickle (lambdas and ``__main__`` classes
 work; other classes are imported by module name in the workers). The forkserver preloads
-the env modules, so these must not connect to PyBullet at import time, and what the main
-module imported (``parrot_jax.forkserver``: each worker runs the main module again, and
-without its imports in the server a pool started by one of our binaries took 2.4 s).
+the env modules, so these must not connect to PyBullet at import time. Workers do not run
+the main module again unless a factory comes from it (``parrot_jax.forkserver``: a worker
+that ran a binary's main imported JAX and the rest, and a pool took 2.4 s to start; the
+server then preloads the main's imports instead).
 Not thread-safe: use a pool from one thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import multiprocessing as mp
@@ -90,6 +92,16 @@ def _origin(fn) -> tuple[str, str | None]:
             return spec.id, entry.split(":")[0] if isinstance(entry, str) else entry.__module__
         fn = fn.func
     return getattr(fn, "__qualname__", type(fn).__name__), getattr(fn, "__module__", None)
+
+
+def _worker_imports(module: str) -> tuple[str, ...]:
+    """``module.WORKER_IMPORTS``: what its envs import after construction, for the server
+    to preload (nothing where the module does not say, or does not import here: the
+    worker's own import then reports the error)."""
+    try:
+        return tuple(getattr(importlib.import_module(module), "WORKER_IMPORTS", ()))
+    except Exception:
+        return ()
 
 
 def _object_array(values: list) -> np.ndarray:
@@ -225,17 +237,23 @@ class EnvPool:
             # The env modules: preloaded by a forkserver this pool starts, and imported by
             # each worker before it builds its envs (one started earlier in this process,
             # by another pool, has not preloaded them).
-            origins = tuple(m for m in dict.fromkeys(_origin(f)[1] for f in fns)
-                            if m and m != "__main__")
-            ctx = (forkserver.context(__name__, *origins) if context == "forkserver"
-                   else mp.get_context(context))
+            modules = list(dict.fromkeys(_origin(f)[1] for f in fns))
+            origins = tuple(m for m in modules if m and m != "__main__")
+            # A factory from the main module (or of unknown origin) may need what running
+            # the main does (an env id it registers): only then do workers run it again.
+            needs_main = any(m in (None, "__main__") for m in modules)
+            # with what the env modules say their envs import later (WORKER_IMPORTS)
+            preload = [n for m in origins for n in (m, *_worker_imports(m))]
+            ctx = (forkserver.context(__name__, *preload, main=needs_main)
+                   if context == "forkserver" else mp.get_context(context))
             self._selector = selectors.DefaultSelector()  # an answer or a death wakes us up
             for w, sl in enumerate(self._slices):
                 parent_conn, child_conn = ctx.Pipe()
                 proc = ctx.Process(target=_worker, name=f"EnvPool-worker-{w}", daemon=True, args=(
                     cloudpickle.dumps(fns[sl]), list(range(sl.start, sl.stop)), child_conn,
                     origins))
-                proc.start()
+                with contextlib.nullcontext() if needs_main else forkserver.without_main():
+                    proc.start()
                 child_conn.close()
                 self._conns.append(parent_conn)
                 self._procs.append(proc)

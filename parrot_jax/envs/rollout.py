@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from parrot_jax import stats
+from parrot_jax import forkserver, stats
 from parrot_jax.envs import manipulation
 from parrot_jax.envs import phases as phases_lib
 from parrot_jax.envs import scripted
@@ -158,7 +158,11 @@ def scripted_success(env_ids: Sequence[str], episodes: int, seed: int = 0, horiz
     if workers == 1:
         counts = [_success_count(j) for j in jobs]
     else:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # its workers need this module, not the main one (parrot_jax.forkserver)
+        with forkserver.without_main():
+            pool = forkserver.context(__name__, *manipulation.WORKER_IMPORTS,
+                                      main=False).Pool(workers)
+        with pool:
             counts = pool.map(_success_count, jobs)
     totals = {env_id: 0 for env_id in env_ids}
     for env_id, n in counts:

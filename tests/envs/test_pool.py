@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from multiprocessing import forkserver as mp_forkserver
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+from parrot_jax.envs import pool as pool_lib
 from parrot_jax.envs.pool import EnvPool, EnvPoolError
 
 CTX = "fork"  # the test process runs no threads, so fork is safe here and starts fastest
@@ -338,14 +340,35 @@ def test_parrot_env_pool_matches_sequential_envs():
         env.close()
 
 
-def test_the_forkserver_imports_what_a_python_m_main_imported():
-    """A worker runs the main module again; from a ``python -m`` binary that used to import
-    JAX anew in every worker of every pool (2.4 s a pool on a 2-core VM). The server now
-    imports the main's imports once; each worker still runs the main module (as
-    ``__mp_main__``), whose flags it defines once."""
+@pytest.mark.parametrize("env, expected", [
+    # a library's env (our binaries'): the workers do not run the main module, and the
+    # server imports only what they use (JAX is not mapped in it)
+    ("library", {"server_has_jax": [False, False], "main": ["__main__", "__main__"]}),
+    # an env defined in the main module: each worker runs it again (as __mp_main__; its
+    # flags defined once), the server having imported the main's imports (JAX) once
+    ("main", {"server_has_jax": [True, True], "main": ["__mp_main__", "__mp_main__"]}),
+])
+def test_workers_of_a_python_m_main_import_only_what_they_need(env, expected):
+    """A worker runs the main module again unless told not to; from a ``python -m`` binary
+    that used to import JAX anew in every worker of every pool (2.4 s a pool on a 2-core
+    VM)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-m", "tests.envs.forkserver_main"], cwd=root,
+    done = subprocess.run([sys.executable, "-m", "tests.envs.forkserver_main", env], cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen == {"server_has_jax": [True, True], "main": ["__mp_main__", "__mp_main__"]}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_the_server_preloads_the_env_module_and_what_its_envs_import_later(monkeypatch):
+    """``parrot_jax.envs.manipulation`` builds its meshes' hulls with scipy at the first
+    reset (0.2 s a worker); the pool's forkserver imports it once for all of them."""
+    import parrot_jax.envs  # noqa: F401  (registers the ids)
+
+    server = mp_forkserver._forkserver  # the process's one server; its list is restored after
+    monkeypatch.setattr(server, "_preload_modules", list(server._preload_modules))
+    with EnvPool("parrot/PickUpCan-v0", 1, 1, env_kwargs={"horizon": 2}) as pool:
+        pool.reset(seed=0)
+    assert server._preload_modules[-3:] == ["parrot_jax.envs.pool",
+                                            "parrot_jax.envs.manipulation", "scipy.spatial"]
+    assert pool_lib._worker_imports("tests.envs.probe_env") == ()  # says nothing
+    assert pool_lib._worker_imports("no_such_module_here") == ()  # the worker will say
