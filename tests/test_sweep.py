@@ -13,9 +13,9 @@ from experiments import jobs, paper
 from experiments.configs import paper as paper_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The module fixture runs every figure's tiny sweep (40 jobs: 13 minutes alone on 2
-# cores; 24 beside the other pytest worker of `make test`, and over 30 on 2 Dec with an
-# RL run beside both): the same limit as its subprocess.
+# The module fixture runs every figure's tiny sweep (40 jobs: 4.7 minutes alone on 2 cores
+# on 7 Dec, 6.4 beside the other pytest worker of `make test`; it took 24 beside it and
+# over 30 with an RL run beside both on 2 Dec): the same limit as its subprocess.
 pytestmark = pytest.mark.timeout(2700)
 CONFIG = "--config=experiments/configs/paper.py:"
 
