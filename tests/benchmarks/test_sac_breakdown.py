@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from benchmarks import sac_breakdown
+from parrot_jax.pretrained.loop import FAST_COMPILE
 
 from tests.benchmarks.test_device_check import ROOT
 
@@ -29,30 +30,31 @@ def test_every_part_is_timed_and_counted():
 
 def test_the_variants_do_the_same_work_in_other_layouts():
     found = sac_breakdown.parts(sac_breakdown.NETWORKS["tiny"], 4, variants=True)
-    twice, stacked = (fn(*args) for fn, args in (found["trunk_fwd_bwd_twice"],
-                                                  found["trunk_fwd_bwd_2B"]))
+
+    def run(name):  # jitted as the benchmark runs it (XLA's optimisations off: 3x faster
+        fn, args = found[name]  # to compile than on, 2-3x faster than running op by op)
+        return jax.jit(fn, compiler_options=FAST_COMPILE)(*args)
+
+    twice, stacked = run("trunk_fwd_bwd_twice"), run("trunk_fwd_bwd_2B")
     # one pass over the 2B images: the sum of the two passes' parameter gradients
     np.testing.assert_allclose(jax.tree.leaves(stacked)[0],
                                jax.tree.leaves(twice[0])[0] + jax.tree.leaves(twice[1])[0],
                                rtol=1e-4, atol=1e-4)
-    sequential, vmapped = (fn(*args) for fn, args in (found["trunks_sequential_fwd_bwd"],
-                                                      found["trunks_vmapped_fwd_bwd"]))
+    sequential, vmapped = run("trunks_sequential_fwd_bwd"), run("trunks_vmapped_fwd_bwd")
     for a, b in zip(jax.tree.leaves(sequential), jax.tree.leaves(vmapped)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    plain = found["update"][0](*found["update"][1])[0]
-    bf16 = found["update_precision_bf16"][0](*found["update_precision_bf16"][1])[0]
+    plain, bf16 = run("update")[0], run("update_precision_bf16")[0]
     assert int(bf16.step) == int(plain.step) == 1
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(bf16.critic_params))
     # the bf16 trunks' update: the same parameter tree, float32, a step taken
-    trunks = found["update_bf16_trunks"][0](*found["update_bf16_trunks"][1])[0]
+    trunks = run("update_bf16_trunks")[0]
     assert int(trunks.step) == 1
     assert jax.tree.map(lambda x: (x.shape, x.dtype), trunks.critic_params) == \
         jax.tree.map(lambda x: (x.shape, x.dtype), plain.critic_params)
     for name in ("update_vmapped_trunks", "update_bf16_vmapped_trunks"):
-        state = found[name][0](*found[name][1])[0]
+        state = run(name)[0]
         assert int(state.step) == 1 and "trunks" in state.critic_params
-    grads = [fn(*args) for fn, args in (found["trunk_forward_backward"],
-                                        found["trunk_fwd_bwd_bf16_compute"])]
+    grads = [run("trunk_forward_backward"), run("trunk_fwd_bwd_bf16_compute")]
     for a, b in zip(*map(jax.tree.leaves, grads)):  # bfloat16's 8-bit mantissa
         np.testing.assert_allclose(b, a, rtol=0.1, atol=0.05 * float(np.abs(a).max()))
 
