@@ -242,10 +242,12 @@ class EnvPool:
             # A factory from the main module (or of unknown origin) may need what running
             # the main does (an env id it registers): only then do workers run it again.
             needs_main = any(m in (None, "__main__") for m in modules)
-            # with what the env modules say their envs import later (WORKER_IMPORTS)
-            preload = [n for m in origins for n in (m, *_worker_imports(m))]
-            ctx = (forkserver.context(__name__, *preload, main=needs_main)
-                   if context == "forkserver" else mp.get_context(context))
+            if context == "forkserver":  # with what the env modules' envs import later
+                ctx = forkserver.context(__name__, *(n for m in origins
+                                                     for n in (m, *_worker_imports(m))),
+                                         main=needs_main)
+            else:
+                ctx = mp.get_context(context)
             self._selector = selectors.DefaultSelector()  # an answer or a death wakes us up
             for w, sl in enumerate(self._slices):
                 parent_conn, child_conn = ctx.Pipe()
