@@ -13,6 +13,9 @@ Variants (``--config=experiments/configs/collect.py:VARIANT``):
   containers");
 - ``container_colours``: the same with only the pick-and-place containers recoloured
   (``parrot/GraspTrain-v0``, ``parrot/PickPlaceTrainContainerColours-v0``);
+- ``dark_containers``: half of the pick-and-place containers in dark colours only (HSV
+  value 0.05-0.25, ``parrot/PickPlaceTrainDarkContainers-v0``), every other colour the
+  library's;
 the training-set variants combine with ``tiny``, e.g. ``recoloured,tiny``
 (``parrot_jax.envs.tasks.TRAINING_SETS``).
 """

@@ -113,8 +113,10 @@ class ManipulationEnv(gym.Env):
         xy = scene.sample_positions(rng, footprints)
         yaws = rng.uniform(-np.pi, np.pi, size=len(footprints))
         if self.task.recolour_objects or self.task.recolour_container:
-            specs = [_recolour(rng, self.task.recolour_objects, s) for s in specs]
-            self._container = _recolour(rng, self.task.recolour_container, self._container)
+            value = self.task.recolour_value
+            specs = [_recolour(rng, self.task.recolour_objects, s, value) for s in specs]
+            self._container = _recolour(rng, self.task.recolour_container, self._container,
+                                        value)
         if self.container_rgba is not None:
             self._container = dataclasses.replace(self._container, rgba=self.container_rgba,
                                                   accent_rgba=self.container_rgba)
@@ -240,13 +242,15 @@ class ManipulationEnv(gym.Env):
         }
 
 
-def _recolour(rng: np.random.Generator, share: float, spec):
+def _recolour(rng: np.random.Generator, share: float, spec,
+              value: tuple[float, float] = tasks.RECOLOUR_VALUE):
     """``spec`` (an object's or the container's; None stays None) in a random colour with
-    probability ``share`` (``tasks.TaskSpec.recolour_*``); geometry is cached by name, so a
-    recoloured spec spawns as fast as its library one."""
+    probability ``share`` (``tasks.TaskSpec.recolour_*``): hue and saturation uniform, HSV
+    value uniform in ``value``. Geometry is cached by name, so a recoloured spec spawns as
+    fast as its library one."""
     if spec is None or not share or rng.random() >= share:
         return spec
-    rgb = colorsys.hsv_to_rgb(rng.random(), rng.random(), rng.uniform(*tasks.RECOLOUR_VALUE))
+    rgb = colorsys.hsv_to_rgb(rng.random(), rng.random(), rng.uniform(*value))
     return dataclasses.replace(spec, rgba=(*rgb, 1.0))
 
 

@@ -1,12 +1,14 @@
 """The gymnasium envs: spaces, registration, determinism, action handling, errors."""
 
+import colorsys
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import parrot_jax.envs as envs
-from parrot_jax.envs import containers, manipulation, objects, scene
+from parrot_jax.envs import containers, manipulation, objects, scene, tasks
 from parrot_jax.envs.manipulation import ManipulationEnv
 
 PAPER_TEST_IDS = (
@@ -100,6 +102,29 @@ def test_container_colours_recolour_the_container_alone():
         assert 1 <= changed <= 7
     finally:
         env.close()
+
+
+def test_dark_containers_draw_half_the_containers_dark_and_nothing_else():
+    env = ManipulationEnv("parrot/PickPlaceTrainDarkContainers-v0")
+    plain = ManipulationEnv("parrot/PickPlaceTrain-v0")
+    try:
+        values = []
+        for seed in range(12):
+            obs, _ = env.reset(seed=seed)
+            plain_obs, _ = plain.reset(seed=seed)
+            library = containers.get_container(env.scene_container)
+            assert all(spec.rgba == objects.get_object(spec.name).rgba
+                       for spec in env._drawn_specs)
+            assert env.scene_container == plain.scene_container  # the same scene
+            if env._container.rgba != library.rgba:
+                values.append(colorsys.rgb_to_hsv(*env._container.rgba[:3])[2])
+            else:
+                np.testing.assert_array_equal(obs, plain_obs)
+        assert 3 <= len(values) <= 9  # about half
+        assert all(tasks.DARK_VALUE[0] <= v <= tasks.DARK_VALUE[1] for v in values), values
+    finally:
+        env.close()
+        plain.close()
 
 
 def test_container_rgba_redraws_the_container_in_the_same_scene():
