@@ -39,12 +39,12 @@ class TaskSpec:
     lift_height: float = 0.05  # grasp: metres between table and the object's bottom
     # Probability that each object (recolour_objects) and the container (recolour_container)
     # is drawn in a random colour on reset (hue and saturation uniform, value uniform in
-    # RECOLOUR_VALUE: black to white), after the scene's objects, positions and yaws, so a
-    # seed's scene is the one of the same task without it, in other colours. 0: every thing
-    # in its library colour.
+    # recolour_value: by default RECOLOUR_VALUE, black to white), after the scene's
+    # objects, positions and yaws, so a seed's scene is the one of the same task without
+    # it, in other colours. 0: every thing in its library colour.
     recolour_objects: float = 0.0
     recolour_container: float = 0.0
-    recolour_value: tuple[float, float] = RECOLOUR_VALUE  # the HSV value's range
+    recolour_value: tuple[float, float] = RECOLOUR_VALUE
 
     @property
     def env_id(self) -> str:
