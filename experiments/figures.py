@@ -97,12 +97,16 @@ def final_agents(workdir: str, seeds: list[list[str]]) -> dict[str, dict]:
     """``{way of acting: {"steps", "successes", "episodes", "rates" (one per seed, at its
     last checkpoint evaluated that way), "first_steps", "first_successes",
     "first_episodes", "first_rates" (at its first), "mean", "std", "first_mean",
-    "pooled", "first_pooled", "seeds"}}``; a seed of several runs (one per task) counts
-    when all of them were evaluated, at their mean.
+    "pooled", "first_pooled", "seeds", "first_seeds"}}``; a seed of several runs (one per
+    task) counts when all of them were evaluated, at their mean.
 
     ``mean`` is the mean of the seeds' rates; ``pooled`` is sum(successes) / sum(episodes)
     over the seeds, which weighs each episode alike where seeds were scored on different
-    episode counts (a seed's 600 episodes against another's 200)."""
+    episode counts (a seed's 600 episodes against another's 200). The ``first_*`` lists
+    hold only the seeds scored at a checkpoint before their last (``first_seeds`` of
+    them): a seed scored once has no start to compare with, and counting its last
+    checkpoint as its first would pull the ratios toward 1. ``first_mean`` and
+    ``first_pooled`` are None where no seed has one."""
     per_mode: dict[str, dict] = {}
     for runs in seeds:
         groups: dict[str, list[list[dict]]] = {}
@@ -121,15 +125,20 @@ def final_agents(workdir: str, seeds: list[list[str]]) -> dict[str, dict]:
             row["successes"].append(sum(s["successes"] for s in lasts))
             row["episodes"].append(sum(s["episodes"] for s in lasts))
             row["rates"].append(float(np.mean([s["success_rate"] for s in lasts])))
+            if any(len(g) < 2 for g in evaluated):
+                continue
             row["first_steps"].append(max(s["step"] for s in firsts))
             row["first_successes"].append(sum(s["successes"] for s in firsts))
             row["first_episodes"].append(sum(s["episodes"] for s in firsts))
             row["first_rates"].append(float(np.mean([s["success_rate"] for s in firsts])))
     for row in per_mode.values():
+        started = bool(row["first_rates"])
         row.update(mean=float(np.mean(row["rates"])), std=float(np.std(row["rates"])),
-                   first_mean=float(np.mean(row["first_rates"])), seeds=len(row["rates"]),
+                   first_mean=float(np.mean(row["first_rates"])) if started else None,
+                   seeds=len(row["rates"]), first_seeds=len(row["first_rates"]),
                    pooled=sum(row["successes"]) / sum(row["episodes"]),
-                   first_pooled=sum(row["first_successes"]) / sum(row["first_episodes"]))
+                   first_pooled=(sum(row["first_successes"]) / sum(row["first_episodes"])
+                                 if started else None))
     return per_mode
 
 
@@ -185,19 +194,25 @@ def _final_agents_table(data: dict) -> list[str]:
             for mode, f in c.get("final", {}).items():
                 seeds = ", ".join(f"{s} of {e}" for s, e in zip(f["successes"], f["episodes"]))
                 ratio = (f"{f['mean'] / f['first_mean']:.2f}x" if f["first_mean"] else "-")
-                pooled = (f"{sum(f['successes'])} of {sum(f['episodes'])} vs "
-                          f"{sum(f['first_successes'])} of {sum(f['first_episodes'])}")
+                pooled = f"{sum(f['successes'])} of {sum(f['episodes'])} vs "
+                pooled += (f"{sum(f['first_successes'])} of {sum(f['first_episodes'])}"
+                           if f["first_seeds"] else "-")
                 if f["first_pooled"]:
                     pooled += f": {f['pooled'] / f['first_pooled']:.2f}x"
-                first, last = rl_curves.span(f["first_steps"]), rl_curves.span(f["steps"])
+                first = "- (scored once)"
+                if f["first_seeds"]:
+                    first = f"{rl_curves.span(f['first_steps'])}: {f['first_mean']:.3f}"
+                    if f["first_seeds"] < f["seeds"]:
+                        first += f" ({f['first_seeds']} of {f['seeds']} seeds)"
+                last = rl_curves.span(f["steps"])
                 rows.append(f"| {panel['title']} | {c['label']} | {mode} | "
-                            f"{f['seeds']} of {len(c['runs'])} | {first}: "
-                            f"{f['first_mean']:.3f} | {last}: {seeds} | "
+                            f"{f['seeds']} of {len(c['runs'])} | {first} | {last}: {seeds} | "
                             f"{_cell(f['mean'], f['std'], f['seeds'])} | {ratio} | {pooled} |")
     if not rows:
         return []
     return ["", "Checkpoints scored by `experiments.evaluate` (`RUN/eval/*.json`): each "
-            "seed's first and last, mean ± std over seeds; last / first of the means, and "
+            "seed's first and last (a seed scored at one checkpoint counts only in the "
+            "last), mean ± std over seeds; last / first of the means, and "
             "of the episodes pooled over seeds (which weighs each episode alike where seeds "
             "were scored on different episode counts).", "",
             "| panel | method | actions | seeds | first checkpoint: success | last checkpoint: "

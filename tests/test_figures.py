@@ -113,22 +113,25 @@ def test_final_agents_and_how_the_runs_acted(sweep):
     np.testing.assert_allclose(final["sampled"]["rates"], [0.15, 0.2])
     np.testing.assert_allclose([final["sampled"]["mean"], final["sampled"]["std"]], [0.175, 0.025])
     assert final["mode"]["seeds"] == 1 and final["mode"]["rates"] == [0.3]
-    np.testing.assert_allclose(final["sampled"]["first_rates"], [0.45, 0.2])
-    assert final["sampled"]["first_steps"] == [10, 20]
-    # Pooled: 130 of 800 episodes at the last checkpoints against 130 of 400 at the first
-    # (0.50x), where the mean of the rates reads 0.175 / 0.325 = 0.54x.
-    assert final["sampled"]["first_successes"] == [90, 40]
-    assert final["sampled"]["first_episodes"] == [200, 200]
+    # Seed 1 was scored at its last checkpoint only: it has no start, so the first
+    # checkpoint's columns hold seed 0 alone rather than seed 1's last read as its first.
+    np.testing.assert_allclose(final["sampled"]["first_rates"], [0.45])
+    assert final["sampled"]["first_steps"] == [10] and final["sampled"]["first_seeds"] == 1
+    # Pooled: 130 of 800 episodes at the last checkpoints against 90 of 200 at the first
+    # (0.36x), where the mean of the rates reads 0.175 / 0.45 = 0.39x.
+    assert final["sampled"]["first_successes"] == [90]
+    assert final["sampled"]["first_episodes"] == [200]
     np.testing.assert_allclose([final["sampled"]["pooled"], final["sampled"]["first_pooled"]],
-                               [130 / 800, 130 / 400])
-    assert ("| T | A | sampled | 2 of 3 | 10-20: 0.325 | 20: 90 of 600, 40 of 200 | "
-            "0.17 ± 0.03 | 0.54x | 130 of 800 vs 130 of 400: 0.50x |") in table
-    assert ("| T | A | mode | 1 of 3 | 20: 0.300 | 20: 30 of 100 | 0.30 | 1.00x | "
-            "30 of 100 vs 30 of 100: 1.00x |") in table
+                               [130 / 800, 90 / 200])
+    assert ("| T | A | sampled | 2 of 3 | 10: 0.450 (1 of 2 seeds) | 20: 90 of 600, 40 of 200 | "
+            "0.17 ± 0.03 | 0.39x | 130 of 800 vs 90 of 200: 0.36x |") in table
+    assert final["mode"]["first_mean"] is None and final["mode"]["first_pooled"] is None
+    assert ("| T | A | mode | 1 of 3 | - (scored once) | 20: 30 of 100 | 0.30 | - | "
+            "30 of 100 vs - |") in table
     assert ("| T | B | sampled | 1 of 3 | 0: 0.000 | 20: 3 of 100 | 0.03 | - | "
             "3 of 100 vs 0 of 100 |") in table
-    assert ("| U and V | C | sampled | 1 of 2 | 10: 0.200 | 10: 40 of 200 | 0.20 | 1.00x | "
-            "40 of 200 vs 40 of 200: 1.00x |") in table
+    assert ("| U and V | C | sampled | 1 of 2 | - (scored once) | 10: 40 of 200 | 0.20 | - | "
+            "40 of 200 vs - |") in table
 
 
 def test_unknown_or_missing_figures_are_named(sweep, tmp_path_factory):
