@@ -23,10 +23,16 @@ demo: $(VENV)/.installed
 showcase: $(VENV)/.installed
 	$(PY) -m experiments.showcase_envs --workdir=runs/showcase
 
-# One pytest worker per core; each test file stays on one worker, so a module fixture
-# (the tiny all-figure sweep) runs once. TEST_WORKERS=0 runs in this process.
+# Two passes (tests/conftest.py): every test on one CPU device, then those marked
+# multi_device on four host devices; both run, and either failing fails the target. One
+# pytest worker per core; each test file stays on one worker, so a module fixture (the
+# tiny all-figure sweep) runs once. TEST_WORKERS=0 runs in this process.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	status=0; \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not multi_device" tests || status=1; \
+	PARROT_JAX_TEST_DEVICES=4 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	    -m multi_device tests || status=1; \
+	exit $$status
 
 # The CUDA 12 build of the pinned JAX (NVIDIA GPUs, Linux x86_64) in the same venv.
 install-gpu: $(VENV)/.installed

@@ -1,5 +1,12 @@
-"""Test-wide setup: four host CPU devices, so multi-device code runs without a GPU, one
-compilation cache for the whole session, and the slowest test files first.
+"""Test-wide setup: how many host CPU devices, one compilation cache for the whole
+session, and the slowest test files first.
+
+Tests run on one CPU device, except those marked ``multi_device`` (meshes, sharding, one
+device against four, multi-host), which need four host devices so that multi-device code
+runs without a GPU: ``PARROT_JAX_TEST_DEVICES=4 pytest -m multi_device``. ``make test``
+runs both passes; with fewer devices a ``multi_device`` test is skipped, saying so. Why two
+passes: four host devices on two cores split every program of every test four ways (and
+add the collectives), which cost the suite about a fifth of its time (README).
 
 XLA reads the flag when the backend starts, and JAX its cache settings when it is
 imported, so both are set before any test imports JAX.
@@ -9,8 +16,17 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
+MULTI_DEVICE = 4  # what a multi_device test needs (and asserts against)
+DEVICES_VAR = "PARROT_JAX_TEST_DEVICES"
+DEVICES = os.environ.get(DEVICES_VAR, "1")
+if DEVICES not in ("1", str(MULTI_DEVICE)):
+    raise ValueError(f"{DEVICES_VAR}={DEVICES!r}; expected 1 (the default) or {MULTI_DEVICE} "
+                     "(for the tests marked multi_device)")
+DEVICES = int(DEVICES)
 os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=4"]).strip()
+    [os.environ.get("XLA_FLAGS", ""), f"--xla_force_host_platform_device_count={DEVICES}"]).strip()
 
 # Many tests (and every job of the tiny sweeps, in their child processes) compile the same
 # tiny programs; JAX's persistent cache keys an executable by its HLO, flags and versions,
@@ -33,6 +49,12 @@ def pytest_collection_modifyitems(items):
         path = item.nodeid.split("::")[0]
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
     items.sort(key=rank)
+    if DEVICES < MULTI_DEVICE:
+        skip = pytest.mark.skip(reason=f"needs {MULTI_DEVICE} host devices: {DEVICES_VAR}="
+                                       f"{MULTI_DEVICE} pytest -m multi_device (make test runs it)")
+        for item in items:
+            if item.get_closest_marker("multi_device"):
+                item.add_marker(skip)
 
 
 def pytest_unconfigure(config):

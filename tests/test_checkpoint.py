@@ -124,6 +124,7 @@ def test_unfinished_checkpoint_is_ignored(tmp_path):
     reopened.close()
 
 
+@pytest.mark.multi_device
 def test_restore_onto_a_mesh(tmp_path):
     mesh = parallel.make_mesh(4)
     state = jax.device_put(_state(), parallel.replicated(mesh))
@@ -162,8 +163,8 @@ def _claim_other_devices(step_dir: str, device_ids: list[int]) -> int:
 
 def test_a_checkpoint_from_other_devices_loads_and_resumes_here(tmp_path):
     """A prior trained elsewhere (its checkpoint records an 8-device mesh, ids 0-7, that
-    this 4-device machine lacks) loads with ``load_prior`` and resumes training: restores
-    lay arrays out for this machine, never as recorded."""
+    this machine's one device lacks) loads with ``load_prior`` and resumes training:
+    restores lay arrays out for this machine, never as recorded."""
     from experiments.configs import prior as prior_config
     from parrot_jax.data.synthetic import write_synthetic_dataset
     from parrot_jax.flows import train

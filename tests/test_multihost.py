@@ -19,7 +19,8 @@ from parrot_jax.data.synthetic import write_synthetic_dataset
 from parrot_jax.flows import train as prior_train
 from parrot_jax.flows.prior import load_prior
 
-pytestmark = pytest.mark.timeout(900)  # two processes compile and run on 2 shared cores
+# two processes compile and run on 2 shared cores; compared with one process on 4 devices
+pytestmark = [pytest.mark.timeout(900), pytest.mark.multi_device]
 
 # A sum over a batch split between two processes reduces in another order than within one:
 # the prior's parameters differ by float rounding; SAC's, whose critic targets feed on its

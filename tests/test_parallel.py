@@ -5,6 +5,8 @@ import pytest
 
 from parrot_jax import parallel
 
+pytestmark = pytest.mark.multi_device  # meshes over the 4 host devices
+
 
 def test_make_mesh_default_uses_all_devices():
     mesh = parallel.make_mesh()

@@ -104,13 +104,13 @@ def test_offline_figure_reuses_fig5_runs_and_is_plotted(tiny):
 @pytest.mark.fault
 def test_child_processes_report_a_failure_and_resume(tmp_path):
     workdir = str(tmp_path)
-    # 4 host devices (tests/conftest.py) cannot split a batch of 30: the prior job fails.
+    # A batch of 0 is refused by the prior's binary: the prior job fails.
     failed = _sweep(CONFIG + "fig4,tiny", f"--workdir={workdir}", "--processes=2",
-                    "--config.prior.batch_size=30", ok=False)
+                    "--config.prior.batch_size=0", ok=False)
     assert "1 jobs ran, 0 were done before, 1 failed, 1 blocked" in failed
     assert "FAILED priors/both_24: exit code 1" in failed
     log = open(os.path.join(workdir, "logs", "priors", "both_24.log")).read()
-    assert "batch_size=30 must be a positive multiple of 4" in log
+    assert "config.batch_size=0; expected a positive integer" in log
     assert "Not run yet" in open(os.path.join(workdir, "results.md")).read()
 
     resumed = _sweep(CONFIG + "fig4,tiny", f"--workdir={workdir}", "--processes=2")

@@ -135,6 +135,7 @@ def test_fused_updates_match_single_updates():
                  fused.actor_params, single.actor_params)
 
 
+@pytest.mark.multi_device
 @pytest.mark.parametrize("agent_name", ["sac", "iql", "awac"])  # the same programs
 def test_one_device_matches_four(agent_name):
     from parrot_jax.agents.programs import compile_programs

@@ -77,6 +77,7 @@ def test_vmapped_agents_equal_single_runs(name, fused, over):
     assert not np.allclose(jax.tree.leaves(a)[0], jax.tree.leaves(b)[0])
 
 
+@pytest.mark.multi_device
 def test_the_agent_axis_is_split_over_devices_when_it_divides():
     agent = _agent("sac")
     keys = [jax.random.key(s) for s in range(4)]

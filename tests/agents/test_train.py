@@ -66,7 +66,10 @@ def _rows(workdir):
     return metrics.read_jsonl(os.path.join(workdir, metrics.JSONL))
 
 
-@pytest.mark.parametrize("agent", ["parrot", "sac", "bc_sac", "prior_explore", "iql", "awac",
+# PARROT's on the 4 host devices (the multi_device pass): its update sharded, the frozen
+# flow included, trained, restored and evaluated end to end.
+@pytest.mark.parametrize("agent", [pytest.param("parrot", marks=pytest.mark.multi_device),
+                                   "sac", "bc_sac", "prior_explore", "iql", "awac",
                                    "vae_features", "hirl"])
 def test_every_agent_trains_checkpoints_and_restores(agent, prior_dir, dataset_dir, vae_dir,
                                                      cvae_dir, tmp_path):

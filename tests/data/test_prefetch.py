@@ -38,7 +38,9 @@ class SlowSampler(FailingSampler):
         return self.sampler.batch(k)
 
 
-@pytest.mark.parametrize("num_devices, window", [(4, None), (4, 3), (1, None)])
+@pytest.mark.parametrize("num_devices, window", [
+    pytest.param(4, None, marks=pytest.mark.multi_device),
+    pytest.param(4, 3, marks=pytest.mark.multi_device), (1, None)])
 def test_yields_sampler_batches_in_order_with_sharding(num_devices, window):
     sampler = BatchSampler(make_dataset(), 8, seed=0, window=window)
     sharding = parallel.batch_sharding(parallel.make_mesh(num_devices))
@@ -84,7 +86,7 @@ def test_close_stops_threads_and_cancels_pending_work():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(), r"batch_size=6.*4 devices"),
+    pytest.param(dict(), r"batch_size=6.*4 devices", marks=pytest.mark.multi_device),
     (dict(buffer_size=0), r"buffer_size=0"),
     (dict(num_threads=0), r"num_threads=0"),
     (dict(start=-1), r"start=-1"),

@@ -44,7 +44,8 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight(dataset, tmp_path_factory):
-    """20 uninterrupted steps on 4 devices, checkpoints at 10 and 20."""
+    """20 uninterrupted steps on every device (4 in the multi_device pass), checkpoints at
+    10 and 20."""
     workdir = str(tmp_path_factory.mktemp("straight"))
     return workdir, train.train_and_evaluate(_config(dataset), workdir)
 
@@ -70,6 +71,7 @@ def test_first_loss_is_that_of_tanh_of_a_standard_normal(dataset, tmp_path):
                                rtol=1e-5)
 
 
+@pytest.mark.multi_device  # straight trained on every device: 4 here
 def test_one_device_matches_four(dataset, straight, tmp_path):
     state = train.train_and_evaluate(_config(dataset, num_devices=1), str(tmp_path))
     jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
@@ -226,12 +228,16 @@ def test_bad_settings_are_named(dataset, tmp_path):
     with pytest.raises(ValueError, match=r"config.log_every=10 is not a multiple of "
                                          r"config.steps_per_dispatch=4"):
         train.train_and_evaluate(_config(dataset, steps_per_dispatch=4), str(tmp_path))
-    with pytest.raises(ValueError, match="batch_size=30 must be a positive multiple of 4"):
-        train.train_and_evaluate(_config(dataset, batch_size=30), str(tmp_path))
     with pytest.raises(ValueError, match=r"config.lr_schedule='linear'; expected one of"):
         train.train_and_evaluate(_config(dataset, lr_schedule="linear"), str(tmp_path))
     with pytest.raises(ValueError, match=r"config.augment_pad=-1; expected >= 0"):
         train.train_and_evaluate(_config(dataset, augment_pad=-1), str(tmp_path))
+
+
+@pytest.mark.multi_device
+def test_a_batch_the_devices_cannot_split_is_named(dataset, tmp_path):
+    with pytest.raises(ValueError, match="batch_size=30 must be a positive multiple of 4"):
+        train.train_and_evaluate(_config(dataset, batch_size=30), str(tmp_path))
 
 
 def test_actions_depend_on_the_image_after_training(tmp_path):
