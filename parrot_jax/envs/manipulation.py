@@ -245,8 +245,8 @@ class ManipulationEnv(gym.Env):
 def _recolour(rng: np.random.Generator, share: float, spec, value: tuple[float, float]):
     """``spec`` (an object's or the container's; None stays None) in a random colour with
     probability ``share`` (``tasks.TaskSpec.recolour_*``): hue and saturation uniform, HSV
-    value uniform in ``value`` (``TaskSpec.recolour_value``). Geometry is cached by name, so a recoloured spec spawns as
-    fast as its library one."""
+    value uniform in ``value`` (``TaskSpec.recolour_value``). Geometry is cached by name,
+    so a recoloured spec spawns as fast as its library one."""
     if spec is None or not share or rng.random() >= share:
         return spec
     rgb = colorsys.hsv_to_rgb(rng.random(), rng.random(), rng.uniform(*value))
